@@ -1,0 +1,273 @@
+//! Durable file operations: identity through links, folder fsync, rename
+//! without replacing, in-kernel copies, free space.
+//!
+//! Linux first: `renameat2(RENAME_NOREPLACE)` and `copy_file_range`. Where the
+//! kernel or file system lacks them, the documented fallbacks are a hard link
+//! plus unlink (still atomic and still refusing to replace) and a plain
+//! read/write loop.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Identity of a file: device and inode. Equal for hard links and symlinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    /// The identity of what `path` points to (following symlinks).
+    pub fn of(path: &Path) -> io::Result<FileId> {
+        let meta = std::fs::metadata(path)?;
+        Ok(FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+}
+
+/// Whether `a` and `b` are the same file (through symlinks and hard links).
+/// A path that does not exist is the same as nothing.
+pub fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
+    match (FileId::of(a), FileId::of(b)) {
+        (Ok(x), Ok(y)) => Ok(x == y),
+        (Err(e), _) | (_, Err(e)) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// The folder holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `fsync` a folder, so that a rename or unlink in it survives a power cut.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Renames `from` to `to` atomically, failing with `AlreadyExists` if `to`
+/// exists: `renameat2(RENAME_NOREPLACE)`, or where the file system does not
+/// support it, `link` + `unlink` (which refuses to replace just the same).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let (f, t) = (cstring(from)?, cstring(to)?);
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them
+    // relative to the working directory, as `rename(2)` does.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+            std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        _ => Err(err),
+    }
+}
+
+/// Exchanges `a` and `b` atomically (`renameat2(RENAME_EXCHANGE)`). Returns
+/// `Unsupported` where the file system cannot; callers choose their fallback.
+pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
+    let (x, y) = (cstring(a)?, cstring(b)?);
+    // SAFETY: as in `rename_noreplace`.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            x.as_ptr(),
+            libc::AT_FDCWD,
+            y.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+            Err(io::Error::new(io::ErrorKind::Unsupported, err))
+        }
+        _ => Err(err),
+    }
+}
+
+/// Bytes available to an unprivileged writer in the file system holding `dir`.
+pub fn available_space(dir: &Path) -> io::Result<u64> {
+    let c = cstring(dir)?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid path and `st` a writable statvfs buffer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs succeeded and filled the buffer.
+    let st = unsafe { st.assume_init() };
+    Ok(u64::from(st.f_bavail) * u64::from(st.f_frsize))
+}
+
+/// Whether the calling process may create files in `dir` (`access(W_OK|X_OK)`).
+pub fn dir_writable(dir: &Path) -> io::Result<bool> {
+    let c = cstring(dir)?;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    let rc = unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EROFS) | Some(libc::EPERM) => Ok(false),
+        _ => Err(err),
+    }
+}
+
+/// Copies `len` bytes from the start of `src` to the start of `dst`, in the
+/// kernel where it can (`copy_file_range`, which shares extents on file
+/// systems with reflinks), calling `progress(copied)` after each chunk and
+/// stopping early with `Interrupted` when `cancelled()` says so.
+pub fn copy_range(
+    src: &File,
+    dst: &File,
+    len: u64,
+    progress: &mut dyn FnMut(u64),
+    cancelled: &dyn Fn() -> bool,
+) -> io::Result<()> {
+    const CHUNK: u64 = 64 << 20;
+    let mut off_in: libc::loff_t = 0;
+    let mut off_out: libc::loff_t = 0;
+    let mut copied = 0u64;
+    while copied < len {
+        if cancelled() {
+            return Err(io::Error::from(io::ErrorKind::Interrupted));
+        }
+        let want = (len - copied).min(CHUNK) as usize;
+        // SAFETY: both descriptors are open; the offsets are ours.
+        let n = unsafe {
+            libc::copy_file_range(src.as_raw_fd(), &mut off_in, dst.as_raw_fd(), &mut off_out, want, 0)
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::EXDEV | libc::ENOSYS | libc::EOPNOTSUPP | libc::EINVAL) if copied == 0 => {
+                    copy_by_reading(src, dst, len, progress, cancelled)
+                }
+                Some(libc::EINTR) => continue,
+                _ => Err(err),
+            };
+        }
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("source ended after {copied} of {len} bytes"),
+            ));
+        }
+        copied += n as u64;
+        progress(copied);
+    }
+    Ok(())
+}
+
+fn copy_by_reading(
+    mut src: &File,
+    mut dst: &File,
+    len: u64,
+    progress: &mut dyn FnMut(u64),
+    cancelled: &dyn Fn() -> bool,
+) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    src.seek(SeekFrom::Start(0))?;
+    dst.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut copied = 0u64;
+    while copied < len {
+        if cancelled() {
+            return Err(io::Error::from(io::ErrorKind::Interrupted));
+        }
+        let want = (len - copied).min(buf.len() as u64) as usize;
+        let n = src.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("source ended after {copied} of {len} bytes"),
+            ));
+        }
+        dst.write_all(&buf[..n])?;
+        copied += n as u64;
+        progress(copied);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_file_sees_through_links() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a");
+        std::fs::write(&a, b"x").expect("write");
+        let hard = dir.path().join("hard");
+        std::fs::hard_link(&a, &hard).expect("link");
+        let soft = dir.path().join("soft");
+        std::os::unix::fs::symlink(&a, &soft).expect("symlink");
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"x").expect("write");
+        assert!(same_file(&a, &hard).expect("same"));
+        assert!(same_file(&a, &soft).expect("same"));
+        assert!(!same_file(&a, &other).expect("same"));
+        assert!(!same_file(&a, &dir.path().join("missing")).expect("same"));
+    }
+
+    #[test]
+    fn rename_noreplace_refuses_to_replace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"new").expect("write");
+        std::fs::write(&b, b"old").expect("write");
+        let err = rename_noreplace(&a, &b).expect_err("must refuse");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&b).expect("read"), b"old");
+        std::fs::remove_file(&b).expect("rm");
+        rename_noreplace(&a, &b).expect("rename");
+        assert_eq!(std::fs::read(&b).expect("read"), b"new");
+        assert!(!a.exists());
+    }
+
+    #[test]
+    fn copy_range_copies_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, &data).expect("write");
+        let src = File::open(&a).expect("open");
+        let dst = File::create(&b).expect("create");
+        let mut last = 0;
+        copy_range(&src, &dst, data.len() as u64, &mut |n| last = n, &|| false).expect("copy");
+        assert_eq!(last, data.len() as u64);
+        assert_eq!(std::fs::read(&b).expect("read"), data);
+    }
+}

@@ -1,0 +1,27 @@
+//! Low-level care for SQLite database files on disk.
+//!
+//! What it does:
+//! - [`Header`]: reads and checks the 100-byte database header without SQLite
+//!   (page size, page count, WAL flag, text encoding, `user_version`, …), so a
+//!   file that is not a database, or is truncated, is refused before SQLite
+//!   ever opens it.
+//! - [`Sidecars`]: what lies beside a database (`-wal`, `-shm`, `-journal`), and
+//!   whether a `-journal` is live (a header that SQLite would roll back) or an
+//!   inactive leftover of `journal_mode=TRUNCATE`/`PERSIST`.
+//! - [`open_read_only`]: opens a database for reading so that its bytes and its
+//!   folder are left exactly as found (the rule measured in
+//!   `shared/notes/sqlite-traps.md`).
+//! - [`fs`]: the durable file operations every writer needs: same-file checks
+//!   through links, `fsync` of a folder, rename without replacing, free space.
+//!
+//! What it does not do: it never writes a database, never deletes a sidecar and
+//! never repairs anything. Callers decide; this crate only looks and reports.
+
+pub mod fs;
+mod header;
+mod open;
+mod sidecars;
+
+pub use header::{Encoding, Header, HeaderError, JournalFlag, HEADER_LEN};
+pub use open::{open_read_only, OpenMode, ReadOnlyDb};
+pub use sidecars::{sidecar_path, JournalState, Sidecar, Sidecars};
