@@ -1,1 +1,18 @@
-fn main() {}
+//! The `snapshot` binary: a thin shell around [`snapshot::cli`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "snapshot", version, about, long_about = None)]
+#[command(after_help = "Exit codes: 0 done, 2 bad input or usage, 3 refused to protect data, 4 I/O or internal error.")]
+struct Cli {
+    #[command(flatten)]
+    args: snapshot::cli::SnapshotArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    snapshot::cli::run(&cli.args).into()
+}

@@ -146,33 +146,22 @@ pub fn dir_writable(dir: &Path) -> io::Result<bool> {
 
 /// Copies `len` bytes from the start of `src` to the start of `dst`, in the
 /// kernel where it can (`copy_file_range`, which shares extents on file
-/// systems with reflinks), calling `progress(copied)` after each chunk and
-/// stopping early with `Interrupted` when `cancelled()` says so.
-pub fn copy_range(
-    src: &File,
-    dst: &File,
-    len: u64,
-    progress: &mut dyn FnMut(u64),
-    cancelled: &dyn Fn() -> bool,
-) -> io::Result<()> {
+/// systems with reflinks). After each chunk it calls `keep_going(copied)`,
+/// and stops with `Interrupted` when that answers `false`.
+pub fn copy_range(src: &File, dst: &File, len: u64, keep_going: &mut dyn FnMut(u64) -> bool) -> io::Result<()> {
     const CHUNK: u64 = 64 << 20;
     let mut off_in: libc::loff_t = 0;
     let mut off_out: libc::loff_t = 0;
     let mut copied = 0u64;
     while copied < len {
-        if cancelled() {
-            return Err(io::Error::from(io::ErrorKind::Interrupted));
-        }
         let want = (len - copied).min(CHUNK) as usize;
         // SAFETY: both descriptors are open; the offsets are ours.
-        let n = unsafe {
-            libc::copy_file_range(src.as_raw_fd(), &mut off_in, dst.as_raw_fd(), &mut off_out, want, 0)
-        };
+        let n = unsafe { libc::copy_file_range(src.as_raw_fd(), &mut off_in, dst.as_raw_fd(), &mut off_out, want, 0) };
         if n < 0 {
             let err = io::Error::last_os_error();
             return match err.raw_os_error() {
                 Some(libc::EXDEV | libc::ENOSYS | libc::EOPNOTSUPP | libc::EINVAL) if copied == 0 => {
-                    copy_by_reading(src, dst, len, progress, cancelled)
+                    copy_by_reading(src, dst, len, keep_going)
                 }
                 Some(libc::EINTR) => continue,
                 _ => Err(err),
@@ -185,7 +174,9 @@ pub fn copy_range(
             ));
         }
         copied += n as u64;
-        progress(copied);
+        if !keep_going(copied) {
+            return Err(io::Error::from(io::ErrorKind::Interrupted));
+        }
     }
     Ok(())
 }
@@ -194,8 +185,7 @@ fn copy_by_reading(
     mut src: &File,
     mut dst: &File,
     len: u64,
-    progress: &mut dyn FnMut(u64),
-    cancelled: &dyn Fn() -> bool,
+    keep_going: &mut dyn FnMut(u64) -> bool,
 ) -> io::Result<()> {
     use std::io::{Seek, SeekFrom};
     src.seek(SeekFrom::Start(0))?;
@@ -203,9 +193,6 @@ fn copy_by_reading(
     let mut buf = vec![0u8; 1 << 20];
     let mut copied = 0u64;
     while copied < len {
-        if cancelled() {
-            return Err(io::Error::from(io::ErrorKind::Interrupted));
-        }
         let want = (len - copied).min(buf.len() as u64) as usize;
         let n = src.read(&mut buf[..want])?;
         if n == 0 {
@@ -216,7 +203,9 @@ fn copy_by_reading(
         }
         dst.write_all(&buf[..n])?;
         copied += n as u64;
-        progress(copied);
+        if !keep_going(copied) {
+            return Err(io::Error::from(io::ErrorKind::Interrupted));
+        }
     }
     Ok(())
 }
@@ -266,7 +255,11 @@ mod tests {
         let src = File::open(&a).expect("open");
         let dst = File::create(&b).expect("create");
         let mut last = 0;
-        copy_range(&src, &dst, data.len() as u64, &mut |n| last = n, &|| false).expect("copy");
+        copy_range(&src, &dst, data.len() as u64, &mut |n| {
+            last = n;
+            true
+        })
+        .expect("copy");
         assert_eq!(last, data.len() as u64);
         assert_eq!(std::fs::read(&b).expect("read"), data);
     }

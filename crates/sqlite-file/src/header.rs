@@ -124,10 +124,7 @@ impl Header {
         let pages = u64::from(header.page_count.unwrap_or(1).max(1));
         let expected = pages * u64::from(header.page_size);
         if len < expected {
-            return Err(HeaderError::Truncated {
-                actual: len,
-                expected,
-            });
+            return Err(HeaderError::Truncated { actual: len, expected });
         }
         Ok(header)
     }

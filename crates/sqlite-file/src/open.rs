@@ -11,11 +11,15 @@
 //!   both and leave them behind, so it is opened read-write with
 //!   `PRAGMA query_only=1`. The last connection to close then removes what it
 //!   created; no byte of the database changes.
+//! - The same, in a folder this process cannot write: no writer can exist
+//!   (it could not create a `-wal` either), so the file alone is the whole
+//!   state and it is opened `immutable=1`.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::fs::{dir_writable, parent_dir};
 use crate::{Header, JournalFlag, Sidecars};
 
 /// How [`open_read_only`] opened the file.
@@ -25,13 +29,15 @@ pub enum OpenMode {
     ReadOnly,
     /// `SQLITE_OPEN_READWRITE` with `PRAGMA query_only=1`: no statement can write.
     QueryOnly,
+    /// Read-only with `immutable=1`: a WAL-mode file with no sidecars in a
+    /// folder nobody here can write to.
+    Immutable,
 }
 
 /// A connection that cannot write, opened by [`open_read_only`].
 #[derive(Debug)]
 pub struct ReadOnlyDb {
-    /// The connection. Foreign-key enforcement and everything else are left
-    /// at the library defaults; nothing this connection runs can write.
+    /// The connection. Nothing it runs can write the database.
     pub conn: Connection,
     /// How it was opened.
     pub mode: OpenMode,
@@ -40,23 +46,55 @@ pub struct ReadOnlyDb {
 }
 
 /// Opens the database at `path` so that reading it leaves the file and its
-/// folder as they were found. The caller has already checked the header.
+/// folder as they were found. The caller has already checked the header and
+/// looked at the sidecars.
 pub fn open_read_only(path: &Path, header: &Header, sidecars: &Sidecars) -> rusqlite::Result<ReadOnlyDb> {
     let no_sidecar = sidecars.wal.is_none() && sidecars.shm.is_none();
-    let (flags, mode) = if header.journal == JournalFlag::Wal && no_sidecar {
-        (OpenFlags::SQLITE_OPEN_READ_WRITE, OpenMode::QueryOnly)
+    let mode = if header.journal == JournalFlag::Wal && no_sidecar {
+        if dir_writable(parent_dir(path)).unwrap_or(false) {
+            OpenMode::QueryOnly
+        } else {
+            OpenMode::Immutable
+        }
     } else {
-        (OpenFlags::SQLITE_OPEN_READ_ONLY, OpenMode::ReadOnly)
+        OpenMode::ReadOnly
     };
-    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    if mode == OpenMode::QueryOnly {
-        conn.pragma_update(None, "query_only", true)?;
-    }
+    let conn = match mode {
+        OpenMode::ReadOnly => {
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?
+        }
+        OpenMode::QueryOnly => {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.pragma_update(None, "query_only", true)?;
+            conn
+        }
+        OpenMode::Immutable => Connection::open_with_flags(
+            format!("file:{}?immutable=1", uri_path(path)),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )?,
+    };
     Ok(ReadOnlyDb {
         conn,
         mode,
         path: path.to_owned(),
     })
+}
+
+/// Percent-encodes a path for an SQLite `file:` URI.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -82,7 +120,7 @@ mod tests {
         out
     }
 
-    fn read_everything(path: &Path) {
+    fn read_everything(path: &Path) -> OpenMode {
         let header = Header::read(path).expect("header");
         let sidecars = Sidecars::of(path).expect("sidecars");
         let db = open_read_only(path, &header, &sidecars).expect("open");
@@ -92,6 +130,7 @@ mod tests {
             .expect("count");
         assert_eq!(n, 3);
         assert!(db.conn.execute("INSERT INTO t VALUES (4)", []).is_err());
+        db.mode
     }
 
     #[test]
@@ -106,9 +145,20 @@ mod tests {
             .expect("sql");
             drop(conn);
             let before = folder(dir.path());
-            read_everything(&path);
+            let opened = read_everything(&path);
             assert_eq!(folder(dir.path()), before, "journal_mode={mode}");
-            assert!(!sidecar_path(&path, Sidecar::Wal).exists() || mode == "WAL");
+            let expected = if mode == "WAL" {
+                OpenMode::QueryOnly
+            } else {
+                OpenMode::ReadOnly
+            };
+            assert_eq!(opened, expected, "journal_mode={mode}");
+            assert!(!sidecar_path(&path, Sidecar::Wal).exists());
         }
+    }
+
+    #[test]
+    fn uri_paths_escape_what_sqlite_would_parse() {
+        assert_eq!(uri_path(Path::new("/a b/c?d#e%.db")), "/a%20b/c%3Fd%23e%25.db");
     }
 }

@@ -1,0 +1,184 @@
+//! The `snapshot` command line, shared by the `snapshot` binary and
+//! `refresh-dev snapshot`: argument definitions, output and exit codes only.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use exit_code::Exit;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::{Method, Observer, Options, Report, Snapshot};
+
+/// Copy a live SQLite database to a new file: one consistent point in time,
+/// the source never written.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SnapshotArgs {
+    /// The database to copy (PROD). It is never written, and its folder is left as found.
+    pub source: PathBuf,
+    /// The file to create. It must not exist (unless --force); its folder must.
+    pub dest: PathBuf,
+    /// Replace DEST if it exists (refused when DEST has a -wal, -shm or live -journal).
+    #[arg(long)]
+    pub force: bool,
+    /// Also run `PRAGMA quick_check` on the copy before putting it in place (~10 s per GiB).
+    #[arg(long)]
+    pub verify: bool,
+    /// How to copy: byte-copy under a shared lock (rollback mode), the backup API, or auto.
+    #[arg(long, value_enum, default_value_t = Method::Auto)]
+    pub method: Method,
+    /// Seconds to wait for SOURCE's writers to release their lock.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Print a JSON summary on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar and no summary (errors are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl SnapshotArgs {
+    /// The library's view of these arguments.
+    pub fn to_snapshot(&self) -> Snapshot {
+        Snapshot::new(
+            &self.source,
+            &self.dest,
+            Options {
+                force: self.force,
+                verify: self.verify,
+                timeout: Duration::from_secs_f64(self.timeout.max(0.0)),
+                method: self.method,
+            },
+        )
+    }
+}
+
+/// Draws progress with indicatif on a terminal, and turns SIGINT/SIGTERM
+/// into a cancellation (a second signal kills at once).
+struct Terminal {
+    bar: Option<ProgressBar>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Terminal {
+    fn new(show: bool) -> Terminal {
+        let stop = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register_conditional_shutdown(signal, Exit::Refused.code().into(), stop.clone());
+            let _ = signal_hook::flag::register(signal, stop.clone());
+        }
+        let bar = show.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_message("snapshot");
+            bar
+        });
+        Terminal { bar, stop }
+    }
+}
+
+impl Observer for Terminal {
+    fn progress(&mut self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            // Small files are done before a bar would be readable.
+            if total >= 32 << 20 {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Runs `snapshot` with parsed arguments: prints the summary or the one-line
+/// error, and returns the exit status.
+pub fn run(args: &SnapshotArgs) -> Exit {
+    let show_bar = !args.quiet && !args.json && std::io::stderr().is_terminal();
+    let mut terminal = Terminal::new(show_bar);
+    let result = args.to_snapshot().run(&mut terminal);
+    drop(terminal);
+    match result {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => {
+                        eprintln!("snapshot: error: cannot print the summary: {e}");
+                        return Exit::Failed;
+                    }
+                }
+            } else if !args.quiet {
+                print!("{}", human(&report));
+            }
+            Exit::Done
+        }
+        Err(e) => {
+            eprintln!("snapshot: error: {e}");
+            e.exit()
+        }
+    }
+}
+
+/// The human summary of a finished snapshot.
+pub fn human(r: &Report) -> String {
+    let mut out = format!(
+        "snapshot: {} -> {}: {} ({} pages of {} B), {} mode, {} in {:.2} s\n",
+        r.source.display(),
+        r.dest.display(),
+        size(r.bytes),
+        r.pages,
+        r.page_size,
+        r.journal_mode,
+        match r.method {
+            Method::ByteCopy => "byte copy under a shared lock",
+            _ => "backup API in one read transaction",
+        },
+        r.seconds,
+    );
+    match r.lock_held_seconds {
+        Some(s) => out.push_str(&format!(
+            "  source's writers were held back for at most {s:.3} s (shared lock)\n"
+        )),
+        None => out.push_str("  source's writers were never blocked (WAL readers do not block writers)\n"),
+    }
+    if r.verified {
+        out.push_str("  quick_check: ok\n");
+    }
+    for path in &r.leftovers_removed {
+        out.push_str(&format!("  removed a killed run's leftover {}\n", path.display()));
+    }
+    out
+}
+
+/// `1.5 GiB`, `12.0 MiB`, `800 B`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
