@@ -297,7 +297,7 @@ impl Snapshot {
             user_version: state.user_version,
             application_id: state.application_id,
             seconds: started.elapsed().as_secs_f64(),
-            lock_held_seconds: (header.journal == JournalFlag::Rollback).then(|| lock_held.as_secs_f64()),
+            lock_held_seconds: (header.journal == JournalFlag::Rollback).then_some(lock_held.as_secs_f64()),
             verified,
             leftovers_removed,
         })

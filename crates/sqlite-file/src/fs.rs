@@ -126,6 +126,7 @@ pub fn available_space(dir: &Path) -> io::Result<u64> {
     }
     // SAFETY: statvfs succeeded and filled the buffer.
     let st = unsafe { st.assume_init() };
+    #[allow(clippy::useless_conversion)] // the field types differ between targets
     Ok(u64::from(st.f_bavail) * u64::from(st.f_frsize))
 }
 

@@ -1,0 +1,174 @@
+//! Small helpers for the end-to-end tests: real files in temporary folders,
+//! real processes. Each test file includes this with `mod support;`.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+
+use rusqlite::Connection;
+
+/// A temporary folder that an unprivileged user can also enter.
+pub fn tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+/// Every file in `dir` with its bytes (`-shm` files by name only: SQLite
+/// readers move their read marks, as any WAL reader does).
+pub fn folder(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            let name = e.file_name().to_string_lossy().into_owned();
+            let bytes = if name.ends_with("-shm") || e.path().is_dir() {
+                Vec::new()
+            } else {
+                std::fs::read(e.path()).expect("read")
+            };
+            (name, bytes)
+        })
+        .collect()
+}
+
+/// The names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    folder(dir).into_keys().collect()
+}
+
+/// Creates a database at `path` in `journal_mode` by running `sql`.
+pub fn make_db(path: &Path, journal_mode: &str, sql: &str) {
+    let conn = Connection::open(path).expect("open");
+    conn.pragma_update(None, "journal_mode", journal_mode)
+        .expect("journal_mode");
+    conn.execute_batch(sql).expect("sql");
+    conn.close().expect("close");
+}
+
+/// One value from a query on the database at `path`. Opened read-write with
+/// `query_only`, so that no `-wal`/`-shm` is left behind (a read-only open of
+/// an idle WAL file would create them and leave them).
+pub fn query_i64(path: &Path, sql: &str) -> i64 {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE).expect("open");
+    conn.pragma_update(None, "query_only", true).expect("query_only");
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .expect("busy_timeout");
+    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
+/// `PRAGMA integrity_check` on the database at `path`.
+pub fn integrity(path: &Path) -> String {
+    let conn = Connection::open(path).expect("open");
+    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check")
+}
+
+/// The application stand-in `tests/support/sqlite_app.py`.
+pub fn app() -> Command {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/sqlite_app.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script);
+    cmd
+}
+
+/// An app process holding a connection to a database in some state, until dropped.
+pub struct HeldConnection {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl HeldConnection {
+    /// `state`: `open`, `idle`, `read` or `write` (see sqlite_app.py).
+    pub fn start(db: &Path, state: &str) -> HeldConnection {
+        let mut child = app()
+            .args(["hold", db.to_str().expect("utf-8 path"), state])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn app");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read");
+        assert_eq!(line.trim(), "ready", "the app did not reach state {state}");
+        let stdin = child.stdin.take();
+        HeldConnection { child, stdin }
+    }
+}
+
+impl Drop for HeldConnection {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.flush();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd` and returns its output with the exit code.
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output { status, stdout, stderr } = cmd.output().expect("run");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// Whether this process runs as root (needed to mount a tmpfs, and to switch
+/// to an unprivileged user: root itself ignores permission bits).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `cmd` run as the unprivileged user `nobody`.
+pub fn as_nobody(program: &Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program);
+    cmd
+}
+
+/// A small tmpfs mounted at a folder inside `parent`, unmounted on drop.
+pub struct Tmpfs {
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(parent: &Path, size: &str) -> Tmpfs {
+        let path = parent.join("small-disk");
+        std::fs::create_dir(&path).expect("mkdir");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mount tmpfs failed (tests must run as root)");
+        Tmpfs { path }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+/// Runs `cmd` to completion and returns (exit code, peak RSS in KiB).
+pub fn run_measuring_rss(cmd: &mut Command) -> (i32, u64) {
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: waiting for our own child; both out-pointers are valid.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, usage.as_mut_ptr()) };
+    assert_eq!(rc, pid, "wait4");
+    // SAFETY: wait4 succeeded and filled the struct.
+    let usage = unsafe { usage.assume_init() };
+    std::mem::forget(child);
+    (libc::WEXITSTATUS(status), usage.ru_maxrss as u64)
+}

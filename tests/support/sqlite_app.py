@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""A stand-in for an application that has a SQLite database open, for tests.
+
+It runs in its own process (SQLite's POSIX locks are per process) and uses the
+system's SQLite through Python, as another application would.
+
+    sqlite_app.py transfer DB STOP_FILE   move amounts between accounts until STOP_FILE exists
+    sqlite_app.py hold DB STATE           open DB, reach STATE, print "ready", wait for stdin to close
+                                          STATE: open (never queried), idle, read, write
+    sqlite_app.py crash DB SQL            run SQL in one committed transaction, then die without closing
+    sqlite_app.py crash-mid DB SQL        run SQL inside a transaction, then die before COMMIT
+
+`transfer` expects tables accounts(id INTEGER PRIMARY KEY, balance INTEGER) and
+meta(commits INTEGER); every transaction moves an amount and counts itself,
+so the sum of balances never changes. It prints its commit count when stopped.
+"""
+import os
+import random
+import sqlite3
+import sys
+
+
+def connect(path):
+    conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+    return conn
+
+
+def transfer(path, stop_file):
+    conn = connect(path)
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if mode == "wal":
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+    n = conn.execute("SELECT max(id) FROM accounts").fetchone()[0]
+    rng = random.Random(42)
+    commits = 0
+    while not os.path.exists(stop_file):
+        a, b = rng.randint(1, n), rng.randint(1, n)
+        amount = rng.randint(1, 100)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE accounts SET balance = balance - ? WHERE id = ?", (amount, a))
+        conn.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?", (amount, b))
+        conn.execute("UPDATE meta SET commits = commits + 1")
+        conn.execute("COMMIT")
+        commits += 1
+    conn.close()
+    print(commits, flush=True)
+
+
+def hold(path, state):
+    conn = connect(path)
+    if state == "idle":
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    elif state == "read":
+        conn.execute("BEGIN")
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    elif state == "write":
+        conn.execute("BEGIN IMMEDIATE")
+    elif state != "open":
+        sys.exit("unknown state " + state)
+    print("ready", flush=True)
+    sys.stdin.read()
+    conn.close()
+
+
+def crash(path, sql, commit):
+    conn = connect(path)
+    conn.execute("BEGIN")
+    for stmt in sql.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+    if commit:
+        conn.execute("COMMIT")
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def main():
+    cmd, path = sys.argv[1], sys.argv[2]
+    if cmd == "transfer":
+        transfer(path, sys.argv[3])
+    elif cmd == "hold":
+        hold(path, sys.argv[3])
+    elif cmd == "crash":
+        crash(path, sys.argv[3], True)
+    elif cmd == "crash-mid":
+        crash(path, sys.argv[3], False)
+    else:
+        sys.exit("unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()
