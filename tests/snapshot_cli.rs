@@ -42,16 +42,21 @@ fn assert_refused(dir: &Path, cmd: &mut Command, code: i32, names: &[&str]) -> S
 
 #[test]
 fn copies_every_row_with_the_source_settings() {
-    for mode in ["wal", "delete"] {
+    for (mode, method) in [
+        ("wal", "auto"),
+        ("wal", "backup-api"),
+        ("delete", "auto"),
+        ("delete", "backup-api"),
+    ] {
         let dir = tempdir();
         let (prod, dest) = (dir.path().join("prod.db"), dir.path().join("copy.db"));
         shop(&prod, mode);
         std::fs::set_permissions(&prod, std::fs::Permissions::from_mode(0o640)).expect("chmod");
-        let (rc, stdout, stderr) = run(snapshot().arg("--json").arg(&prod).arg(&dest));
+        let (rc, stdout, stderr) = run(snapshot().args(["--json", "--method", method]).arg(&prod).arg(&dest));
         assert_eq!(rc, 0, "{stderr}");
         let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
         assert_eq!(report["journal_mode"], if mode == "wal" { "wal" } else { "rollback" });
-        assert_eq!(report["method"], if mode == "wal" { "backup-api" } else { "byte-copy" });
+        assert_eq!(report["method"], if method == "auto" { "byte-copy" } else { method });
         assert_eq!(report["user_version"], 42);
         assert_eq!(report["bytes"], std::fs::metadata(&dest).expect("stat").len());
         assert_eq!(report["lock_held_seconds"].is_null(), mode == "wal");
@@ -67,7 +72,7 @@ fn copies_every_row_with_the_source_settings() {
             ["copy.db", "prod.db"],
             "no sidecars, no temporary file"
         );
-        if mode == "delete" {
+        if mode == "delete" && method == "auto" {
             assert_eq!(
                 std::fs::read(&prod).expect("read"),
                 header,
@@ -91,8 +96,11 @@ fn includes_commits_still_only_in_the_wal() {
     assert_eq!(rc, 0, "{err}");
     assert!(dir.path().join("prod.db-wal").exists());
     let before = folder(dir.path());
-    let (rc, _, stderr) = run(snapshot().arg("--verify").arg(&prod).arg(&dest));
+    let (rc, stdout, stderr) = run(snapshot().args(["--verify", "--json"]).arg(&prod).arg(&dest));
     assert_eq!(rc, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert!(report["pages_from_wal"].as_u64() > Some(0), "{report}");
+    assert_eq!(report["verified"], true);
     assert_eq!(query_i64(&dest, "SELECT count(*) FROM customer"), 2500);
     assert!(!dir.path().join("copy.db-wal").exists(), "DEST needs no -wal");
     let mut after = folder(dir.path());

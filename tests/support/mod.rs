@@ -108,6 +108,26 @@ impl Drop for HeldConnection {
     }
 }
 
+/// A child process that is killed if the test ends (or panics) before it
+/// was waited for: a leftover child would keep the test runner's pipes open.
+pub struct KillOnDrop(pub Option<Child>);
+
+impl KillOnDrop {
+    /// Waits for the child and returns whether it exited successfully.
+    pub fn wait(mut self) -> bool {
+        self.0.take().is_some_and(|mut c| c.wait().is_ok_and(|s| s.success()))
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Runs `cmd` and returns its output with the exit code.
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = cmd.output().expect("run");

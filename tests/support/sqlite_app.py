@@ -4,7 +4,9 @@
 It runs in its own process (SQLite's POSIX locks are per process) and uses the
 system's SQLite through Python, as another application would.
 
-    sqlite_app.py transfer DB STOP_FILE   move amounts between accounts until STOP_FILE exists
+    sqlite_app.py transfer DB STOP_FILE [checkpoint]
+                                          move amounts between accounts until STOP_FILE exists;
+                                          in WAL mode, no automatic checkpoints unless "checkpoint"
     sqlite_app.py hold DB STATE           open DB, reach STATE, print "ready", wait for stdin to close
                                           STATE: open (never queried), idle, read, write
     sqlite_app.py crash DB SQL            run SQL in one committed transaction, then die without closing
@@ -25,10 +27,10 @@ def connect(path):
     return conn
 
 
-def transfer(path, stop_file):
+def transfer(path, stop_file, checkpoint):
     conn = connect(path)
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    if mode == "wal":
+    if mode == "wal" and not checkpoint:
         conn.execute("PRAGMA wal_autocheckpoint=0")
     n = conn.execute("SELECT max(id) FROM accounts").fetchone()[0]
     rng = random.Random(42)
@@ -77,7 +79,7 @@ def crash(path, sql, commit):
 def main():
     cmd, path = sys.argv[1], sys.argv[2]
     if cmd == "transfer":
-        transfer(path, sys.argv[3])
+        transfer(path, sys.argv[3], sys.argv[4:] == ["checkpoint"])
     elif cmd == "hold":
         hold(path, sys.argv[3])
     elif cmd == "crash":

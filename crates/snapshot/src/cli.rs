@@ -26,7 +26,8 @@ pub struct SnapshotArgs {
     /// Also run `PRAGMA quick_check` on the copy before putting it in place (~10 s per GiB).
     #[arg(long)]
     pub verify: bool,
-    /// How to copy: byte-copy under a shared lock (rollback mode), the backup API, or auto.
+    /// How to copy: a kernel copy of the file inside one read transaction (plus, in WAL mode,
+    /// the pages the -wal names, read through SQLite), or SQLite's backup API; auto is byte-copy.
     #[arg(long, value_enum, default_value_t = Method::Auto)]
     pub method: Method,
     /// Seconds to wait for SOURCE's writers to release their lock.
@@ -147,9 +148,14 @@ pub fn human(r: &Report) -> String {
         r.pages,
         r.page_size,
         r.journal_mode,
-        match r.method {
-            Method::ByteCopy => "byte copy under a shared lock",
-            _ => "backup API in one read transaction",
+        match (r.method, r.lock_held_seconds.is_some()) {
+            (Method::ByteCopy, true) => "byte copy under a shared lock".to_owned(),
+            (Method::ByteCopy, false) => format!(
+                "byte copy + {} page{} from the WAL in one read transaction",
+                r.pages_from_wal,
+                if r.pages_from_wal == 1 { "" } else { "s" }
+            ),
+            _ => "backup API in one read transaction".to_owned(),
         },
         r.seconds,
     );

@@ -2,17 +2,22 @@
 //! into a new file, without writing the source.
 //!
 //! What it does:
-//! - Copies SOURCE under SQLite's own locking, as one read transaction, so
-//!   DEST is one committed state of SOURCE even while other processes write
-//!   it, in WAL and in rollback-journal mode:
-//!   - rollback mode: the read transaction's shared lock keeps every writer
-//!     from changing the file, and the bytes are copied by the kernel
-//!     (`copy_file_range`, which shares extents where the file system has
-//!     reflinks). Writers wait for the copy; [`Report::lock_held_seconds`]
-//!     says how long.
-//!   - WAL mode: the online backup API, stepped in chunks inside that one read
-//!     transaction, so it never restarts however busy the writer is, and the
-//!     commits still only in the `-wal` are in the copy. Writers never wait.
+//! - Copies SOURCE under SQLite's own locking, inside one read transaction,
+//!   so DEST is one committed state of SOURCE even while other processes
+//!   write it, in WAL and in rollback-journal mode. The default method copies
+//!   the file with the kernel (`copy_file_range`, which shares extents where
+//!   the file system has reflinks) while that transaction is held:
+//!   - rollback mode: its shared lock keeps every writer from changing the
+//!     file. Writers wait for the copy; [`Report::lock_held_seconds`] says how long.
+//!   - WAL mode: writers never wait. While the transaction holds its read
+//!     mark, a checkpoint can only write into the file pages of frames this
+//!     snapshot sees, and the WAL cannot restart; so every page that may
+//!     differ is named in the `-wal`, and those pages are read again through
+//!     SQLite (`sqlite_dbpage`) in the same transaction and written over the
+//!     copy. The result is what a checkpoint of the snapshot would write.
+//!   - `Method::BackupApi`: SQLite's online backup API, stepped in chunks in
+//!     that one transaction, so it never restarts however busy the writer.
+//!     The fallback where `sqlite_dbpage` is missing.
 //! - Never writes SOURCE and leaves its folder as found
 //!   ([`sqlite_file::open_read_only`]).
 //! - Creates DEST atomically: a temporary file in DEST's folder, self-contained
@@ -45,13 +50,14 @@ use sqlite_file::{open_read_only, sidecar_path, Header, HeaderError, JournalFlag
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
-    /// Byte copy for a rollback-mode source, backup API for a WAL-mode source.
+    /// Byte copy, or the backup API where this build's SQLite lacks
+    /// `sqlite_dbpage` and the source is in WAL mode.
     #[default]
     Auto,
     /// SQLite's online backup API, inside one read transaction.
     BackupApi,
-    /// A kernel copy of the file under the read transaction's shared lock
-    /// (rollback mode only: in WAL mode the lock does not stop checkpoints).
+    /// A kernel copy of the file inside the read transaction; in WAL mode,
+    /// the pages named in the `-wal` are then read again through SQLite.
     ByteCopy,
 }
 
@@ -114,6 +120,9 @@ pub struct Report {
     /// Rollback mode: how long SOURCE's shared lock was held, the longest any
     /// of its writers had to wait. `None` in WAL mode, where writers never wait.
     pub lock_held_seconds: Option<f64>,
+    /// WAL mode with `byte-copy`: pages read through SQLite because the
+    /// `-wal` names them (the rest came from the kernel's copy of the file).
+    pub pages_from_wal: u64,
     /// Whether `PRAGMA quick_check` passed on the copy.
     pub verified: bool,
     /// Temporary files of earlier killed runs that were removed.
@@ -157,7 +166,7 @@ pub enum Error {
         needed: Option<u64>,
         available: Option<u64>,
     },
-    #[error("{}: byte-copy needs a rollback-journal source; this one is in WAL mode", .0.display())]
+    #[error("{}: is in WAL mode, and this build's SQLite lacks sqlite_dbpage, which byte-copy needs there (use --method backup-api)", .0.display())]
     MethodUnsupported(PathBuf),
     #[error("interrupted; {} was not created", .0.display())]
     Interrupted(PathBuf),
@@ -232,13 +241,6 @@ impl Snapshot {
         let folder = parent_dir(&self.dest).to_owned();
         let leftovers_removed = remove_leftovers(&folder, &dest_name);
 
-        let method = match (self.options.method, header.journal) {
-            (Method::ByteCopy, JournalFlag::Wal) => return Err(Error::MethodUnsupported(self.source.clone())),
-            (Method::Auto, JournalFlag::Rollback) => Method::ByteCopy,
-            (Method::Auto, JournalFlag::Wal) => Method::BackupApi,
-            (m, _) => m,
-        };
-
         // Fail early: the main file is a lower bound of what DEST will hold.
         let source_len = source_file
             .metadata()
@@ -267,11 +269,24 @@ impl Snapshot {
             .map_err(|e| self.source_error(e, "begin"))?;
         let locked_at = Instant::now();
         let state = read_state(&source.conn).map_err(|e| self.source_error(e, "read schema"))?;
+        // A WAL-mode byte copy reads the pages in the -wal through SQLite's
+        // `sqlite_dbpage`, which a build of SQLite may lack.
+        let dbpage = header.journal == JournalFlag::Rollback
+            || source
+                .conn
+                .prepare("SELECT data FROM sqlite_dbpage('main') WHERE pgno = 1")
+                .is_ok();
+        let method = match (self.options.method, dbpage) {
+            (Method::Auto, true) => Method::ByteCopy,
+            (Method::Auto, false) => Method::BackupApi,
+            (Method::ByteCopy, false) => return Err(Error::MethodUnsupported(self.source.clone())),
+            (m, _) => m,
+        };
 
         let temp = TempFile::create(&folder, &dest_name)?;
         let copied = match method {
-            Method::ByteCopy => self.byte_copy(&source_file, &temp, observer),
-            _ => self.backup(&source.conn, &temp, &state, observer),
+            Method::ByteCopy => self.byte_copy(&source_file, &source.conn, header.journal, &temp, &state, observer),
+            _ => self.backup(&source.conn, &temp, &state, observer).map(|()| 0),
         };
         // End the read transaction before anything else, then close SQLite's
         // handles before ours (closing a second handle drops SQLite's locks).
@@ -279,7 +294,7 @@ impl Snapshot {
         let lock_held = locked_at.elapsed();
         drop(source);
         drop(source_file);
-        copied?;
+        let pages_from_wal = copied?;
 
         let verified = self.check_copy(&temp, &state)?;
         temp.finish(&self.source, &self.dest, self.options.force)?;
@@ -298,6 +313,7 @@ impl Snapshot {
             application_id: state.application_id,
             seconds: started.elapsed().as_secs_f64(),
             lock_held_seconds: (header.journal == JournalFlag::Rollback).then_some(lock_held.as_secs_f64()),
+            pages_from_wal,
             verified,
             leftovers_removed,
         })
@@ -418,21 +434,88 @@ impl Snapshot {
         Ok(name)
     }
 
-    fn byte_copy(&self, source: &File, temp: &TempFile, observer: &mut dyn Observer) -> Result<(), Error> {
-        // Under the shared lock the file cannot change: its length is the state.
-        let len = source.metadata().map_err(|e| io_error(&self.source, "stat", e))?.len();
+    /// Copies the main file with the kernel, inside the read transaction.
+    ///
+    /// Rollback mode: the shared lock keeps every writer out, so the file is
+    /// the state. WAL mode: while this reader holds its read mark, a
+    /// checkpoint may only write into the main file pages of frames that this
+    /// snapshot can see, and the WAL cannot restart, so every page that can
+    /// differ from the snapshot is named in the `-wal`. Those pages are then
+    /// read again through SQLite (`sqlite_dbpage`, in this same transaction)
+    /// and written over the copy, which is cut to the snapshot's page count:
+    /// the result is exactly what a checkpoint of this snapshot would write.
+    /// Returns how many pages came from the WAL.
+    fn byte_copy(
+        &self,
+        source: &File,
+        conn: &Connection,
+        journal: JournalFlag,
+        temp: &TempFile,
+        state: &State,
+        observer: &mut dyn Observer,
+    ) -> Result<u64, Error> {
+        let page_size = u64::from(state.page_size);
+        let size = state.pages * page_size;
+        let file_len = source.metadata().map_err(|e| io_error(&self.source, "stat", e))?.len();
+        let want = match journal {
+            JournalFlag::Rollback => file_len,
+            JournalFlag::Wal => file_len.min(size),
+        };
+        let wal_pages = match journal {
+            JournalFlag::Rollback => Default::default(),
+            JournalFlag::Wal => sqlite_file::wal_page_numbers(&self.source, state.page_size)
+                .map_err(|e| io_error(&self.source, "read the -wal's frame headers", e))?,
+        };
+        let wal_pages: Vec<u32> = wal_pages.into_iter().filter(|&p| u64::from(p) <= state.pages).collect();
+        let total = want + wal_pages.len() as u64 * page_size;
         let file = temp
             .file
             .as_ref()
             .ok_or_else(|| io_error(&temp.path, "write", io::ErrorKind::Other.into()))?;
-        let mut keep_going = |done| {
-            observer.progress(done, len);
-            !observer.cancelled()
-        };
-        copy_range(source, file, len, &mut keep_going).map_err(|e| match e.kind() {
+        let interrupted = |e: io::Error| match e.kind() {
             io::ErrorKind::Interrupted => Error::Interrupted(self.dest.clone()),
             _ => write_error(&temp.path, "copy", e),
-        })
+        };
+        let mut keep_going = |done| {
+            observer.progress(done, total);
+            !observer.cancelled()
+        };
+        let copied = copy_range(source, file, want, &mut keep_going).map_err(interrupted)?;
+        if journal == JournalFlag::Rollback {
+            if copied != want {
+                return Err(io_error(
+                    &self.source,
+                    "copy",
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank under a shared lock"),
+                ));
+            }
+            return Ok(0);
+        }
+        // WAL mode: a checkpoint may have truncated the file meanwhile; every
+        // page past that point is in the WAL.
+        file.set_len(size).map_err(|e| write_error(&temp.path, "resize", e))?;
+        let mut stmt = conn
+            .prepare("SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1")
+            .map_err(|e| self.source_error(e, "read pages"))?;
+        let mut done = copied;
+        for pgno in &wal_pages {
+            let data: Vec<u8> = stmt
+                .query_row([pgno], |r| r.get(0))
+                .map_err(|e| self.source_error(e, "read a page"))?;
+            if data.len() as u64 != page_size {
+                return Err(Error::BadCopy {
+                    path: temp.path.clone(),
+                    reason: format!("page {pgno} read back as {} bytes", data.len()),
+                });
+            }
+            std::os::unix::fs::FileExt::write_all_at(file, &data, (u64::from(*pgno) - 1) * page_size)
+                .map_err(|e| write_error(&temp.path, "write a page", e))?;
+            done += page_size;
+            if !keep_going(done) {
+                return Err(Error::Interrupted(self.dest.clone()));
+            }
+        }
+        Ok(wal_pages.len() as u64)
     }
 
     fn backup(

@@ -148,8 +148,9 @@ pub fn dir_writable(dir: &Path) -> io::Result<bool> {
 /// Copies `len` bytes from the start of `src` to the start of `dst`, in the
 /// kernel where it can (`copy_file_range`, which shares extents on file
 /// systems with reflinks). After each chunk it calls `keep_going(copied)`,
-/// and stops with `Interrupted` when that answers `false`.
-pub fn copy_range(src: &File, dst: &File, len: u64, keep_going: &mut dyn FnMut(u64) -> bool) -> io::Result<()> {
+/// and stops with `Interrupted` when that answers `false`. Returns the bytes
+/// copied: fewer than `len` when `src` ends first.
+pub fn copy_range(src: &File, dst: &File, len: u64, keep_going: &mut dyn FnMut(u64) -> bool) -> io::Result<u64> {
     const CHUNK: u64 = 64 << 20;
     let mut off_in: libc::loff_t = 0;
     let mut off_out: libc::loff_t = 0;
@@ -169,17 +170,14 @@ pub fn copy_range(src: &File, dst: &File, len: u64, keep_going: &mut dyn FnMut(u
             };
         }
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("source ended after {copied} of {len} bytes"),
-            ));
+            return Ok(copied);
         }
         copied += n as u64;
         if !keep_going(copied) {
             return Err(io::Error::from(io::ErrorKind::Interrupted));
         }
     }
-    Ok(())
+    Ok(copied)
 }
 
 fn copy_by_reading(
@@ -187,7 +185,7 @@ fn copy_by_reading(
     mut dst: &File,
     len: u64,
     keep_going: &mut dyn FnMut(u64) -> bool,
-) -> io::Result<()> {
+) -> io::Result<u64> {
     use std::io::{Seek, SeekFrom};
     src.seek(SeekFrom::Start(0))?;
     dst.seek(SeekFrom::Start(0))?;
@@ -197,10 +195,7 @@ fn copy_by_reading(
         let want = (len - copied).min(buf.len() as u64) as usize;
         let n = src.read(&mut buf[..want])?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("source ended after {copied} of {len} bytes"),
-            ));
+            return Ok(copied);
         }
         dst.write_all(&buf[..n])?;
         copied += n as u64;
@@ -208,7 +203,7 @@ fn copy_by_reading(
             return Err(io::Error::from(io::ErrorKind::Interrupted));
         }
     }
-    Ok(())
+    Ok(copied)
 }
 
 #[cfg(test)]
@@ -256,12 +251,16 @@ mod tests {
         let src = File::open(&a).expect("open");
         let dst = File::create(&b).expect("create");
         let mut last = 0;
-        copy_range(&src, &dst, data.len() as u64, &mut |n| {
+        let copied = copy_range(&src, &dst, data.len() as u64 + 10, &mut |n| {
             last = n;
             true
         })
         .expect("copy");
-        assert_eq!(last, data.len() as u64);
+        assert_eq!(
+            (copied, last),
+            (data.len() as u64, data.len() as u64),
+            "stops where src ends"
+        );
         assert_eq!(std::fs::read(&b).expect("read"), data);
     }
 }

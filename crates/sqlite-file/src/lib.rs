@@ -24,4 +24,4 @@ mod sidecars;
 
 pub use header::{Encoding, Header, HeaderError, JournalFlag, HEADER_LEN};
 pub use open::{open_read_only, OpenMode, ReadOnlyDb};
-pub use sidecars::{sidecar_path, JournalState, Sidecar, Sidecars};
+pub use sidecars::{sidecar_path, wal_page_numbers, JournalState, Sidecar, Sidecars};

@@ -1,5 +1,6 @@
 //! The files SQLite keeps beside a database: `-wal`, `-shm` and `-journal`.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
@@ -105,6 +106,47 @@ impl Sidecars {
     }
 }
 
+/// The page numbers named by every frame header in the `-wal` of the
+/// database at `db`, whatever its salt or checksum: a superset of the pages
+/// that any reader's snapshot takes from the WAL. Empty when there is no
+/// `-wal`. Fails with `InvalidData` when the WAL's header is not one for
+/// pages of `page_size` bytes.
+pub fn wal_page_numbers(db: &Path, page_size: u32) -> io::Result<BTreeSet<u32>> {
+    use std::os::unix::fs::FileExt;
+    let file = match File::open(sidecar_path(db, Sidecar::Wal)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let mut pages = BTreeSet::new();
+    if len < 32 {
+        return Ok(pages);
+    }
+    let mut header = [0u8; 32];
+    file.read_exact_at(&mut header, 0)?;
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let magic = be32(&header[0..4]);
+    if magic & !1 != 0x377f_0682 || be32(&header[8..12]) != page_size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the -wal header does not match the database",
+        ));
+    }
+    let frame = 24 + u64::from(page_size);
+    let mut at = 32u64;
+    let mut pgno = [0u8; 4];
+    while at + frame <= len {
+        file.read_exact_at(&mut pgno, at)?;
+        let n = be32(&pgno);
+        if n != 0 {
+            pages.insert(n);
+        }
+        at += frame;
+    }
+    Ok(pages)
+}
+
 fn journal_state(path: &Path) -> io::Result<JournalState> {
     let mut head = [0u8; 8];
     let mut file = match File::open(path) {
@@ -157,6 +199,20 @@ mod tests {
             let s = Sidecars::of(&path).expect("sidecars");
             assert_eq!(s.journal, Some(JournalState::Inactive), "{mode}");
         }
+    }
+
+    #[test]
+    fn lists_the_pages_in_the_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t(x);")
+            .expect("sql");
+        let pages = wal_page_numbers(&path, 4096).expect("wal");
+        assert_eq!(pages, BTreeSet::from([1, 2]), "schema page and the new table's root");
+        assert!(wal_page_numbers(&path, 1024).is_err(), "wrong page size");
+        drop(conn);
+        assert!(wal_page_numbers(&path, 4096).expect("no wal").is_empty());
     }
 
     #[test]
