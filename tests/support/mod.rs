@@ -79,6 +79,7 @@ pub fn app() -> Command {
 pub struct HeldConnection {
     child: Child,
     stdin: Option<ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl HeldConnection {
@@ -90,12 +91,27 @@ impl HeldConnection {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn app");
-        let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read");
+        stdout.read_line(&mut line).expect("read");
         assert_eq!(line.trim(), "ready", "the app did not reach state {state}");
         let stdin = child.stdin.take();
-        HeldConnection { child, stdin }
+        HeldConnection { child, stdin, stdout }
+    }
+
+    /// The app's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends one command (`end`, `sql QUERY`) and returns the app's answer.
+    pub fn ask(&mut self, command: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{command}").expect("write");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read");
+        line.trim().to_owned()
     }
 }
 

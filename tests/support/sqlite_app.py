@@ -7,8 +7,10 @@ system's SQLite through Python, as another application would.
     sqlite_app.py transfer DB STOP_FILE [checkpoint]
                                           move amounts between accounts until STOP_FILE exists;
                                           in WAL mode, no automatic checkpoints unless "checkpoint"
-    sqlite_app.py hold DB STATE           open DB, reach STATE, print "ready", wait for stdin to close
+    sqlite_app.py hold DB STATE           open DB, reach STATE, print "ready", then serve stdin until it closes:
                                           STATE: open (never queried), idle, read, write
+                                          "end" ends the transaction (ROLLBACK), "sql QUERY" prints the
+                                          first column of the first row (or "error: ...")
     sqlite_app.py crash DB SQL            run SQL in one committed transaction, then die without closing
     sqlite_app.py crash-mid DB SQL        run SQL inside a transaction, then die before COMMIT
 
@@ -60,7 +62,18 @@ def hold(path, state):
     elif state != "open":
         sys.exit("unknown state " + state)
     print("ready", flush=True)
-    sys.stdin.read()
+    for line in sys.stdin:
+        line = line.strip()
+        try:
+            if line == "end":
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                print("ok", flush=True)
+            elif line.startswith("sql "):
+                row = conn.execute(line[4:]).fetchone()
+                print(row[0] if row else "", flush=True)
+        except sqlite3.Error as e:
+            print("error: " + str(e), flush=True)
     conn.close()
 
 

@@ -130,6 +130,32 @@ pub fn available_space(dir: &Path) -> io::Result<u64> {
     Ok(u64::from(st.f_bavail) * u64::from(st.f_frsize))
 }
 
+/// The kind of network file system holding `path`, if it is one. SQLite's
+/// POSIX locks are unreliable on them (NFS, SMB/CIFS, FUSE mounts such as
+/// sshfs, 9p, Ceph, AFS), so the tools refuse to write there.
+pub fn network_fs(path: &Path) -> io::Result<Option<&'static str>> {
+    let c = cstring(path)?;
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `c` is a valid path and `st` a writable statfs buffer.
+    let rc = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statfs succeeded and filled the buffer.
+    let kind = unsafe { st.assume_init() }.f_type as i64 as u32;
+    Ok(match kind {
+        0x6969 => Some("NFS"),
+        0x517B => Some("SMB"),
+        0xFF53_4D42 => Some("CIFS"),
+        0xFE53_4D42 => Some("SMB2"),
+        0x6573_5546 => Some("FUSE"),
+        0x0102_1997 => Some("9p"),
+        0x00C3_6400 => Some("Ceph"),
+        0x5346_414F => Some("AFS"),
+        _ => None,
+    })
+}
+
 /// Whether the calling process may create files in `dir` (`access(W_OK|X_OK)`).
 pub fn dir_writable(dir: &Path) -> io::Result<bool> {
     let c = cstring(dir)?;
@@ -225,6 +251,23 @@ mod tests {
         assert!(same_file(&a, &soft).expect("same"));
         assert!(!same_file(&a, &other).expect("same"));
         assert!(!same_file(&a, &dir.path().join("missing")).expect("same"));
+    }
+
+    #[test]
+    fn local_folders_are_not_network_file_systems() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(network_fs(dir.path()).expect("statfs"), None);
+    }
+
+    #[test]
+    fn rename_exchange_swaps_two_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"A").expect("write");
+        std::fs::write(&b, b"B").expect("write");
+        rename_exchange(&a, &b).expect("exchange");
+        assert_eq!(std::fs::read(&a).expect("read"), b"B");
+        assert_eq!(std::fs::read(&b).expect("read"), b"A");
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! Backup names (`TARGET.bak-<UTC %Y%m%dT%H%M%SZ>`), listing and retention.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `%Y%m%dT%H%M%SZ` in UTC for `time`.
+pub fn utc_stamp(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn prefix(target: &Path) -> String {
+    format!(
+        "{}.bak-",
+        target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    )
+}
+
+/// The sort key of a backup's file name: its stamp and its counter.
+fn key(target: &Path, name: &str) -> Option<(String, u32)> {
+    let rest = name.strip_prefix(&prefix(target))?;
+    let (stamp, counter) = match rest.split_once('-') {
+        Some((stamp, n)) => (stamp, n.parse().ok()?),
+        None => (rest, 0),
+    };
+    let valid = stamp.len() == 16
+        && stamp.as_bytes()[8] == b'T'
+        && stamp.ends_with('Z')
+        && stamp[..8]
+            .bytes()
+            .chain(stamp[9..15].bytes())
+            .all(|b| b.is_ascii_digit());
+    valid.then(|| (stamp.to_owned(), counter))
+}
+
+/// The backups of `target`, oldest first.
+pub fn list(target: &Path) -> Vec<PathBuf> {
+    let folder = sqlite_file::fs::parent_dir(target);
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut found: Vec<((String, u32), PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_owned();
+            Some((key(target, &name)?, e.path()))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// A backup name for `target` at `time` that does not exist yet and sorts
+/// after every backup already made in the same second (`…Z`, `…Z-2`, `…Z-3`).
+pub fn new_name(target: &Path, time: SystemTime) -> PathBuf {
+    let folder = sqlite_file::fs::parent_dir(target);
+    let stamp = utc_stamp(time);
+    let base = format!("{}{stamp}", prefix(target));
+    let last = list(target)
+        .iter()
+        .filter_map(|p| key(target, p.file_name()?.to_str()?))
+        .filter(|(s, _)| *s == stamp)
+        .map(|(_, n)| n.max(1))
+        .max();
+    match last {
+        None => folder.join(base),
+        Some(n) => folder.join(format!("{base}-{}", n + 1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn stamps_are_utc() {
+        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_547_045); // 2026-11-24 19:04:05 UTC
+        assert_eq!(utc_stamp(t), "20261124T190405Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(utc_stamp(leap), "20000229T000000Z");
+    }
+
+    #[test]
+    fn lists_backups_oldest_first_and_ignores_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("shop.db");
+        for name in [
+            "shop.db.bak-20261124T190405Z-2",
+            "shop.db.bak-20261124T190405Z",
+            "shop.db.bak-20251231T235959Z",
+            "shop.db.bak-20261124T190405Z-10",
+            "shop.db.bak-nonsense",
+            "other.db.bak-20261124T190405Z",
+            "shop.db",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").expect("write");
+        }
+        let names: Vec<_> = list(&target)
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "shop.db.bak-20251231T235959Z",
+                "shop.db.bak-20261124T190405Z",
+                "shop.db.bak-20261124T190405Z-2",
+                "shop.db.bak-20261124T190405Z-10"
+            ]
+        );
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_547_045);
+        assert_eq!(
+            new_name(&target, t).file_name().expect("name").to_string_lossy(),
+            "shop.db.bak-20261124T190405Z-11"
+        );
+    }
+}

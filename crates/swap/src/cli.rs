@@ -1,0 +1,141 @@
+//! The `swap` command line, shared by the `swap` binary and `refresh-dev
+//! swap`/`rollback`: argument definitions, output and exit codes only.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use exit_code::Exit;
+
+use crate::{undo, Options, Swap};
+
+/// Replace a database file atomically with a new one, keeping a backup of the
+/// old one; or put the newest backup back (--undo).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SwapArgs {
+    /// NEW then TARGET: NEW (a complete, closed database) replaces TARGET and is consumed.
+    /// With --undo, only TARGET.
+    #[arg(value_name = "NEW TARGET", num_args = 1..=2, required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Put TARGET's newest backup back, exchanging the two (run it again to return).
+    #[arg(long)]
+    pub undo: bool,
+    /// How many backups of TARGET to keep, the new one included.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_backups: u64,
+    /// Keep no backup of the old TARGET.
+    #[arg(long, conflicts_with_all = ["keep_backups", "undo"])]
+    pub no_backup: bool,
+    /// TARGET is open by its application: write NEW into it through SQLite in one transaction.
+    #[arg(long, conflicts_with = "undo")]
+    pub live: bool,
+    /// Wait up to SECONDS for TARGET to be free (no process with it open) before refusing.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    pub wait: f64,
+    /// How long to wait for an application's lock (checkpoint, --live write).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub busy_timeout: f64,
+    /// Print a JSON summary on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// No summary (errors are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl SwapArgs {
+    /// The library's options.
+    pub fn options(&self) -> Options {
+        Options {
+            backup: !self.no_backup,
+            keep_backups: self.keep_backups as usize,
+            live: self.live,
+            wait: Duration::from_secs_f64(self.wait.max(0.0)),
+            busy_timeout: Duration::from_secs_f64(self.busy_timeout.max(0.0)),
+        }
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Exit {
+    match serde_json::to_string_pretty(value) {
+        Ok(json) => {
+            println!("{json}");
+            Exit::Done
+        }
+        Err(e) => {
+            eprintln!("swap: error: cannot print the summary: {e}");
+            Exit::Failed
+        }
+    }
+}
+
+/// Runs `swap` with parsed arguments: prints the summary or the one-line
+/// error, and returns the exit status.
+pub fn run(args: &SwapArgs) -> Exit {
+    let options = args.options();
+    match (args.undo, args.paths.as_slice()) {
+        (true, [target]) => match undo(target, &options) {
+            Ok(r) if args.json => print_json(&r),
+            Ok(r) => {
+                if !args.quiet {
+                    println!(
+                        "swap --undo: {} is back from {}; what it replaced is now kept as {}",
+                        r.target.display(),
+                        r.restored.display(),
+                        r.replaced_kept_as.display()
+                    );
+                    for step in &r.old_target {
+                        println!("  first: {step}");
+                    }
+                }
+                Exit::Done
+            }
+            Err(e) => {
+                eprintln!("swap: error: {e}");
+                e.exit()
+            }
+        },
+        (false, [new, target]) => match Swap::new(new, target, options).run() {
+            Ok(r) if args.json => print_json(&r),
+            Ok(r) => {
+                if !args.quiet {
+                    println!(
+                        "swap: {} now holds {} ({}, {:.2} s)",
+                        r.target.display(),
+                        r.new.display(),
+                        match r.method {
+                            crate::Method::Exchange => "atomic exchange",
+                            crate::Method::Rename => "atomic rename",
+                            crate::Method::FirstRefresh => "first refresh: nothing to replace",
+                            crate::Method::Live => "written live through SQLite",
+                        },
+                        r.seconds
+                    );
+                    for step in &r.old_target {
+                        println!("  old file first: {step}");
+                    }
+                    match &r.backup {
+                        Some(b) => println!("  backup of the old file: {}", b.display()),
+                        None if r.method != crate::Method::FirstRefresh => println!("  no backup kept (--no-backup)"),
+                        None => {}
+                    }
+                    for old in &r.backups_removed {
+                        println!("  removed an old backup: {}", old.display());
+                    }
+                }
+                Exit::Done
+            }
+            Err(e) => {
+                eprintln!("swap: error: {e}");
+                e.exit()
+            }
+        },
+        (true, _) => {
+            eprintln!("swap: error: --undo takes one path, TARGET");
+            Exit::BadInput
+        }
+        (false, _) => {
+            eprintln!("swap: error: give NEW and TARGET (or --undo TARGET)");
+            Exit::BadInput
+        }
+    }
+}

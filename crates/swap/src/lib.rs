@@ -1,0 +1,832 @@
+//! `swap`: replace a database file (DEV) with a new one atomically, keeping a
+//! backup of the old one, and undo that.
+//!
+//! What it does, in order; every refusal is decided before TARGET is touched:
+//! 1. Checks NEW (an existing, closed SQLite database: sound header, no live
+//!    `-journal`, not open by another process, not on a network file system)
+//!    and TARGET (not NEW, not a directory, a database if it exists, its
+//!    folder writable and local), and that TARGET is not open by another
+//!    process: a `/proc/*/fd` scan as `fuser` does, plus a lock probe. An idle
+//!    connection holds no lock, so a lock probe alone would miss it.
+//! 2. Makes the old TARGET self-contained the way SQLite itself would: opens
+//!    it (a hot journal is rolled back by SQLite), checkpoints its WAL with
+//!    `wal_checkpoint(TRUNCATE)` and closes it, so SQLite removes its own
+//!    sidecars and the backup holds every committed row. A sidecar is never
+//!    deleted blindly; an inactive `-journal` (left by `TRUNCATE`/`PERSIST`:
+//!    empty or with a zeroed header) is recognised and removed.
+//! 3. Moves NEW into TARGET's folder under a temporary name (a copy, fsynced,
+//!    when NEW is on another file system), gives it TARGET's permission bits
+//!    and owner, fsyncs it, hard-links the old TARGET to its backup name, and
+//!    exchanges the two names with `renameat2(RENAME_EXCHANGE)` (a plain
+//!    rename where the file system cannot), then fsyncs the folder. TARGET is
+//!    wholly old or wholly new at every instant, also after `kill -9`.
+//! 4. Keeps the newest `keep_backups` backups (`TARGET.bak-<UTC stamp>`).
+//!
+//! With `live`, TARGET stays open by its application: the backup is taken
+//! through SQLite's backup API, and NEW's pages are written into TARGET with
+//! the backup API in one write transaction, so open connections see the new
+//! data at their next transaction and a crash leaves TARGET old or new
+//! through SQLite's own journal.
+//!
+//! [`undo`] exchanges TARGET with its newest backup, so running it twice
+//! returns to where it started.
+//!
+//! What it does not do: change NEW's content, or decide whether NEW is the
+//! right file. Linux only for the in-use check; elsewhere it refuses.
+
+pub mod backups;
+pub mod cli;
+pub mod users;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use exit_code::Exit;
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use serde::Serialize;
+use sqlite_file::fs::{
+    available_space, copy_range, dir_writable, fsync_dir, network_fs, parent_dir, rename_exchange, rename_noreplace,
+    same_file, FileId,
+};
+use sqlite_file::{open_read_only, sidecar_path, Header, HeaderError, JournalFlag, JournalState, Sidecar, Sidecars};
+
+pub use users::{users, User};
+
+/// What can be chosen about a swap.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Keep the old TARGET as `TARGET.bak-<UTC stamp>`.
+    pub backup: bool,
+    /// How many backups to keep, the new one included (at least 1).
+    pub keep_backups: usize,
+    /// Write NEW into TARGET through SQLite while its application has it open.
+    pub live: bool,
+    /// Wait up to this long for TARGET to be free before giving up.
+    pub wait: Duration,
+    /// How long SQLite waits on a lock (checkpoint, live write).
+    pub busy_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            backup: true,
+            keep_backups: 3,
+            live: false,
+            wait: Duration::ZERO,
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How NEW reached TARGET's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// `renameat2(RENAME_EXCHANGE)`.
+    Exchange,
+    /// A rename over TARGET (the file system cannot exchange).
+    Rename,
+    /// No TARGET existed: NEW was moved into place.
+    FirstRefresh,
+    /// Written into the open TARGET through SQLite's backup API.
+    Live,
+}
+
+/// What a finished swap did. Serialized as the `--json` summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub target: PathBuf,
+    pub new: PathBuf,
+    pub method: Method,
+    /// Where the old TARGET is kept, if it is.
+    pub backup: Option<PathBuf>,
+    /// What was done to make the old TARGET self-contained first.
+    pub old_target: Vec<String>,
+    /// Older backups removed by the retention setting.
+    pub backups_removed: Vec<PathBuf>,
+    /// NEW was on another file system and was copied (fsynced) first.
+    pub copied_across_file_systems: bool,
+    /// Processes that had TARGET open (only with `live`).
+    pub open_by: Vec<User>,
+    pub seconds: f64,
+}
+
+/// What [`undo`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UndoReport {
+    pub target: PathBuf,
+    /// The backup now back at TARGET's name.
+    pub restored: PathBuf,
+    /// The name that now holds the file TARGET had (the same backup name).
+    pub replaced_kept_as: PathBuf,
+    pub old_target: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Why a swap was refused or failed. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: no such file", .0.display())]
+    Missing(PathBuf),
+    #[error("{}: is a directory, not a database file", .0.display())]
+    IsDirectory(PathBuf),
+    #[error("{}: {reason}", path.display())]
+    NotADatabase { path: PathBuf, reason: String },
+    #[error("{}: permission denied ({action})", path.display())]
+    PermissionDenied { path: PathBuf, action: &'static str },
+    #[error("{} and {} are the same file", new.display(), target.display())]
+    SameFile { new: PathBuf, target: PathBuf },
+    #[error("{}: is on a network file system ({kind}), where SQLite's locking is unreliable", path.display())]
+    NetworkFs { path: PathBuf, kind: &'static str },
+    #[error("{}: folder does not exist", .0.display())]
+    FolderMissing(PathBuf),
+    #[error("{}: not a complete, closed database: {why}", path.display())]
+    NotClosed { path: PathBuf, why: String },
+    #[error("{}: no backup to restore (looked for {}.bak-*)", .0.display(), .0.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())]
+    NoBackup(PathBuf),
+    #[error("{}: in use by {users}; stop the application{hint}", path.display())]
+    InUse {
+        path: PathBuf,
+        users: String,
+        hint: &'static str,
+    },
+    #[error("{}: cannot tell whether it is in use: {why}", path.display())]
+    CannotCheckUse { path: PathBuf, why: String },
+    #[error("{}: still locked after {secs:.1} s ({what})", path.display())]
+    Busy {
+        path: PathBuf,
+        secs: f64,
+        what: &'static str,
+    },
+    #[error(
+        "{}: --live cannot write pages of {new} bytes into a WAL-mode database of {target} byte pages (SQLite refuses); stop the application and swap without --live",
+        path.display()
+    )]
+    LivePageSize { path: PathBuf, target: u32, new: u32 },
+    #[error("{}: disk full{}", path.display(), match (needed, available) {
+        (Some(n), Some(a)) => format!(" ({n} bytes needed, {a} available)"),
+        _ => String::new(),
+    })]
+    DiskFull {
+        path: PathBuf,
+        needed: Option<u64>,
+        available: Option<u64>,
+    },
+    #[error("{}: still has {left} beside it after a checkpoint; not swapping", path.display())]
+    NotSelfContained { path: PathBuf, left: String },
+    #[error("{}: {action}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{}: {action}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The exit status for this error, from the workspace's one table.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Missing(_)
+            | Error::IsDirectory(_)
+            | Error::NotADatabase { .. }
+            | Error::PermissionDenied { .. }
+            | Error::SameFile { .. }
+            | Error::NetworkFs { .. }
+            | Error::FolderMissing(_)
+            | Error::NotClosed { .. }
+            | Error::NoBackup(_) => Exit::BadInput,
+            Error::InUse { .. } | Error::CannotCheckUse { .. } | Error::Busy { .. } | Error::LivePageSize { .. } => {
+                Exit::Refused
+            }
+            Error::DiskFull { .. } | Error::NotSelfContained { .. } | Error::Sqlite { .. } | Error::Io { .. } => {
+                Exit::Failed
+            }
+        }
+    }
+}
+
+fn io_error(path: &Path, action: &'static str, e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => Error::DiskFull {
+            path: parent_dir(path).to_owned(),
+            needed: None,
+            available: None,
+        },
+        Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+            path: path.to_owned(),
+            action,
+        },
+        _ => Error::Io {
+            path: path.to_owned(),
+            action,
+            source: e,
+        },
+    }
+}
+
+fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => Error::DiskFull {
+            path: parent_dir(path).to_owned(),
+            needed: None,
+            available: None,
+        },
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::NotADatabase {
+            path: path.to_owned(),
+            reason: format!("corrupt: {e}"),
+        },
+        _ => Error::Sqlite {
+            path: path.to_owned(),
+            action,
+            source: e,
+        },
+    }
+}
+
+/// A regular, readable SQLite file with a sound header.
+fn check_database(path: &Path) -> Result<(std::fs::Metadata, Header), Error> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::Missing(path.to_owned()),
+        _ => io_error(path, "stat", e),
+    })?;
+    if meta.is_dir() {
+        return Err(Error::IsDirectory(path.to_owned()));
+    }
+    let header = Header::read(path).map_err(|e| match e {
+        HeaderError::Io(e) => io_error(path, "read", e),
+        e => Error::NotADatabase {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+    })?;
+    Ok((meta, header))
+}
+
+fn check_local(path: &Path) -> Result<(), Error> {
+    match network_fs(path) {
+        Ok(Some(kind)) => Err(Error::NetworkFs {
+            path: path.to_owned(),
+            kind,
+        }),
+        Ok(None) => Ok(()),
+        Err(e) => Err(io_error(path, "statfs", e)),
+    }
+}
+
+/// The other processes that have `db` open, waiting up to `wait` for none.
+fn wait_until_free(db: &Path, wait: Duration) -> Result<Vec<User>, Error> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let found = users(db).map_err(|e| Error::CannotCheckUse {
+            path: db.to_owned(),
+            why: e.to_string(),
+        })?;
+        if found.is_empty() || Instant::now() >= deadline {
+            return Ok(found);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn in_use(path: &Path, found: &[User], hint: &'static str) -> Error {
+    Error::InUse {
+        path: path.to_owned(),
+        users: found.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        hint,
+    }
+}
+
+/// Makes the database at `db` self-contained, as SQLite itself would: open
+/// it (SQLite rolls back a hot journal), checkpoint its WAL into it and
+/// close it (the last connection removes `-wal` and `-shm`). Returns what
+/// was done. Fails if a sidecar is still there afterwards.
+pub fn make_self_contained(db: &Path, busy_timeout: Duration) -> Result<Vec<String>, Error> {
+    let before = Sidecars::of(db).map_err(|e| io_error(db, "look for sidecars", e))?;
+    let mut done = Vec::new();
+    let live_journal = before.journal == Some(JournalState::Live);
+    if before.wal.is_some() || before.shm.is_some() || live_journal {
+        let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| sqlite_error(db, "open", e))?;
+        conn.busy_timeout(busy_timeout)
+            .map_err(|e| sqlite_error(db, "busy timeout", e))?;
+        let _: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+            .map_err(|e| sqlite_error(db, "read (and recover)", e))?;
+        if live_journal {
+            done.push("rolled back a hot -journal (an interrupted transaction)".to_owned());
+        }
+        if before.wal.is_some() {
+            let busy: i64 = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .map_err(|e| sqlite_error(db, "checkpoint", e))?;
+            if busy != 0 {
+                return Err(Error::Busy {
+                    path: db.to_owned(),
+                    secs: busy_timeout.as_secs_f64(),
+                    what: "checkpoint of its -wal",
+                });
+            }
+            if before.wal_has_frames() {
+                // TRUNCATE answers 0 frames once it has reset the log: count them from its size.
+                let page_size: u64 = conn
+                    .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+                    .map_err(|e| sqlite_error(db, "page_size", e))? as u64;
+                let frames = (before.wal.unwrap_or(0) - 32) / (24 + page_size);
+                done.push(format!("checkpointed its -wal ({frames} frames) into it"));
+            }
+        }
+        conn.close().map_err(|(_, e)| sqlite_error(db, "close", e))?;
+    }
+    let after = Sidecars::of(db).map_err(|e| io_error(db, "look for sidecars", e))?;
+    if after.journal == Some(JournalState::Inactive) && after.wal.is_none() && after.shm.is_none() {
+        // Empty or zeroed header: nothing SQLite would ever roll back.
+        std::fs::remove_file(sidecar_path(db, Sidecar::Journal))
+            .map_err(|e| io_error(db, "remove the inactive -journal", e))?;
+        done.push("removed an inactive -journal (TRUNCATE/PERSIST leftover)".to_owned());
+    }
+    let left = Sidecars::of(db).map_err(|e| io_error(db, "look for sidecars", e))?;
+    if !left.is_empty() {
+        return Err(Error::NotSelfContained {
+            path: db.to_owned(),
+            left: left.present().iter().map(|s| s.suffix()).collect::<Vec<_>>().join(", "),
+        });
+    }
+    Ok(done)
+}
+
+/// The temporary name in TARGET's folder: `.NAME.swap-PID.tmp`.
+fn temp_path(target: &Path, what: &str) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_dir(target).join(format!(".{name}.{what}-{}.tmp", std::process::id()))
+}
+
+/// Removes temporary files of killed runs (whose process is gone) beside `target`.
+fn remove_leftovers(target: &Path) {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let Some(rest) = file.strip_prefix(&format!(".{name}.")) else {
+            continue;
+        };
+        let pid = ["swap-", "backup-"]
+            .iter()
+            .find_map(|p| rest.strip_prefix(p))
+            .and_then(|r| r.strip_suffix(".tmp"))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(entry.path());
+                for kind in Sidecar::ALL {
+                    let _ = std::fs::remove_file(sidecar_path(&entry.path(), kind));
+                }
+            }
+        }
+    }
+}
+
+/// NEW moved (or copied) to a temporary name in TARGET's folder. Until
+/// [`Placed::done`], dropping it puts NEW back (or removes the copy).
+struct Placed {
+    temp: PathBuf,
+    new: PathBuf,
+    copied: bool,
+    done: bool,
+}
+
+impl Placed {
+    /// NEW is in place: a copied NEW is consumed now.
+    fn done(mut self) {
+        self.done = true;
+        if self.copied {
+            let _ = std::fs::remove_file(&self.new);
+        }
+    }
+}
+
+impl Drop for Placed {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if self.copied {
+            let _ = std::fs::remove_file(&self.temp);
+        } else {
+            let _ = std::fs::rename(&self.temp, &self.new);
+        }
+    }
+}
+
+/// Moves NEW to `temp` (same file system) or copies it there and fsyncs it.
+fn place(new: &Path, temp: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<Placed, Error> {
+    let same_fs = FileId::of(new).ok().map(|f| f.dev) == FileId::of(parent_dir(temp)).ok().map(|f| f.dev);
+    let placed = if same_fs {
+        rename_noreplace(new, temp).map_err(|e| io_error(temp, "move NEW into the folder", e))?;
+        Placed {
+            temp: temp.to_owned(),
+            new: new.to_owned(),
+            copied: false,
+            done: false,
+        }
+    } else {
+        let src = File::open(new).map_err(|e| io_error(new, "open", e))?;
+        let len = src.metadata().map_err(|e| io_error(new, "stat", e))?.len();
+        let dst = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(temp)
+            .map_err(|e| io_error(temp, "create", e))?;
+        let placed = Placed {
+            temp: temp.to_owned(),
+            new: new.to_owned(),
+            copied: true,
+            done: false,
+        };
+        let copied = copy_range(&src, &dst, len, &mut |_| true).map_err(|e| io_error(temp, "copy NEW", e))?;
+        if copied != len {
+            return Err(io_error(
+                new,
+                "copy",
+                io::Error::new(io::ErrorKind::UnexpectedEof, "NEW shrank while being copied"),
+            ));
+        }
+        placed
+    };
+    let file = File::open(temp).map_err(|e| io_error(temp, "open", e))?;
+    if let Some((uid, gid)) = owner {
+        // Only root may give a file away; an ordinary user keeps it.
+        let _ = std::os::unix::fs::fchown(&file, Some(uid), Some(gid));
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| io_error(temp, "chmod", e))?;
+    file.sync_all().map_err(|e| io_error(temp, "fsync", e))?;
+    Ok(placed)
+}
+
+/// One swap: NEW replaces TARGET.
+#[derive(Debug, Clone)]
+pub struct Swap {
+    pub new: PathBuf,
+    pub target: PathBuf,
+    pub options: Options,
+}
+
+impl Swap {
+    pub fn new(new: impl Into<PathBuf>, target: impl Into<PathBuf>, options: Options) -> Swap {
+        Swap {
+            new: new.into(),
+            target: target.into(),
+            options,
+        }
+    }
+
+    /// Runs the swap. On any error before the exchange, TARGET, its sidecars
+    /// and NEW are as they were.
+    pub fn run(&self) -> Result<Report, Error> {
+        let started = Instant::now();
+        let (new, target) = (&self.new, &self.target);
+        let folder = parent_dir(target).to_owned();
+
+        // NEW: a complete, closed, local database.
+        let (new_meta, new_header) = check_database(new)?;
+        check_local(new)?;
+        let new_sidecars = Sidecars::of(new).map_err(|e| io_error(new, "look for sidecars", e))?;
+        if new_sidecars.journal == Some(JournalState::Live) {
+            return Err(Error::NotClosed {
+                path: new.clone(),
+                why: "it has a live -journal (a transaction in progress or interrupted)".into(),
+            });
+        }
+        let new_users = users(new).map_err(|e| Error::CannotCheckUse {
+            path: new.clone(),
+            why: e.to_string(),
+        })?;
+        if !new_users.is_empty() {
+            return Err(in_use(new, &new_users, ""));
+        }
+
+        // TARGET: its folder, and what is there now.
+        match std::fs::metadata(&folder) {
+            Ok(m) if m.is_dir() => {}
+            _ => return Err(Error::FolderMissing(folder)),
+        }
+        check_local(&folder)?;
+        if same_file(new, target).map_err(|e| io_error(target, "stat", e))? {
+            return Err(Error::SameFile {
+                new: new.clone(),
+                target: target.clone(),
+            });
+        }
+        let existing = match std::fs::metadata(target) {
+            Ok(_) => Some(check_database(target)?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_error(target, "stat", e)),
+        };
+        if !dir_writable(&folder).map_err(|e| io_error(&folder, "access", e))? {
+            return Err(Error::PermissionDenied {
+                path: folder,
+                action: "create files in folder",
+            });
+        }
+        let mut open_by = Vec::new();
+        if existing.is_some() {
+            open_by = wait_until_free(target, self.options.wait)?;
+            if !open_by.is_empty() && !self.options.live {
+                return Err(in_use(target, &open_by, ", or pass --live"));
+            }
+        }
+        if let (true, Some((_, t))) = (self.options.live, &existing) {
+            if t.journal == JournalFlag::Wal && t.page_size != new_header.page_size {
+                return Err(Error::LivePageSize {
+                    path: target.clone(),
+                    target: t.page_size,
+                    new: new_header.page_size,
+                });
+            }
+        }
+        // Space: a copy of NEW when it is on another file system, the old
+        // TARGET's WAL when it is checkpointed, and with --live a backup copy
+        // plus a journal as big as NEW.
+        let target_sidecars = Sidecars::of(target).map_err(|e| io_error(target, "look for sidecars", e))?;
+        let same_fs = FileId::of(new).ok().map(|f| f.dev) == FileId::of(&folder).ok().map(|f| f.dev);
+        let mut needed = target_sidecars.wal.unwrap_or(0);
+        if !same_fs {
+            needed += new_meta.len();
+        }
+        if self.options.live {
+            needed += new_meta.len() + existing.as_ref().map_or(0, |(m, _)| m.len());
+        }
+        let available = available_space(&folder).map_err(|e| io_error(&folder, "statvfs", e))?;
+        if available < needed {
+            return Err(Error::DiskFull {
+                path: folder,
+                needed: Some(needed),
+                available: Some(available),
+            });
+        }
+
+        // Every refusal is decided: from here on, files change.
+        remove_leftovers(target);
+        if !new_sidecars.is_empty() {
+            make_self_contained(new, self.options.busy_timeout)?;
+        }
+        let mut report = Report {
+            target: target.clone(),
+            new: new.clone(),
+            method: Method::FirstRefresh,
+            backup: None,
+            old_target: Vec::new(),
+            backups_removed: Vec::new(),
+            copied_across_file_systems: !same_fs,
+            open_by: Vec::new(),
+            seconds: 0.0,
+        };
+        let Some((target_meta, _)) = existing else {
+            let mode = new_meta.permissions().mode() & 0o777;
+            let placed = place(new, &temp_path(target, "swap"), mode, None)?;
+            rename_noreplace(&placed.temp, target).map_err(|e| io_error(target, "move into place", e))?;
+            placed.done();
+            fsync_dir(&folder).map_err(|e| io_error(&folder, "fsync folder", e))?;
+            report.seconds = started.elapsed().as_secs_f64();
+            return Ok(report);
+        };
+        let mode = target_meta.permissions().mode() & 0o777;
+        let owner = Some((target_meta.uid(), target_meta.gid()));
+
+        if self.options.live {
+            report.method = Method::Live;
+            report.open_by = open_by;
+            if self.options.backup {
+                report.backup = Some(self.live_backup(mode)?);
+            }
+            self.live_write(&new_header)?;
+            for kind in Sidecar::ALL {
+                let _ = std::fs::remove_file(sidecar_path(new, kind));
+            }
+            std::fs::remove_file(new).map_err(|e| io_error(new, "remove (consumed)", e))?;
+        } else {
+            report.old_target = make_self_contained(target, self.options.busy_timeout)?;
+            // An application may have opened TARGET while it was checkpointed.
+            let late = users(target).map_err(|e| Error::CannotCheckUse {
+                path: target.clone(),
+                why: e.to_string(),
+            })?;
+            if !late.is_empty() {
+                return Err(in_use(target, &late, ", or pass --live"));
+            }
+            let placed = place(new, &temp_path(target, "swap"), mode, owner)?;
+            let backup = if self.options.backup {
+                let name = backups::new_name(target, SystemTime::now());
+                std::fs::hard_link(target, &name).map_err(|e| io_error(&name, "link the backup", e))?;
+                Some(name)
+            } else {
+                None
+            };
+            let swapped = match rename_exchange(&placed.temp, target) {
+                Ok(()) => Ok(Method::Exchange),
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                    std::fs::rename(&placed.temp, target).map(|()| Method::Rename)
+                }
+                Err(e) => Err(e),
+            };
+            report.method = match swapped {
+                Ok(m) => m,
+                Err(e) => {
+                    if let Some(name) = &backup {
+                        let _ = std::fs::remove_file(name);
+                    }
+                    return Err(io_error(target, "exchange", e));
+                }
+            };
+            let temp = placed.temp.clone();
+            placed.done();
+            if report.method == Method::Exchange {
+                // The temporary name now holds the old TARGET (also at the
+                // backup name, if any).
+                std::fs::remove_file(&temp).map_err(|e| io_error(&temp, "remove the old file's temporary name", e))?;
+            }
+            fsync_dir(&folder).map_err(|e| io_error(&folder, "fsync folder", e))?;
+            report.backup = backup;
+        }
+        if report.backup.is_some() {
+            report.backups_removed = self.expire_backups();
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Removes all but the newest `keep_backups` backups.
+    fn expire_backups(&self) -> Vec<PathBuf> {
+        let all = backups::list(&self.target);
+        let excess = all.len().saturating_sub(self.options.keep_backups.max(1));
+        let mut removed = Vec::new();
+        for old in all.into_iter().take(excess) {
+            if std::fs::remove_file(&old).is_ok() {
+                removed.push(old);
+            }
+        }
+        removed
+    }
+
+    /// `--live`: a consistent copy of the open TARGET, through SQLite.
+    fn live_backup(&self, mode: u32) -> Result<PathBuf, Error> {
+        let target = &self.target;
+        let temp = temp_path(target, "backup");
+        let result = (|| {
+            let header = Header::read(target).map_err(|e| Error::NotADatabase {
+                path: target.clone(),
+                reason: e.to_string(),
+            })?;
+            let sidecars = Sidecars::of(target).map_err(|e| io_error(target, "look for sidecars", e))?;
+            let src = open_read_only(target, &header, &sidecars).map_err(|e| sqlite_error(target, "open", e))?;
+            src.conn
+                .busy_timeout(self.options.busy_timeout)
+                .map_err(|e| sqlite_error(target, "busy timeout", e))?;
+            File::create(&temp).map_err(|e| io_error(&temp, "create", e))?;
+            let mut dst = Connection::open(&temp).map_err(|e| sqlite_error(&temp, "open", e))?;
+            dst.pragma_update(None, "synchronous", "OFF")
+                .map_err(|e| sqlite_error(&temp, "pragma", e))?;
+            let _: String = dst
+                .pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get(0))
+                .map_err(|e| sqlite_error(&temp, "pragma", e))?;
+            self.run_backup(&src.conn, &mut dst, target, "reading for the backup")?;
+            dst.close().map_err(|(_, e)| sqlite_error(&temp, "close", e))?;
+            drop(src);
+            let file = File::open(&temp).map_err(|e| io_error(&temp, "open", e))?;
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| io_error(&temp, "chmod", e))?;
+            file.sync_all().map_err(|e| io_error(&temp, "fsync", e))?;
+            let name = backups::new_name(target, SystemTime::now());
+            rename_noreplace(&temp, &name).map_err(|e| io_error(&name, "name the backup", e))?;
+            fsync_dir(parent_dir(target)).map_err(|e| io_error(target, "fsync folder", e))?;
+            Ok(name)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+            for kind in Sidecar::ALL {
+                let _ = std::fs::remove_file(sidecar_path(&temp, kind));
+            }
+        }
+        result
+    }
+
+    /// `--live`: NEW's pages into TARGET in one write transaction.
+    fn live_write(&self, new_header: &Header) -> Result<(), Error> {
+        let (new, target) = (&self.new, &self.target);
+        let sidecars = Sidecars::of(new).map_err(|e| io_error(new, "look for sidecars", e))?;
+        let src = open_read_only(new, new_header, &sidecars).map_err(|e| sqlite_error(new, "open", e))?;
+        let mut dst = Connection::open_with_flags(
+            target,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| sqlite_error(target, "open", e))?;
+        dst.busy_timeout(self.options.busy_timeout)
+            .map_err(|e| sqlite_error(target, "busy timeout", e))?;
+        self.run_backup(&src.conn, &mut dst, target, "writing the new content")?;
+        dst.close().map_err(|(_, e)| sqlite_error(target, "close", e))
+    }
+
+    /// `step(-1)` until done, retrying Busy/Locked until the busy timeout.
+    fn run_backup(
+        &self,
+        src: &Connection,
+        dst: &mut Connection,
+        blame: &Path,
+        what: &'static str,
+    ) -> Result<(), Error> {
+        let backup = Backup::new(src, dst).map_err(|e| sqlite_error(blame, what, e))?;
+        let deadline = Instant::now() + self.options.busy_timeout;
+        loop {
+            let step = backup.step(-1);
+            match step {
+                Ok(StepResult::Done) => return Ok(()),
+                Ok(StepResult::Busy | StepResult::Locked) => {}
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.sqlite_error_code(),
+                        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                    ) => {}
+                Err(e) => return Err(sqlite_error(blame, what, e)),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Busy {
+                    path: blame.to_owned(),
+                    secs: self.options.busy_timeout.as_secs_f64(),
+                    what: "an application holds a transaction open",
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Puts TARGET's newest backup back, atomically exchanging the two, so the
+/// backup name then holds what TARGET was: running it twice returns to
+/// where it started.
+pub fn undo(target: &Path, options: &Options) -> Result<UndoReport, Error> {
+    let started = Instant::now();
+    let folder = parent_dir(target).to_owned();
+    match std::fs::metadata(&folder) {
+        Ok(m) if m.is_dir() => {}
+        _ => return Err(Error::FolderMissing(folder)),
+    }
+    check_database(target)?;
+    let backup = backups::list(target)
+        .pop()
+        .ok_or_else(|| Error::NoBackup(target.to_owned()))?;
+    check_database(&backup)?;
+    if !dir_writable(&folder).map_err(|e| io_error(&folder, "access", e))? {
+        return Err(Error::PermissionDenied {
+            path: folder,
+            action: "rename files in folder",
+        });
+    }
+    let found = wait_until_free(target, options.wait)?;
+    if !found.is_empty() {
+        return Err(in_use(target, &found, ""));
+    }
+    let old_target = make_self_contained(target, options.busy_timeout)?;
+    match rename_exchange(&backup, target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+            // link + rename: TARGET is old or new at every instant.
+            let temp = temp_path(target, "swap");
+            std::fs::hard_link(target, &temp).map_err(|e| io_error(&temp, "link", e))?;
+            std::fs::rename(&backup, target).map_err(|e| io_error(target, "rename", e))?;
+            std::fs::rename(&temp, &backup).map_err(|e| io_error(&backup, "rename", e))?;
+        }
+        Err(e) => return Err(io_error(target, "exchange", e)),
+    }
+    fsync_dir(&folder).map_err(|e| io_error(&folder, "fsync folder", e))?;
+    Ok(UndoReport {
+        target: target.to_owned(),
+        restored: backup.clone(),
+        replaced_kept_as: backup,
+        old_target,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,21 @@
+//! The `swap` binary: a thin shell around [`swap::cli`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "swap", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 done, 2 bad input or usage, 3 refused to protect data (TARGET in use, locked), \
+4 I/O or internal error."
+)]
+struct Cli {
+    #[command(flatten)]
+    args: swap::cli::SwapArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    swap::cli::run(&cli.args).into()
+}
