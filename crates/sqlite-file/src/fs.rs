@@ -142,6 +142,7 @@ pub fn network_fs(path: &Path) -> io::Result<Option<&'static str>> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: statfs succeeded and filled the buffer.
+    #[allow(clippy::unnecessary_cast)] // f_type is i64 on some targets, u32 on others
     let kind = unsafe { st.assume_init() }.f_type as i64 as u32;
     Ok(match kind {
         0x6969 => Some("NFS"),
