@@ -42,7 +42,11 @@ fn backups(dir: &Path) -> Vec<PathBuf> {
         .expect("read_dir")
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains(".bak-")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains(".bak-"))
+        })
         .collect();
     found.sort();
     found
@@ -77,13 +81,27 @@ fn plain_swap_keeps_a_byte_identical_backup_and_the_permissions() {
     let backups = backups(dir.path());
     assert_eq!(backups.len(), 1);
     assert_eq!(report["backup"].as_str().map(PathBuf::from), Some(backups[0].clone()));
-    assert_eq!(std::fs::read(&backups[0]).expect("read"), old_bytes, "backup byte-identical");
+    assert_eq!(
+        std::fs::read(&backups[0]).expect("read"),
+        old_bytes,
+        "backup byte-identical"
+    );
     let name = backups[0].file_name().expect("name").to_string_lossy().into_owned();
     let stamp = name.strip_prefix("dev.db.bak-").expect("backup name");
-    assert!(stamp.len() == 16 && stamp.ends_with('Z') && &stamp[8..9] == "T", "{name}");
-    assert_eq!(std::fs::metadata(&dev).expect("stat").permissions().mode() & 0o777, 0o640);
+    assert!(
+        stamp.len() == 16 && stamp.ends_with('Z') && &stamp[8..9] == "T",
+        "{name}"
+    );
+    assert_eq!(
+        std::fs::metadata(&dev).expect("stat").permissions().mode() & 0o777,
+        0o640
+    );
     assert!(!new.exists(), "NEW is consumed");
-    assert_eq!(names(dir.path()), ["dev.db".to_owned(), name], "no sidecars, no temporary files");
+    assert_eq!(
+        names(dir.path()),
+        ["dev.db".to_owned(), name],
+        "no sidecars, no temporary files"
+    );
 }
 
 #[test]
@@ -104,7 +122,11 @@ fn a_stale_wal_goes_into_the_backup_not_the_new_file() {
     assert!(stdout.contains("checkpointed"), "{stdout}");
     assert_eq!(contents(&dev), "new×10");
     let backups = backups(dir.path());
-    assert_eq!(contents(&backups[0]), "crashed×1 old×5", "the crashed writer's commit is kept");
+    assert_eq!(
+        contents(&backups[0]),
+        "crashed×1 old×5",
+        "the crashed writer's commit is kept"
+    );
     assert!(!dir.path().join("dev.db-wal").exists() && !dir.path().join("dev.db-shm").exists());
     assert_eq!(integrity(&dev), "ok");
 }
@@ -126,7 +148,11 @@ fn a_stale_hot_journal_is_never_rolled_into_the_new_file() {
     assert_eq!(rc, 0, "{stderr}");
     assert!(stdout.contains("rolled back"), "{stdout}");
     assert_eq!(contents(&dev), "new×3000", "no old page mixed in");
-    assert_eq!(contents(&backups(dir.path())[0]), "old×3000", "the interrupted transaction rolled back");
+    assert_eq!(
+        contents(&backups(dir.path())[0]),
+        "old×3000",
+        "the interrupted transaction rolled back"
+    );
     assert!(!dir.path().join("dev.db-journal").exists());
 }
 
@@ -167,7 +193,11 @@ fn an_app_connection_in_any_state_is_refused_and_live_works_where_sqlite_allows(
                 assert_eq!(rc, 3, "{mode}/{state}: {stderr}");
                 assert!(stderr.contains("locked"), "{stderr}");
                 assert_eq!(app.ask("end"), "ok");
-                assert_eq!(app.ask("sql SELECT count(*) FROM t"), "5", "{mode}/{state}: DEV untouched");
+                assert_eq!(
+                    app.ask("sql SELECT count(*) FROM t"),
+                    "5",
+                    "{mode}/{state}: DEV untouched"
+                );
                 continue;
             }
             assert_eq!(rc, 0, "{mode}/{state}: {stderr}");
@@ -192,7 +222,11 @@ fn an_app_connection_in_any_state_is_refused_and_live_works_where_sqlite_allows(
 fn live_refuses_a_wal_target_with_another_page_size() {
     let dir = tempdir();
     let (new, dev) = (dir.path().join("staging.db"), dir.path().join("dev.db"));
-    make_db(&new, "delete", "PRAGMA page_size=8192; CREATE TABLE t(x TEXT, pad BLOB);");
+    make_db(
+        &new,
+        "delete",
+        "PRAGMA page_size=8192; CREATE TABLE t(x TEXT, pad BLOB);",
+    );
     db(&dev, "wal", "old", 5);
     let msg = assert_refused(dir.path(), swap().arg("--live").arg(&new).arg(&dev), 3, &["dev.db"]);
     assert!(msg.contains("page"), "{msg}");
@@ -262,7 +296,12 @@ fn bad_input_changes_nothing() {
     db(&new, "delete", "new", 2);
     db(&dev, "wal", "old", 2);
 
-    let msg = assert_refused(dir.path(), swap().arg(dir.path().join("nope.db")).arg(&dev), 2, &["nope.db"]);
+    let msg = assert_refused(
+        dir.path(),
+        swap().arg(dir.path().join("nope.db")).arg(&dev),
+        2,
+        &["nope.db"],
+    );
     assert!(msg.contains("no such file"), "{msg}");
 
     let text = dir.path().join("notes.txt");
@@ -313,7 +352,12 @@ fn refuses_a_folder_without_permission() {
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o666)).expect("chmod");
     }
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_swap"));
-    let msg = assert_refused(dir.path(), as_nobody(&bin).arg(&new).arg(&dev), 2, &["permission denied"]);
+    let msg = assert_refused(
+        dir.path(),
+        as_nobody(&bin).arg(&new).arg(&dev),
+        2,
+        &["permission denied"],
+    );
     assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
 }
 
@@ -353,4 +397,50 @@ fn new_on_another_file_system_is_copied_then_consumed() {
     assert_eq!(report["copied_across_file_systems"], true);
     assert_eq!(contents(&dev), "new×100");
     assert!(!new.exists());
+}
+
+#[test]
+fn a_new_file_with_wal_frames_is_checkpointed_first() {
+    let dir = tempdir();
+    let (new, dev) = (dir.path().join("staging.db"), dir.path().join("dev.db"));
+    db(&new, "wal", "new", 3);
+    let (rc, _, err) = run(app().args([
+        "crash",
+        new.to_str().expect("utf-8"),
+        "PRAGMA wal_autocheckpoint=0; INSERT INTO t VALUES ('new-wal', NULL)",
+    ]));
+    assert_eq!(rc, 0, "{err}");
+    db(&dev, "delete", "old", 1);
+    let (rc, _, stderr) = run(swap().arg(&new).arg(&dev));
+    assert_eq!(rc, 0, "{stderr}");
+    assert_eq!(contents(&dev), "new×3 new-wal×1");
+    assert_eq!(
+        names(dir.path()).len(),
+        2,
+        "dev.db and its backup only: {:?}",
+        names(dir.path())
+    );
+}
+
+#[test]
+fn wait_lets_the_app_finish_first() {
+    let dir = tempdir();
+    let (new, dev) = (dir.path().join("staging.db"), dir.path().join("dev.db"));
+    db(&new, "wal", "new", 3);
+    db(&dev, "wal", "old", 1);
+    let app = HeldConnection::start(&dev, "idle");
+    let swapping = swap()
+        .args(["--wait", "60"])
+        .arg(&new)
+        .arg(&dev)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Give swap time to find DEV in use and start waiting (the outcome does
+    // not depend on it: without --wait, swap would have refused).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(app);
+    let out = swapping.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(contents(&dev), "new×3");
 }
