@@ -1,6 +1,6 @@
 //! `cargo xtask`: development tasks. Never needed by a user of the tools.
 //!
-//!     cargo xtask demo                  build the demo PROD and DEV and run the pattern on them
+//!     cargo xtask demo                  build the demo PROD and DEV and run what exists of the pattern
 //!     cargo xtask fixtures [DIR]        build prod.db and dev.db from fixtures/*.sql (default target/fixtures)
 //!     cargo xtask ci                    what .ci/run runs: fmt, clippy, the tests
 //!     cargo xtask bench snapshot [MiB]  time `snapshot` beside cp, cat, sqlite3 .backup and VACUUM INTO
@@ -57,7 +57,7 @@ pub fn sh(cmd: &mut Command) -> Result<()> {
 /// returns the folder holding them.
 pub fn build_binaries(release: bool) -> Result<PathBuf> {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "--package", "snapshot"]);
+    cmd.args(["build", "--quiet", "--package", "snapshot", "--package", "swap"]);
     if release {
         cmd.arg("--release");
     }
@@ -149,11 +149,33 @@ fn demo() -> Result<()> {
         bail!("PROD changed");
     }
     println!("   PROD is byte-identical to before the snapshot");
+
+    println!("\n== step 2 (apply DEV's schema onto the staging file) is not built yet, so the demo");
+    println!("   continues with the *replace* variant: DEV becomes a plain copy of PROD");
+    println!("\n== step 3 of the pattern: swap the staging file into DEV, keeping a backup");
+    sh(Command::new(bin.join("swap")).arg(&staging).arg(&dev))?;
+    let backup = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("dev.db.bak-"))
+        .context("no backup of dev.db")?;
+    for (label, db) in [("DEV now", &dev), ("backup", &backup)] {
+        println!(
+            "   {label:<8} schema version {}, {} customers, {} orders",
+            count(db, "PRAGMA user_version")?,
+            count(db, "SELECT count(*) FROM customers")?,
+            count(db, "SELECT count(*) FROM orders")?
+        );
+    }
+
+    println!("\n== and back: swap --undo puts the newest backup back (run it again to return)");
+    sh(Command::new(bin.join("swap")).arg("--undo").arg(&dev))?;
     println!(
-        "\nNext steps of the pattern (schema-diff --apply, swap, the refresh-dev driver) are not built yet;\n\
-         see the issues. The demo files are in {}.",
-        dir.display()
+        "   DEV      schema version {}, {} coupons (the developer's new table is back)",
+        count(&dev, "PRAGMA user_version")?,
+        count(&dev, "SELECT count(*) FROM coupons")?
     );
+    println!("\nThe demo files are in {}.", dir.display());
     Ok(())
 }
 
