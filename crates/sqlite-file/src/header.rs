@@ -129,6 +129,21 @@ impl Header {
         Ok(header)
     }
 
+    /// What SQLite assumes of an empty (0-byte) file: a new, empty database
+    /// in rollback mode. For callers that accept empty files as databases.
+    pub fn of_empty_file() -> Header {
+        Header {
+            page_size: 4096,
+            journal: JournalFlag::Rollback,
+            change_counter: 0,
+            page_count: Some(0),
+            encoding: None,
+            user_version: 0,
+            application_id: 0,
+            auto_vacuum: 0,
+        }
+    }
+
     /// Parses a header from its 100 bytes.
     pub fn parse(buf: &[u8; HEADER_LEN]) -> Result<Header, HeaderError> {
         if &buf[..MAGIC.len()] != MAGIC {

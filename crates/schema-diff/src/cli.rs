@@ -1,0 +1,259 @@
+//! The `schema-diff` command line, shared by the `schema-diff` binary and
+//! `refresh-dev diff`: argument definitions, output and exit codes only.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use exit_code::Exit;
+
+use crate::diff::ChangeKind;
+use crate::plan::{ImpactKind, RowsFrom, Strategy};
+use crate::{compare, Renames, Report};
+
+/// Compare DEV's schema with TARGET's and preview what applying DEV's would do
+/// to TARGET's data. Reads both files; writes neither.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiffArgs {
+    /// The database whose schema is wanted (DEV).
+    pub dev: PathBuf,
+    /// The database whose data would be kept (the staging copy of PROD).
+    pub target: PathBuf,
+    /// A column renamed in DEV: TABLE.OLD=NEW (quote names holding dots, spaces or '=': '"order items"."old col"=new').
+    #[arg(long, value_name = "TABLE.OLD=NEW")]
+    pub rename: Vec<String>,
+    /// A table renamed in DEV: OLD=NEW.
+    #[arg(long, value_name = "OLD=NEW")]
+    pub rename_table: Vec<String>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing; only the exit code tells.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl DiffArgs {
+    /// The rename hints, parsed.
+    pub fn renames(&self) -> Result<Renames, String> {
+        let mut renames = Renames::default();
+        for hint in &self.rename_table {
+            renames.add_table(hint)?;
+        }
+        for hint in &self.rename {
+            renames.add_column(hint)?;
+        }
+        Ok(renames)
+    }
+}
+
+/// Runs `schema-diff` with parsed arguments and returns the exit status:
+/// 0 identical, 1 different, 2 bad input, 4 an error.
+pub fn run(args: &DiffArgs) -> Exit {
+    let renames = match args.renames() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("schema-diff: error: bad rename hint {e}");
+            return Exit::BadInput;
+        }
+    };
+    match compare(&args.dev, &args.target, &renames) {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => {
+                        eprintln!("schema-diff: error: cannot print the report: {e}");
+                        return Exit::Failed;
+                    }
+                }
+            } else if !args.quiet {
+                print!("{}", human(&report, std::io::stdout().is_terminal()));
+            }
+            if report.identical {
+                Exit::Done
+            } else {
+                Exit::Differences
+            }
+        }
+        Err(e) => {
+            eprintln!("schema-diff: error: {e}");
+            e.exit()
+        }
+    }
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn code(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+    fn bold(&self, s: &str) -> String {
+        self.code("1", s)
+    }
+    fn red(&self, s: &str) -> String {
+        self.code("31", s)
+    }
+    fn green(&self, s: &str) -> String {
+        self.code("32", s)
+    }
+    fn yellow(&self, s: &str) -> String {
+        self.code("33", s)
+    }
+}
+
+/// The human report: a summary line, the changes with unified diffs of the
+/// stored SQL, the plan, and the data impact.
+pub fn human(r: &Report, colour: bool) -> String {
+    let p = Paint(colour);
+    let mut out = String::new();
+    if r.identical {
+        let _ = writeln!(out, "{}", p.green("schema-diff: identical schemas"));
+        for s in &r.settings {
+            let _ = writeln!(
+                out,
+                "  {} differs (not a schema difference): DEV {}, TARGET {}",
+                s.setting, s.dev, s.target
+            );
+        }
+        return out;
+    }
+    let count = |k: ChangeKind| r.changes.iter().filter(|c| c.change == k).count();
+    let losses: i64 = r
+        .data_impact
+        .iter()
+        .filter(|i| i.kind == ImpactKind::DataLoss)
+        .map(|i| i.rows)
+        .sum();
+    let violations: i64 = r
+        .data_impact
+        .iter()
+        .filter(|i| i.kind == ImpactKind::Violation)
+        .map(|i| i.rows)
+        .sum();
+    let _ = writeln!(
+        out,
+        "{}",
+        p.bold(&format!(
+            "schema-diff: schemas differ: {} added, {} removed, {} changed, {} reformatted; {} values or rows not carried, {} rows breaking new constraints",
+            count(ChangeKind::Added),
+            count(ChangeKind::Removed),
+            count(ChangeKind::Modified),
+            count(ChangeKind::TextOnly),
+            losses,
+            violations
+        ))
+    );
+    for s in &r.settings {
+        let _ = writeln!(
+            out,
+            "  {}: DEV {}, TARGET {}{}",
+            s.setting,
+            s.dev,
+            s.target,
+            if s.counts { "" } else { " (reported only)" }
+        );
+    }
+    for c in &r.changes {
+        let sign = match c.change {
+            ChangeKind::Added => p.green("+"),
+            ChangeKind::Removed => p.red("-"),
+            ChangeKind::Modified => p.yellow("~"),
+            ChangeKind::TextOnly => p.yellow("="),
+        };
+        let _ = writeln!(
+            out,
+            "\n{sign} {} {}{}",
+            c.object.as_str(),
+            p.bold(&c.name),
+            if c.compared_by == "text" {
+                " (sqlparser cannot read it: compared as normalized text)"
+            } else {
+                ""
+            }
+        );
+        for d in &c.details {
+            let _ = writeln!(out, "    {d}");
+        }
+        for col in &c.columns {
+            let _ = writeln!(
+                out,
+                "    column {} {:?}: {}",
+                col.column,
+                col.change,
+                col.details.join("; ")
+            );
+        }
+        let text = |sql: &Option<String>| sql.as_ref().map(|s| format!("{s}\n")).unwrap_or_default();
+        let (old, new) = (text(&c.target_sql), text(&c.dev_sql));
+        let diff = similar::TextDiff::from_lines(&old, &new);
+        for line in diff
+            .unified_diff()
+            .context_radius(2)
+            .header("TARGET", "DEV")
+            .to_string()
+            .lines()
+        {
+            let painted = if line.starts_with('+') && !line.starts_with("+++") {
+                p.green(line)
+            } else if line.starts_with('-') && !line.starts_with("---") {
+                p.red(line)
+            } else {
+                line.to_owned()
+            };
+            let _ = writeln!(out, "      {painted}");
+        }
+    }
+    for hint in &r.possible_renames {
+        let _ = writeln!(out, "\n{} {hint}", p.yellow("hint:"));
+    }
+    let _ = writeln!(out, "\n{}", p.bold("plan"));
+    for t in &r.plan {
+        if t.strategy == Strategy::Unchanged && t.rows_from != RowsFrom::Dev {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  {:<28} {:<10} rows from {:<6} {}",
+            t.table,
+            format!("{:?}", t.strategy).to_lowercase(),
+            format!("{:?}", t.rows_from).to_lowercase(),
+            t.reasons.join("; ")
+        );
+    }
+    let unchanged = r
+        .plan
+        .iter()
+        .filter(|t| t.strategy == Strategy::Unchanged && t.rows_from != RowsFrom::Dev)
+        .count();
+    let _ = writeln!(out, "  ({unchanged} tables unchanged: nothing is done to them)");
+    if !r.data_impact.is_empty() {
+        let _ = writeln!(out, "\n{}", p.bold("data impact (counted on TARGET's rows)"));
+        for i in &r.data_impact {
+            let what = match i.kind {
+                ImpactKind::DataLoss => p.red("lost"),
+                ImpactKind::Violation => p.red("violation"),
+                ImpactKind::Replaced => p.yellow("replaced"),
+            };
+            let place = match &i.column {
+                Some(c) => format!("{}.{c}", i.table),
+                None => i.table.clone(),
+            };
+            let examples = if i.examples.is_empty() {
+                String::new()
+            } else {
+                format!(" (e.g. {})", i.examples.join(", "))
+            };
+            let _ = writeln!(out, "  {what:<10} {place}: {} rows: {}{examples}", i.rows, i.reason);
+        }
+    }
+    for u in &r.unreadable {
+        let _ = writeln!(out, "\n{} {u}", p.yellow("could not describe:"));
+    }
+    out
+}

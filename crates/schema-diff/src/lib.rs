@@ -1,0 +1,370 @@
+//! `schema-diff`: read two SQLite schemas, compare them, and preview what
+//! applying DEV's schema onto TARGET would do to TARGET's data.
+//!
+//! What it does:
+//! - Reads each database's schema ([`catalog`]): every object of
+//!   `sqlite_schema` with its stored text, PRAGMAs (`table_list`,
+//!   `table_xinfo`, `index_list`, `index_xinfo`, `foreign_key_list`) as the
+//!   authority for columns, keys and indexes, and sqlparser for CHECK,
+//!   COLLATE, generated expressions and AUTOINCREMENT ([`parse`]). Virtual
+//!   tables and their shadow tables are one unit; `sqlite_sequence` and
+//!   `sqlite_stat*` are data, not objects.
+//! - Compares them ([`diff`]): identical means the `(type, name, tbl_name,
+//!   sql)` rows are byte-equal and `user_version` and `application_id` match.
+//!   Identifiers compare case-insensitively, as SQLite does. Where sqlparser
+//!   cannot read a statement the texts are compared normalized and the change
+//!   says `compared_by: "text"`: a database is never refused for it.
+//! - Plans ([`plan`]) the cheapest safe strategy per table (unchanged,
+//!   create, drop, text-only, ALTER steps, rebuild), where each table's rows
+//!   come from, and counts the data impact on TARGET's real rows with SQL.
+//!
+//! What it does not do (yet): write anything. Both files are opened so that
+//! they and their folders stay as found ([`sqlite_file::open_read_only`]).
+//! Not built yet: `--apply`, `--sql`, `--load-extension`, and counting
+//! violations of new CHECK constraints and generated-column expressions.
+
+pub mod catalog;
+pub mod cli;
+pub mod diff;
+pub mod parse;
+pub mod plan;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use exit_code::Exit;
+use serde::Serialize;
+use sqlite_file::fs::FileId;
+use sqlite_file::{open_read_only, Header, HeaderError, ReadOnlyDb, Sidecars};
+
+pub use catalog::Catalog;
+pub use diff::SchemaDiff;
+pub use plan::Plan;
+
+/// Rename hints: `--rename-table OLD=NEW` and `--rename TABLE.OLD=NEW`
+/// (names in DEV's terms for the table of a column rename).
+#[derive(Debug, Clone, Default)]
+pub struct Renames {
+    /// (old table, new table), lower-cased.
+    pub tables: Vec<(String, String)>,
+    /// (table in DEV, old column, new column), lower-cased.
+    pub columns: Vec<(String, String, String)>,
+}
+
+impl Renames {
+    /// TARGET's name for DEV's table `dev_name`.
+    pub fn table_in_target(&self, dev_name: &str) -> String {
+        let k = catalog::key(dev_name);
+        self.tables
+            .iter()
+            .find(|(_, new)| *new == k)
+            .map_or_else(|| dev_name.to_owned(), |(old, _)| old.clone())
+    }
+
+    /// DEV's name for TARGET's table `target_name`.
+    pub fn table_in_dev(&self, target_name: &str) -> String {
+        let k = catalog::key(target_name);
+        self.tables
+            .iter()
+            .find(|(old, _)| *old == k)
+            .map_or_else(|| target_name.to_owned(), |(_, new)| new.clone())
+    }
+
+    /// TARGET's name for column `column` of DEV's table `table`. A hint's
+    /// table may be named as in DEV or as in TARGET.
+    pub fn column_in_target(&self, table: &str, column: &str) -> String {
+        let names = [catalog::key(table), catalog::key(&self.table_in_target(table))];
+        let c = catalog::key(column);
+        self.columns
+            .iter()
+            .find(|(tb, _, new)| names.contains(tb) && *new == c)
+            .map_or_else(|| column.to_owned(), |(_, old, _)| old.clone())
+    }
+
+    /// DEV's name for column `column` of TARGET's table `table`.
+    pub fn column_in_dev(&self, table: &str, column: &str) -> String {
+        let names = [catalog::key(table), catalog::key(&self.table_in_dev(table))];
+        let c = catalog::key(column);
+        self.columns
+            .iter()
+            .find(|(tb, old, _)| names.contains(tb) && *old == c)
+            .map_or_else(|| column.to_owned(), |(_, _, new)| new.clone())
+    }
+
+    /// Parses `OLD=NEW` (a table rename hint).
+    pub fn add_table(&mut self, hint: &str) -> Result<(), String> {
+        let names = split_names(hint)?;
+        match names.as_slice() {
+            [(old, '='), (new, '\0')] => {
+                self.tables.push((catalog::key(old), catalog::key(new)));
+                Ok(())
+            }
+            _ => Err(format!("{hint:?}: expected OLD=NEW")),
+        }
+    }
+
+    /// Parses `TABLE.OLD=NEW` (a column rename hint).
+    pub fn add_column(&mut self, hint: &str) -> Result<(), String> {
+        let names = split_names(hint)?;
+        match names.as_slice() {
+            [(table, '.'), (old, '='), (new, '\0')] => {
+                self.columns
+                    .push((catalog::key(table), catalog::key(old), catalog::key(new)));
+                Ok(())
+            }
+            _ => Err(format!("{hint:?}: expected TABLE.OLD=NEW")),
+        }
+    }
+}
+
+/// Splits `a.b=c` into names and the separators after them; names may be
+/// SQL-quoted (`"…"`, `` `…` ``, `[…]`, `'…'`) to hold dots, spaces or `=`.
+fn split_names(hint: &str) -> Result<Vec<(String, char)>, String> {
+    let chars: Vec<char> = hint.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        let mut name = String::new();
+        match chars.get(i) {
+            Some(&q @ ('"' | '`' | '[' | '\'')) => {
+                let close = if q == '[' { ']' } else { q };
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return Err(format!("{hint:?}: unclosed quote")),
+                        Some(&c) if c == close && close != ']' && chars.get(i + 1) == Some(&close) => {
+                            name.push(c);
+                            i += 2;
+                        }
+                        Some(&c) if c == close => {
+                            i += 1;
+                            break;
+                        }
+                        Some(&c) => {
+                            name.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            _ => {
+                while let Some(&c) = chars.get(i) {
+                    if c == '.' || c == '=' {
+                        break;
+                    }
+                    name.push(c);
+                    i += 1;
+                }
+            }
+        }
+        if name.is_empty() {
+            return Err(format!("{hint:?}: empty name"));
+        }
+        match chars.get(i) {
+            None => {
+                out.push((name, '\0'));
+                return Ok(out);
+            }
+            Some(&sep @ ('.' | '=')) => {
+                out.push((name, sep));
+                i += 1;
+            }
+            Some(c) => return Err(format!("{hint:?}: unexpected {c:?}")),
+        }
+    }
+}
+
+/// The whole comparison: the diff, the plan and the data impact.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub dev: PathBuf,
+    pub target: PathBuf,
+    pub identical: bool,
+    pub settings: Vec<diff::SettingChange>,
+    pub changes: Vec<diff::Change>,
+    pub possible_renames: Vec<String>,
+    pub plan: Vec<plan::TablePlan>,
+    pub data_impact: Vec<plan::Impact>,
+    /// Objects SQLite could not describe (missing module or collation), per file.
+    pub unreadable: Vec<String>,
+}
+
+/// Why a comparison could not be made. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: no such file", .0.display())]
+    Missing(PathBuf),
+    #[error("{}: is a directory, not a database file", .0.display())]
+    IsDirectory(PathBuf),
+    #[error("{}: {reason}", path.display())]
+    NotADatabase { path: PathBuf, reason: String },
+    #[error("{}: permission denied", .0.display())]
+    PermissionDenied(PathBuf),
+    #[error("{} and {} are the same file", dev.display(), target.display())]
+    SameFile { dev: PathBuf, target: PathBuf },
+    #[error("{} is {dev_encoding} and {} is {target_encoding}: SQLite cannot reconcile text encodings", dev.display(), target.display())]
+    Encodings {
+        dev: PathBuf,
+        target: PathBuf,
+        dev_encoding: String,
+        target_encoding: String,
+    },
+    #[error("{}: has a hot journal (an interrupted transaction); open it with its application first", .0.display())]
+    HotJournal(PathBuf),
+    #[error("{}: {action}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The exit status for this error, from the workspace's one table.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Sqlite { .. } | Error::Io { .. } => Exit::Failed,
+            Error::HotJournal(_) => Exit::Refused,
+            _ => Exit::BadInput,
+        }
+    }
+}
+
+fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error() {
+        Some(f) if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK => Error::HotJournal(path.to_owned()),
+        Some(f) if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::NotADatabase {
+            path: path.to_owned(),
+            reason: format!("corrupt: {e}"),
+        },
+        _ => Error::Sqlite {
+            path: path.to_owned(),
+            action,
+            source: e,
+        },
+    }
+}
+
+/// Opens `path` read-only, leaving it and its folder as found.
+fn open(path: &Path) -> Result<(ReadOnlyDb, Header), Error> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::Missing(path.to_owned()),
+        io::ErrorKind::PermissionDenied => Error::PermissionDenied(path.to_owned()),
+        _ => Error::Io {
+            path: path.to_owned(),
+            source: e,
+        },
+    })?;
+    if meta.is_dir() {
+        return Err(Error::IsDirectory(path.to_owned()));
+    }
+    // SQLite reads an empty file as an empty database: so does schema-diff.
+    let header = Header::read(path).or_else(|e| match e {
+        HeaderError::Empty => Ok(Header::of_empty_file()),
+        e => Err(e),
+    });
+    let header = header.map_err(|e| match e {
+        HeaderError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => Error::PermissionDenied(path.to_owned()),
+        HeaderError::Io(e) => Error::Io {
+            path: path.to_owned(),
+            source: e,
+        },
+        e => Error::NotADatabase {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+    })?;
+    let sidecars = Sidecars::of(path).map_err(|e| Error::Io {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    let db = open_read_only(path, &header, &sidecars).map_err(|e| sqlite_error(path, "open", e))?;
+    // Foreign keys play no part in reading; say so rather than inherit
+    // rusqlite's bundled default.
+    db.conn
+        .pragma_update(None, "foreign_keys", false)
+        .map_err(|e| sqlite_error(path, "pragma", e))?;
+    db.conn
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| sqlite_error(path, "busy timeout", e))?;
+    Ok((db, header))
+}
+
+/// Compares DEV's schema with TARGET's and plans the change. Writes nothing.
+pub fn compare(dev_path: &Path, target_path: &Path, renames: &Renames) -> Result<Report, Error> {
+    let (dev, dev_header) = open(dev_path)?;
+    let (target, target_header) = open(target_path)?;
+    if FileId::of(dev_path).ok() == FileId::of(target_path).ok() {
+        return Err(Error::SameFile {
+            dev: dev_path.to_owned(),
+            target: target_path.to_owned(),
+        });
+    }
+    let read = |db: &ReadOnlyDb, header: &Header, path: &Path| -> Result<Catalog, Error> {
+        // One read transaction: the catalog and the counts see one state.
+        db.conn
+            .execute_batch("BEGIN")
+            .map_err(|e| sqlite_error(path, "begin", e))?;
+        Catalog::read(&db.conn, header.journal.as_str()).map_err(|e| sqlite_error(path, "read schema", e))
+    };
+    let dev_catalog = read(&dev, &dev_header, dev_path)?;
+    let target_catalog = read(&target, &target_header, target_path)?;
+    if dev_catalog.settings.encoding != target_catalog.settings.encoding {
+        return Err(Error::Encodings {
+            dev: dev_path.to_owned(),
+            target: target_path.to_owned(),
+            dev_encoding: dev_catalog.settings.encoding.clone(),
+            target_encoding: target_catalog.settings.encoding.clone(),
+        });
+    }
+    let diff = diff::diff(&dev_catalog, &target_catalog, renames);
+    let plan = plan::plan(&diff, &dev_catalog, &target_catalog, &dev.conn, &target.conn, renames)
+        .map_err(|e| sqlite_error(target_path, "count the data impact", e))?;
+    let mut unreadable = Vec::new();
+    for (path, catalog) in [(dev_path, &dev_catalog), (target_path, &target_catalog)] {
+        for (name, why) in &catalog.unreadable {
+            unreadable.push(format!("{}: {name}: {why}", path.display()));
+        }
+    }
+    let _ = dev.conn.execute_batch("COMMIT");
+    let _ = target.conn.execute_batch("COMMIT");
+    Ok(Report {
+        dev: dev_path.to_owned(),
+        target: target_path.to_owned(),
+        identical: diff.identical,
+        settings: diff.settings,
+        changes: diff.changes,
+        possible_renames: diff.possible_renames,
+        plan: plan.tables,
+        data_impact: plan.data_impact,
+        unreadable,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_hints_take_quoted_names() {
+        let mut r = Renames::default();
+        r.add_column("orders.note=comment").expect("plain");
+        r.add_column("'\"order items\".\"old col\"=new'".trim_matches('\''))
+            .expect("quoted");
+        r.add_column("[a.b].\"x=y\"=z").expect("brackets");
+        r.add_table("old=new").expect("table");
+        assert_eq!(r.columns[1], ("order items".into(), "old col".into(), "new".into()));
+        assert_eq!(r.columns[2], ("a.b".into(), "x=y".into(), "z".into()));
+        assert_eq!(r.table_in_target("NEW"), "old");
+        assert!(r.add_column("no-dot=x").is_err());
+        assert!(r.add_table("a=b=c").is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! The `schema-diff` binary: a thin shell around [`schema_diff::cli`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "schema-diff", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes (like diff(1)): 0 identical, 1 different, 2 bad input or usage, \
+3 refused (a hot journal), 4 I/O or internal error."
+)]
+struct Cli {
+    #[command(flatten)]
+    args: schema_diff::cli::DiffArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    schema_diff::cli::run(&cli.args).into()
+}

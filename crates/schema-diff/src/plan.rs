@@ -1,0 +1,635 @@
+//! The plan: for each table, the cheapest safe way to reach DEV's definition
+//! with the data kept, where its rows come from, and the data impact counted
+//! on TARGET's real rows with SQL (one scan per question, never a Rust loop
+//! over rows).
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::catalog::{key, quote, Catalog, Kind, Table};
+use crate::diff::{affinity, same_fk, Change, ChangeKind, SchemaDiff};
+use crate::Renames;
+
+/// Migration-history tables: they describe DEV's schema, so their rows come
+/// from DEV. The list is closed and matched case-insensitively.
+pub const MIGRATION_TABLES: &[&str] = &[
+    "schema_migrations",
+    "ar_internal_metadata",
+    "django_migrations",
+    "alembic_version",
+    "_sqlx_migrations",
+    "__diesel_schema_migrations",
+    "goose_db_version",
+    "knex_migrations",
+    "knex_migrations_lock",
+    "_prisma_migrations",
+    "refinery_schema_history",
+    "seaql_migrations",
+    "flyway_schema_history",
+];
+
+/// How a table reaches DEV's definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Identical: nothing is done, whatever its size.
+    Unchanged,
+    /// Only in DEV: created from DEV's text.
+    Create,
+    /// Only in TARGET: dropped.
+    Drop,
+    /// The stored definition is rewritten; no row is touched.
+    TextOnly,
+    /// `ALTER TABLE … ADD/DROP/RENAME COLUMN`: no rebuild.
+    Alter,
+    /// The 12-step rebuild of sqlite.org's ALTER TABLE page.
+    Rebuild,
+}
+
+/// Where a table's rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowsFrom {
+    Target,
+    Dev,
+    None,
+}
+
+/// The plan for one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TablePlan {
+    pub table: String,
+    pub strategy: Strategy,
+    /// Why this strategy (and, for `alter`, the steps).
+    pub reasons: Vec<String>,
+    pub rows_from: RowsFrom,
+    pub rows_from_reason: String,
+    /// Rows the strategy reads or writes (a rebuild copies them all).
+    pub rows_touched: i64,
+}
+
+/// Whether a data-impact entry loses data or breaks a constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImpactKind {
+    /// Dropped tables and columns: reported, the apply proceeds.
+    DataLoss,
+    /// A new or tightened constraint the rows break: blocks `--apply` unless skipped.
+    Violation,
+    /// Rows replaced by DEV's (DEV-owned tables) or kept only in DEV's backup.
+    Replaced,
+}
+
+/// One thing applying DEV's schema would do to data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Impact {
+    pub table: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+    pub kind: ImpactKind,
+    pub reason: String,
+    pub rows: i64,
+    /// A few rowids (or keys) of the rows concerned.
+    pub examples: Vec<String>,
+}
+
+/// The plan for every table, and the data impact.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Plan {
+    pub tables: Vec<TablePlan>,
+    pub data_impact: Vec<Impact>,
+}
+
+fn is_migration_table(name: &str) -> bool {
+    MIGRATION_TABLES.iter().any(|m| m.eq_ignore_ascii_case(name))
+}
+
+/// Builds the plan from the diff, counting on TARGET (and DEV for DEV's rows).
+pub fn plan(
+    diff: &SchemaDiff,
+    dev: &Catalog,
+    target: &Catalog,
+    dev_conn: &Connection,
+    target_conn: &Connection,
+    renames: &Renames,
+) -> rusqlite::Result<Plan> {
+    let mut plan = Plan::default();
+    let count = |conn: &Connection, sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+    let change_of = |name: &str| {
+        diff.changes
+            .iter()
+            .find(|c| matches!(c.object, Kind::Table) && c.name.eq_ignore_ascii_case(name))
+    };
+
+    for object in dev.objects.iter().filter(|o| o.kind == Kind::Table) {
+        let Some(table) = dev.table(&object.name) else { continue };
+        let old_name = renames.table_in_target(&table.name);
+        let old = target.table(&old_name);
+        let (rows_from, rows_from_reason) = if old.is_none() {
+            (RowsFrom::Dev, "only in DEV: its rows are new development".to_owned())
+        } else if is_migration_table(&table.name) {
+            (
+                RowsFrom::Dev,
+                "a migration-history table: it describes DEV's schema".to_owned(),
+            )
+        } else {
+            (
+                RowsFrom::Target,
+                "in both: TARGET's rows, matched by column name".to_owned(),
+            )
+        };
+        let target_rows = match old {
+            Some(t) => count(target_conn, &format!("SELECT count(*) FROM {}", quote(&t.name)))?,
+            None => 0,
+        };
+        let (strategy, reasons) = match (old, change_of(&table.name)) {
+            (None, _) => (Strategy::Create, vec!["new table".to_owned()]),
+            (Some(_), None) => (Strategy::Unchanged, vec!["identical".to_owned()]),
+            (Some(_), Some(c)) if c.change == ChangeKind::TextOnly => (
+                Strategy::TextOnly,
+                vec!["only the stored text's formatting differs: rewritten through writable_schema".to_owned()],
+            ),
+            (Some(t), Some(c)) => choose(table, t, c, target, renames),
+        };
+        let rows_touched = match strategy {
+            Strategy::Rebuild => target_rows,
+            _ => 0,
+        };
+        if rows_from == RowsFrom::Dev && old.is_some() && target_rows > 0 {
+            plan.data_impact.push(Impact {
+                table: table.name.clone(),
+                column: None,
+                constraint: None,
+                kind: ImpactKind::Replaced,
+                reason: format!("TARGET's rows are replaced by DEV's ({rows_from_reason})"),
+                rows: target_rows,
+                examples: Vec::new(),
+            });
+        }
+        if rows_from == RowsFrom::Target {
+            let dev_rows = count(dev_conn, &format!("SELECT count(*) FROM {}", quote(&table.name)))?;
+            if dev_rows > 0 {
+                plan.data_impact.push(Impact {
+                    table: table.name.clone(),
+                    column: None,
+                    constraint: None,
+                    kind: ImpactKind::Replaced,
+                    reason: "DEV's own rows in this table are replaced by TARGET's; they survive only in DEV's backup"
+                        .to_owned(),
+                    rows: dev_rows,
+                    examples: Vec::new(),
+                });
+            }
+        }
+        if let (Some(t), RowsFrom::Target) = (old, rows_from) {
+            impact_of_table(&mut plan.data_impact, table, t, target, target_conn, renames)?;
+        }
+        plan.tables.push(TablePlan {
+            table: table.name.clone(),
+            strategy,
+            reasons,
+            rows_from,
+            rows_from_reason,
+            rows_touched,
+        });
+    }
+    for object in target.objects.iter().filter(|o| o.kind == Kind::Table) {
+        let dev_name = renames.table_in_dev(&object.name);
+        if dev.table(&dev_name).is_some() || dev.object(Kind::Table, &dev_name).is_some() {
+            continue;
+        }
+        let rows = count(target_conn, &format!("SELECT count(*) FROM {}", quote(&object.name)))?;
+        plan.tables.push(TablePlan {
+            table: object.name.clone(),
+            strategy: Strategy::Drop,
+            reasons: vec!["only in TARGET".to_owned()],
+            rows_from: RowsFrom::None,
+            rows_from_reason: "dropped".to_owned(),
+            rows_touched: rows,
+        });
+        if rows > 0 {
+            plan.data_impact.push(Impact {
+                table: object.name.clone(),
+                column: None,
+                constraint: None,
+                kind: ImpactKind::DataLoss,
+                reason: "table dropped: DEV has no such table".to_owned(),
+                rows,
+                examples: Vec::new(),
+            });
+        }
+    }
+    Ok(plan)
+}
+
+/// Chooses between a text-only change, ALTER steps and a rebuild.
+fn choose(dev: &Table, old: &Table, change: &Change, target: &Catalog, renames: &Renames) -> (Strategy, Vec<String>) {
+    let mut blockers = Vec::new();
+    let mut loosenings = Vec::new();
+    for detail in &change.details {
+        let loosening = detail.starts_with("CHECK ") && detail.ends_with(" dropped")
+            || detail.starts_with("foreign key (") && detail.ends_with(" dropped");
+        if loosening {
+            loosenings.push(detail.clone());
+        } else {
+            blockers.push(detail.clone());
+        }
+    }
+    let (mut adds, mut drops, mut renamed) = (Vec::new(), Vec::new(), Vec::new());
+    for column in &change.columns {
+        match column.change {
+            ChangeKind::Added => adds.push(column.column.clone()),
+            ChangeKind::Removed => drops.push(column.column.clone()),
+            _ => {
+                let mut only_loosening = true;
+                for d in &column.details {
+                    if d.starts_with("renamed from ") {
+                        renamed.push((column.renamed_from.clone().unwrap_or_default(), column.column.clone()));
+                    } else if d == "NOT NULL dropped" || d.starts_with("default ") {
+                        loosenings.push(format!("{}: {d}", column.column));
+                    } else {
+                        only_loosening = false;
+                        blockers.push(format!("{}: {d}", column.column));
+                    }
+                }
+                let _ = only_loosening;
+            }
+        }
+    }
+    if !blockers.is_empty() {
+        return (Strategy::Rebuild, blockers);
+    }
+    // ALTER keeps column order only one way: renamed in place, dropped
+    // removed, added appended.
+    let mut names: Vec<String> = old
+        .columns
+        .iter()
+        .map(|c| {
+            let dev_name = renames.column_in_dev(&old.name, &c.name);
+            key(&dev_name)
+        })
+        .collect();
+    names.retain(|n| {
+        !drops
+            .iter()
+            .any(|d| key(d) == *n || key(&renames.column_in_dev(&old.name, d)) == *n)
+    });
+    names.extend(adds.iter().map(|a| key(a)));
+    let wanted: Vec<String> = dev.columns.iter().map(|c| key(&c.name)).collect();
+    if names != wanted {
+        return (
+            Strategy::Rebuild,
+            vec!["column order cannot be reached with ALTER TABLE".to_owned()],
+        );
+    }
+    let mut steps = Vec::new();
+    for (from, to) in &renamed {
+        steps.push(format!("RENAME COLUMN {} TO {}", quote(from), quote(to)));
+    }
+    for name in &drops {
+        if let Err(why) = droppable(old, name, target) {
+            return (
+                Strategy::Rebuild,
+                vec![format!("{name} cannot be dropped with ALTER TABLE: {why}")],
+            );
+        }
+        steps.push(format!("DROP COLUMN {}", quote(name)));
+    }
+    for name in &adds {
+        if let Err(why) = addable(dev, name) {
+            return (
+                Strategy::Rebuild,
+                vec![format!("{name} cannot be added with ALTER TABLE: {why}")],
+            );
+        }
+        steps.push(format!("ADD COLUMN {}", quote(name)));
+    }
+    if steps.is_empty() {
+        let mut reasons = loosenings;
+        reasons.push(
+            "SQLite documents these as safe to change in the stored text: rewritten through writable_schema".to_owned(),
+        );
+        return (Strategy::TextOnly, reasons);
+    }
+    if !loosenings.is_empty() {
+        steps.extend(loosenings.into_iter().map(|l| format!("text-only: {l}")));
+    }
+    (Strategy::Alter, steps)
+}
+
+/// `ALTER TABLE … ADD COLUMN`'s rules (sqlite.org/lang_altertable.html).
+fn addable(dev: &Table, name: &str) -> Result<(), &'static str> {
+    let c = dev.column(name).ok_or("not in DEV")?;
+    if c.pk > 0 {
+        return Err("a PRIMARY KEY column");
+    }
+    if dev.indexes.iter().any(|i| {
+        i.unique
+            && i.origin != "c"
+            && i.columns
+                .iter()
+                .any(|(n, _)| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+    }) {
+        return Err("a UNIQUE column");
+    }
+    if c.hidden == 3 {
+        return Err("a STORED generated column");
+    }
+    let default = c.default.as_deref().unwrap_or("NULL");
+    let upper = default.to_ascii_uppercase();
+    if upper.starts_with('(') || upper.starts_with("CURRENT_") {
+        return Err("its default is not a constant");
+    }
+    if c.not_null && upper == "NULL" && c.hidden < 2 {
+        return Err("NOT NULL without a default");
+    }
+    if upper != "NULL"
+        && dev
+            .foreign_keys
+            .iter()
+            .any(|f| f.from.iter().any(|n| n.eq_ignore_ascii_case(name)))
+    {
+        return Err("a foreign key with a non-NULL default");
+    }
+    Ok(())
+}
+
+/// `ALTER TABLE … DROP COLUMN`'s rules, conservatively: the column must not
+/// be a key, indexed, referenced, or named anywhere else in the schema.
+fn droppable(old: &Table, name: &str, target: &Catalog) -> Result<(), &'static str> {
+    let c = old.column(name).ok_or("not in TARGET")?;
+    if c.pk > 0 {
+        return Err("a PRIMARY KEY column");
+    }
+    if old.indexes.iter().any(|i| {
+        i.columns
+            .iter()
+            .any(|(n, _)| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+    }) {
+        return Err("indexed or UNIQUE");
+    }
+    if old
+        .foreign_keys
+        .iter()
+        .any(|f| f.from.iter().any(|n| n.eq_ignore_ascii_case(name)))
+    {
+        return Err("part of a foreign key");
+    }
+    for t in target.tables.values() {
+        if t.foreign_keys.iter().any(|f| {
+            f.table.eq_ignore_ascii_case(&old.name)
+                && f.to
+                    .iter()
+                    .any(|n| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        }) {
+            return Err("referenced by a foreign key");
+        }
+    }
+    let word = key(name);
+    let mentions = |sql: &str| {
+        crate::parse::normalize(sql)
+            .split(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+            .any(|w| w == word)
+    };
+    for o in &target.objects {
+        let related = o.kind != Kind::Table && o.tbl_name.eq_ignore_ascii_case(&old.name)
+            || matches!(o.kind, Kind::View | Kind::Trigger);
+        if related && o.sql.as_deref().is_some_and(mentions) {
+            return Err("named by an index, view or trigger");
+        }
+    }
+    if let Some(d) = &old.details {
+        if d.checks.iter().any(|ch| mentions(ch)) || d.generated.values().any(|g| mentions(g)) {
+            return Err("used by a CHECK or a generated column");
+        }
+    }
+    Ok(())
+}
+
+/// Up to three rowids (or primary keys) of TARGET's rows matching `condition`.
+fn examples(conn: &Connection, table: &Table, condition: &str) -> rusqlite::Result<Vec<String>> {
+    let key_expr = if table.without_rowid {
+        let pk: Vec<String> = {
+            let mut cols: Vec<_> = table.columns.iter().filter(|c| c.pk > 0).collect();
+            cols.sort_by_key(|c| c.pk);
+            cols.iter().map(|c| format!("quote({})", quote(&c.name))).collect()
+        };
+        if pk.is_empty() {
+            return Ok(Vec::new());
+        }
+        pk.join(" || ', ' || ")
+    } else {
+        "rowid".to_owned()
+    };
+    let sql = format!(
+        "SELECT {key_expr} FROM {} WHERE {condition} LIMIT 3",
+        quote(&table.name)
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], |r| {
+        Ok(match r.get_ref(0)? {
+            rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+            rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            other => format!("{other:?}"),
+        })
+    })?;
+    rows.collect()
+}
+
+/// The data impact of changing TARGET's table `old` into DEV's `dev`.
+fn impact_of_table(
+    out: &mut Vec<Impact>,
+    dev: &Table,
+    old: &Table,
+    target: &Catalog,
+    conn: &Connection,
+    renames: &Renames,
+) -> rusqlite::Result<()> {
+    let count = |sql: String| conn.query_row(&sql, [], |r| r.get::<_, i64>(0));
+    let t = quote(&old.name);
+    let rows = count(format!("SELECT count(*) FROM {t}"))?;
+    // Columns dropped: their non-NULL values are lost.
+    for c in &old.columns {
+        let dev_name = renames.column_in_dev(&old.name, &c.name);
+        if dev.column(&dev_name).is_none() && c.hidden < 2 {
+            let condition = format!("{} IS NOT NULL", quote(&c.name));
+            let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;
+            if n > 0 {
+                out.push(Impact {
+                    table: dev.name.clone(),
+                    column: Some(c.name.clone()),
+                    constraint: None,
+                    kind: ImpactKind::DataLoss,
+                    reason: "column dropped: DEV has no such column".to_owned(),
+                    rows: n,
+                    examples: examples(conn, old, &condition)?,
+                });
+            }
+        }
+    }
+    for c in &dev.columns {
+        let old_name = renames.column_in_target(&dev.name, &c.name);
+        match old.column(&old_name) {
+            None if c.not_null && c.default.is_none() && c.hidden < 2 && c.pk == 0 && rows > 0 => out.push(Impact {
+                table: dev.name.clone(),
+                column: Some(c.name.clone()),
+                constraint: Some("NOT NULL".to_owned()),
+                kind: ImpactKind::Violation,
+                reason: "new NOT NULL column without a default: every existing row would be NULL".to_owned(),
+                rows,
+                examples: examples(conn, old, "1")?,
+            }),
+            Some(o) if c.not_null && !o.not_null && c.pk == 0 => {
+                let condition = format!("{} IS NULL", quote(&o.name));
+                let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;
+                if n > 0 {
+                    out.push(Impact {
+                        table: dev.name.clone(),
+                        column: Some(c.name.clone()),
+                        constraint: Some("NOT NULL".to_owned()),
+                        kind: ImpactKind::Violation,
+                        reason: "now NOT NULL: these rows hold NULL".to_owned(),
+                        rows: n,
+                        examples: examples(conn, old, &condition)?,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    // New UNIQUE keys (constraints and unique indexes), with DEV's collations.
+    for index in dev.indexes.iter().filter(|i| i.unique && !i.partial) {
+        let columns: Option<Vec<(String, String)>> = index
+            .columns
+            .iter()
+            .map(|(n, coll)| {
+                let n = n.as_ref()?;
+                let old_name = renames.column_in_target(&dev.name, n);
+                old.column(&old_name).map(|c| (c.name.clone(), coll.clone()))
+            })
+            .collect();
+        let Some(columns) = columns else { continue };
+        let already = old.indexes.iter().any(|i| {
+            i.unique
+                && !i.partial
+                && i.columns.len() == columns.len()
+                && i.columns.iter().zip(&columns).all(|((n, coll), (c, dc))| {
+                    n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(c)) && coll.eq_ignore_ascii_case(dc)
+                })
+        });
+        if already {
+            continue;
+        }
+        let group: Vec<String> = columns
+            .iter()
+            .map(|(c, coll)| format!("{} COLLATE {coll}", quote(c)))
+            .collect();
+        let not_null: Vec<String> = columns
+            .iter()
+            .map(|(c, _)| format!("{} IS NOT NULL", quote(c)))
+            .collect();
+        let n = count(format!(
+            "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {t} WHERE {} GROUP BY {} HAVING count(*) > 1)",
+            not_null.join(" AND "),
+            group.join(", ")
+        ))?;
+        if n > 0 {
+            let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
+            out.push(Impact {
+                table: dev.name.clone(),
+                column: Some(names.join(", ")),
+                constraint: Some(format!("UNIQUE ({})", names.join(", "))),
+                kind: ImpactKind::Violation,
+                reason: "new UNIQUE key: these rows duplicate another row's key".to_owned(),
+                rows: n,
+                examples: Vec::new(),
+            });
+        }
+    }
+    // New foreign keys whose parent is a table TARGET has: orphans.
+    for fk in &dev.foreign_keys {
+        if old.foreign_keys.iter().any(|o| same_fk(o, fk)) {
+            continue; // violations TARGET already had under the same constraint are carried as they are
+        }
+        let parent_old = renames.table_in_target(&fk.table);
+        let Some(parent) = target.table(&parent_old) else {
+            continue;
+        };
+        let parent_key: Vec<String> = if fk.to.iter().all(Option::is_some) {
+            fk.to.iter().flatten().cloned().collect()
+        } else {
+            let mut pk: Vec<_> = parent.columns.iter().filter(|c| c.pk > 0).collect();
+            pk.sort_by_key(|c| c.pk);
+            pk.iter().map(|c| c.name.clone()).collect()
+        };
+        let child: Option<Vec<String>> = fk
+            .from
+            .iter()
+            .map(|n| {
+                old.column(&renames.column_in_target(&dev.name, n))
+                    .map(|c| c.name.clone())
+            })
+            .collect();
+        let Some(child) = child else { continue };
+        if parent_key.len() != child.len() || parent_key.is_empty() {
+            continue;
+        }
+        let not_null: Vec<String> = child.iter().map(|c| format!("c.{} IS NOT NULL", quote(c))).collect();
+        let joins: Vec<String> = child
+            .iter()
+            .zip(&parent_key)
+            .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
+            .collect();
+        let condition = format!(
+            "{} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
+            not_null.join(" AND "),
+            quote(&parent.name),
+            joins.join(" AND ")
+        );
+        let n = count(format!("SELECT count(*) FROM {t} c WHERE {condition}"))?;
+        if n > 0 {
+            out.push(Impact {
+                table: dev.name.clone(),
+                column: Some(child.join(", ")),
+                constraint: Some(format!("FOREIGN KEY ({}) REFERENCES {}", child.join(", "), fk.table)),
+                kind: ImpactKind::Violation,
+                reason: "new foreign key: these rows point at no parent row".to_owned(),
+                rows: n,
+                examples: Vec::new(),
+            });
+        }
+    }
+    if dev.strict && !old.strict {
+        for c in &dev.columns {
+            let Some(o) = old.column(&renames.column_in_target(&dev.name, &c.name)) else {
+                continue;
+            };
+            let allowed = match affinity(&c.decl_type) {
+                "INTEGER" => "'integer'",
+                "REAL" => "'integer', 'real'",
+                "TEXT" => "'text'",
+                _ => continue, // ANY or BLOB accept everything
+            };
+            let condition = format!(
+                "{col} IS NOT NULL AND typeof({col}) NOT IN ({allowed}) AND NOT (typeof({col}) IN ('text', 'integer', 'real') AND typeof(CAST({col} AS {ty})) IN ({allowed}) AND CAST(CAST({col} AS {ty}) AS TEXT) = CAST({col} AS TEXT))",
+                col = quote(&o.name),
+                ty = affinity(&c.decl_type),
+            );
+            let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;
+            if n > 0 {
+                out.push(Impact {
+                    table: dev.name.clone(),
+                    column: Some(c.name.clone()),
+                    constraint: Some(format!("STRICT {}", c.decl_type)),
+                    kind: ImpactKind::Violation,
+                    reason: "STRICT table: these values cannot be stored as the declared type".to_owned(),
+                    rows: n,
+                    examples: examples(conn, old, &condition)?,
+                });
+            }
+        }
+    }
+    Ok(())
+}
