@@ -177,6 +177,24 @@ fn new_not_null_constraints_count_the_rows_that_break_them() {
 }
 
 #[test]
+fn new_check_constraints_count_the_rows_they_reject() {
+    let (_, r) = case(
+        &format!("CREATE TABLE t(a INTEGER PRIMARY KEY, qty INTEGER); {ROWS} INSERT INTO t(qty) SELECT i - 3 FROM n;"),
+        "CREATE TABLE t(a INTEGER PRIMARY KEY, qty INTEGER CHECK (qty > 0x0), pct INTEGER DEFAULT 150, CHECK (pct <= 100 OR qty ISNULL));",
+        &[],
+    );
+    let v = impacts(&r, "violation");
+    let qty = v.iter().find(|i| i["column"] == "qty").expect("qty");
+    assert_eq!(qty["rows"], 3, "-2, -1 and 0 (the hex literal kept verbatim)");
+    assert_eq!(qty["examples"], serde_json::json!(["1", "2", "3"]));
+    let pct = v
+        .iter()
+        .find(|i| i["constraint"].as_str().is_some_and(|c| c.contains("pct")))
+        .expect("pct");
+    assert_eq!(pct["rows"], 10, "the new column's default 150 breaks it on every row");
+}
+
+#[test]
 fn new_unique_keys_count_duplicates_with_the_new_collation() {
     let (_, r) = case(
         "CREATE TABLE t(a INTEGER PRIMARY KEY, email TEXT); INSERT INTO t(email) VALUES ('a@x'), ('A@x'), ('b@x'), ('b@x'), ('b@x'), (NULL), (NULL);",
@@ -340,4 +358,35 @@ fn bad_input_exits_2_and_writes_nothing() {
     let utf16 = dir.path().join("utf16.db");
     make_db(&utf16, "delete", "PRAGMA encoding='UTF-16le'; CREATE TABLE t(a);");
     assert_bad_input(dir.path(), &good, &utf16, &["UTF-16le", "encodings"]);
+}
+
+#[test]
+fn what_devs_application_provides_is_named_with_the_flag_to_load_it() {
+    let dir = tempdir();
+    let (dev, target) = (dir.path().join("dev.db"), dir.path().join("target.db"));
+    // DEV's application registers a collation `by_length` and uses it.
+    let (rc, _, err) = run(Command::new("python3").arg("-c").arg(format!(
+        "import sqlite3\n\
+         c = sqlite3.connect({dev:?})\n\
+         c.create_collation('by_length', lambda a, b: len(a) - len(b))\n\
+         c.execute('CREATE TABLE t(a TEXT UNIQUE COLLATE by_length)')\n\
+         c.commit()",
+        dev = dev.display().to_string()
+    )));
+    assert_eq!(rc, 0, "{err}");
+    make_db(
+        &target,
+        "delete",
+        "CREATE TABLE t(a TEXT); INSERT INTO t VALUES ('x'), ('y');",
+    );
+    assert_bad_input(dir.path(), &dev, &target, &["by_length", "--load-extension"]);
+
+    let before = folder(dir.path());
+    let (rc, _, stderr) = run(schema_diff()
+        .args(["--load-extension", "/no/such/extension.so"])
+        .arg(&dev)
+        .arg(&target));
+    assert_eq!(rc, 2, "{stderr}");
+    assert!(stderr.contains("/no/such/extension.so"), "{stderr}");
+    assert_eq!(folder(dir.path()), before);
 }

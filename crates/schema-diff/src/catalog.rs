@@ -92,6 +92,9 @@ pub struct Table {
     /// What sqlparser read from the stored text (`None` where it could not).
     #[serde(skip)]
     pub details: Option<TableDetails>,
+    /// The stored CREATE text.
+    #[serde(skip)]
+    pub sql: Option<String>,
 }
 
 impl Table {
@@ -351,5 +354,6 @@ fn read_table(
         foreign_keys: fks.into_values().collect(),
         indexes,
         details: sql.and_then(parse_table),
+        sql: sql.map(str::to_owned),
     })
 }

@@ -25,6 +25,9 @@ pub struct DiffArgs {
     /// A table renamed in DEV: OLD=NEW.
     #[arg(long, value_name = "OLD=NEW")]
     pub rename_table: Vec<String>,
+    /// Load a SQLite extension (a collation, function or virtual table module DEV's application provides).
+    #[arg(long, value_name = "PATH")]
+    pub load_extension: Vec<PathBuf>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -57,7 +60,7 @@ pub fn run(args: &DiffArgs) -> Exit {
             return Exit::BadInput;
         }
     };
-    match compare(&args.dev, &args.target, &renames) {
+    match compare(&args.dev, &args.target, &renames, &args.load_extension) {
         Ok(report) => {
             if args.json {
                 match serde_json::to_string_pretty(&report) {
@@ -254,6 +257,9 @@ pub fn human(r: &Report, colour: bool) -> String {
     }
     for u in &r.unreadable {
         let _ = writeln!(out, "\n{} {u}", p.yellow("could not describe:"));
+    }
+    for u in &r.not_counted {
+        let _ = writeln!(out, "\n{} {u}", p.yellow("not counted:"));
     }
     out
 }

@@ -20,8 +20,8 @@
 //!
 //! What it does not do (yet): write anything. Both files are opened so that
 //! they and their folders stay as found ([`sqlite_file::open_read_only`]).
-//! Not built yet: `--apply`, `--sql`, `--load-extension`, and counting
-//! violations of new CHECK constraints and generated-column expressions.
+//! Not built yet: `--apply`, `--sql`, and counting
+//! rows whose generated-column expressions would fail.
 
 pub mod catalog;
 pub mod cli;
@@ -187,6 +187,8 @@ pub struct Report {
     pub data_impact: Vec<plan::Impact>,
     /// Objects SQLite could not describe (missing module or collation), per file.
     pub unreadable: Vec<String>,
+    /// Constraints whose violations could not be counted, with why.
+    pub not_counted: Vec<String>,
 }
 
 /// Why a comparison could not be made. Every variant names the file.
@@ -211,6 +213,10 @@ pub enum Error {
     },
     #[error("{}: has a hot journal (an interrupted transaction); open it with its application first", .0.display())]
     HotJournal(PathBuf),
+    #[error("{}: needs what its application provides: {what}; load it with --load-extension PATH", path.display())]
+    MissingExtension { path: PathBuf, what: String },
+    #[error("{}: cannot load extension: {why}", path.display())]
+    Extension { path: PathBuf, why: String },
     #[error("{}: {action}: {source}", path.display())]
     Sqlite {
         path: PathBuf,
@@ -239,6 +245,15 @@ impl Error {
 
 fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode;
+    let message = e.to_string();
+    for missing in ["no such collation sequence", "no such module", "no such function"] {
+        if let Some(at) = message.find(missing) {
+            return Error::MissingExtension {
+                path: path.to_owned(),
+                what: message[at..].to_owned(),
+            };
+        }
+    }
     match e.sqlite_error() {
         Some(f) if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK => Error::HotJournal(path.to_owned()),
         Some(f) if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::NotADatabase {
@@ -253,8 +268,9 @@ fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error) -> Error 
     }
 }
 
-/// Opens `path` read-only, leaving it and its folder as found.
-fn open(path: &Path) -> Result<(ReadOnlyDb, Header), Error> {
+/// Opens `path` read-only, leaving it and its folder as found, with the
+/// extensions loaded (collations, functions, virtual table modules).
+fn open(path: &Path, extensions: &[PathBuf]) -> Result<(ReadOnlyDb, Header), Error> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::Missing(path.to_owned()),
         io::ErrorKind::PermissionDenied => Error::PermissionDenied(path.to_owned()),
@@ -295,13 +311,32 @@ fn open(path: &Path) -> Result<(ReadOnlyDb, Header), Error> {
     db.conn
         .busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| sqlite_error(path, "busy timeout", e))?;
+    for extension in extensions {
+        let loaded = {
+            // SAFETY: loading an extension runs its code in this process; the
+            // user named it explicitly with --load-extension, and loading is
+            // switched off again by the guard.
+            let _guard = unsafe { rusqlite::LoadExtensionGuard::new(&db.conn) };
+            unsafe { db.conn.load_extension(extension, None::<&str>) }
+        };
+        loaded.map_err(|e| Error::Extension {
+            path: extension.clone(),
+            why: e.to_string(),
+        })?;
+    }
     Ok((db, header))
 }
 
 /// Compares DEV's schema with TARGET's and plans the change. Writes nothing.
-pub fn compare(dev_path: &Path, target_path: &Path, renames: &Renames) -> Result<Report, Error> {
-    let (dev, dev_header) = open(dev_path)?;
-    let (target, target_header) = open(target_path)?;
+/// `extensions` are loaded into both connections first.
+pub fn compare(
+    dev_path: &Path,
+    target_path: &Path,
+    renames: &Renames,
+    extensions: &[PathBuf],
+) -> Result<Report, Error> {
+    let (dev, dev_header) = open(dev_path, extensions)?;
+    let (target, target_header) = open(target_path, extensions)?;
     if FileId::of(dev_path).ok() == FileId::of(target_path).ok() {
         return Err(Error::SameFile {
             dev: dev_path.to_owned(),
@@ -346,6 +381,7 @@ pub fn compare(dev_path: &Path, target_path: &Path, renames: &Renames) -> Result
         plan: plan.tables,
         data_impact: plan.data_impact,
         unreadable,
+        not_counted: plan.not_counted,
     })
 }
 

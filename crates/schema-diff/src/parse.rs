@@ -80,6 +80,167 @@ pub fn parse_table(sql: &str) -> Option<TableDetails> {
     Some(details)
 }
 
+/// The CHECK constraints of a stored CREATE TABLE text, each as the exact
+/// text between its parentheses (never re-printed), with the column it is
+/// declared on (`None` for a table constraint).
+pub fn check_constraints(sql: &str) -> Vec<(Option<String>, String)> {
+    let chars: Vec<char> = sql.chars().collect();
+    let Some(open) = chars.iter().position(|&c| c == '(') else {
+        return Vec::new();
+    };
+    // Split the body into top-level items, remembering quotes and comments.
+    let mut items: Vec<(usize, usize)> = Vec::new();
+    let (mut depth, mut start, mut i) = (0i32, open + 1, open + 1);
+    while i < chars.len() {
+        match chars[i] {
+            '\'' | '"' | '`' | '[' => i = skip_quoted(&chars, i),
+            '-' if chars.get(i + 1) == Some(&'-') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                i += 2;
+                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
+                    i += 1;
+                }
+                i += 2;
+            }
+            '(' => {
+                depth += 1;
+                i += 1;
+            }
+            ')' if depth == 0 => {
+                items.push((start, i));
+                break;
+            }
+            ')' => {
+                depth -= 1;
+                i += 1;
+            }
+            ',' if depth == 0 => {
+                items.push((start, i));
+                start = i + 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    let mut out = Vec::new();
+    for (from, to) in items {
+        let item = &chars[from..to];
+        let column = first_name(item).filter(|first| {
+            !["constraint", "primary", "unique", "check", "foreign"].contains(&first.to_ascii_lowercase().as_str())
+        });
+        let mut j = 0;
+        while j < item.len() {
+            match item[j] {
+                '\'' | '"' | '`' | '[' => j = skip_quoted(item, j),
+                '-' if item.get(j + 1) == Some(&'-') => {
+                    while j < item.len() && item[j] != '\n' {
+                        j += 1;
+                    }
+                }
+                '/' if item.get(j + 1) == Some(&'*') => {
+                    j += 2;
+                    while j + 1 < item.len() && !(item[j] == '*' && item[j + 1] == '/') {
+                        j += 1;
+                    }
+                    j += 2;
+                }
+                c if c.eq_ignore_ascii_case(&'c')
+                    && item.len() >= j + 5
+                    && item[j..j + 5].iter().collect::<String>().eq_ignore_ascii_case("check")
+                    && (j == 0 || !(item[j - 1].is_alphanumeric() || item[j - 1] == '_')) =>
+                {
+                    let mut k = j + 5;
+                    while k < item.len() && item[k].is_whitespace() {
+                        k += 1;
+                    }
+                    if item.get(k) != Some(&'(') {
+                        j += 5;
+                        continue;
+                    }
+                    let (mut d, mut e) = (0, k);
+                    while e < item.len() {
+                        match item[e] {
+                            '\'' | '"' | '`' | '[' => {
+                                e = skip_quoted(item, e);
+                                continue;
+                            }
+                            '(' => d += 1,
+                            ')' => {
+                                d -= 1;
+                                if d == 0 {
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                        e += 1;
+                    }
+                    out.push((column.clone(), item[k + 1..e.min(item.len())].iter().collect()));
+                    j = e + 1;
+                }
+                _ => j += 1,
+            }
+        }
+    }
+    out
+}
+
+/// The first name of a definition item (a column's name, or a keyword),
+/// unquoted, skipping leading white space and comments.
+fn first_name(item: &[char]) -> Option<String> {
+    let text: String = item.iter().collect();
+    let mut rest = text.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    let chars: Vec<char> = rest.chars().collect();
+    match chars.first()? {
+        '"' | '`' | '[' | '\'' => {
+            let end = skip_quoted(&chars, 0);
+            let inner: String = chars[1..end.saturating_sub(1)].iter().collect();
+            let q = chars[0];
+            Some(if q == '[' {
+                inner
+            } else {
+                inner.replace(&format!("{q}{q}"), &q.to_string())
+            })
+        }
+        _ => Some(
+            chars
+                .iter()
+                .take_while(|c| c.is_alphanumeric() || **c == '_' || **c == '$')
+                .collect(),
+        ),
+    }
+}
+
+/// The index just past the quoted token starting at `i`.
+fn skip_quoted(chars: &[char], i: usize) -> usize {
+    let close = if chars[i] == '[' { ']' } else { chars[i] };
+    let mut j = i + 1;
+    while j < chars.len() {
+        if chars[j] == close {
+            if close != ']' && chars.get(j + 1) == Some(&close) {
+                j += 2;
+                continue;
+            }
+            return j + 1;
+        }
+        j += 1;
+    }
+    j
+}
+
 /// A text to compare SQL by: comments dropped, white space collapsed,
 /// letters lower-cased outside string literals, simple identifiers unquoted.
 pub fn normalize(sql: &str) -> String {
@@ -184,6 +345,21 @@ mod tests {
         );
         assert_ne!(normalize("CHECK (x = 'A')"), normalize("CHECK (x = 'a')"));
         assert_ne!(normalize("\"a b\""), normalize("a b"));
+    }
+
+    #[test]
+    fn finds_check_constraints_verbatim() {
+        let checks = check_constraints(
+            "CREATE TABLE t(a INT CHECK (a > 0x1F), \"b c\" TEXT CHECK(\"b c\" <> ')'), -- CHECK (no)\n              CONSTRAINT ok CHECK (a ISNULL OR length(\"b c\") < 5), d DEFAULT 'check(x)')",
+        );
+        assert_eq!(
+            checks,
+            vec![
+                (Some("a".to_owned()), "a > 0x1F".to_owned()),
+                (Some("b c".to_owned()), "\"b c\" <> ')'".to_owned()),
+                (None, "a ISNULL OR length(\"b c\") < 5".to_owned()),
+            ]
+        );
     }
 
     #[test]

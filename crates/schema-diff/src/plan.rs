@@ -100,6 +100,8 @@ pub struct Impact {
 pub struct Plan {
     pub tables: Vec<TablePlan>,
     pub data_impact: Vec<Impact>,
+    /// Constraints whose violations could not be counted, with why.
+    pub not_counted: Vec<String>,
 }
 
 fn is_migration_table(name: &str) -> bool {
@@ -185,6 +187,7 @@ pub fn plan(
         }
         if let (Some(t), RowsFrom::Target) = (old, rows_from) {
             impact_of_table(&mut plan.data_impact, table, t, target, target_conn, renames)?;
+            check_impact(&mut plan, table, t, target_conn, renames);
         }
         plan.tables.push(TablePlan {
             table: table.name.clone(),
@@ -195,12 +198,24 @@ pub fn plan(
             rows_touched,
         });
     }
-    for object in target.objects.iter().filter(|o| o.kind == Kind::Table) {
+    for object in target
+        .objects
+        .iter()
+        .filter(|o| matches!(o.kind, Kind::Table | Kind::VirtualTable))
+    {
         let dev_name = renames.table_in_dev(&object.name);
         if dev.table(&dev_name).is_some() || dev.object(Kind::Table, &dev_name).is_some() {
             continue;
         }
-        let rows = count(target_conn, &format!("SELECT count(*) FROM {}", quote(&object.name)))?;
+        let rows = match count(target_conn, &format!("SELECT count(*) FROM {}", quote(&object.name))) {
+            Ok(n) => n,
+            Err(e) if object.kind == Kind::VirtualTable => {
+                plan.not_counted
+                    .push(format!("{}: rows of a dropped virtual table: {e}", object.name));
+                0
+            }
+            Err(e) => return Err(e),
+        };
         plan.tables.push(TablePlan {
             table: object.name.clone(),
             strategy: Strategy::Drop,
@@ -406,6 +421,63 @@ fn droppable(old: &Table, name: &str, target: &Catalog) -> Result<(), &'static s
         }
     }
     Ok(())
+}
+
+/// New CHECK constraints: TARGET's rows, seen through DEV's column names
+/// (missing columns take DEV's default), for which the constraint is false.
+/// The expression is DEV's stored text, verbatim.
+fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, renames: &Renames) {
+    use crate::parse::{check_constraints, normalize};
+    let (Some(dev_sql), Some(old_sql)) = (&dev.sql, &old.sql) else {
+        return;
+    };
+    let had: Vec<String> = check_constraints(old_sql).iter().map(|(_, e)| normalize(e)).collect();
+    let mut select: Vec<String> = Vec::new();
+    for c in dev.columns.iter().filter(|c| c.hidden < 2) {
+        let value = match old.column(&renames.column_in_target(&dev.name, &c.name)) {
+            Some(o) => quote(&o.name),
+            None => format!("({})", c.default.as_deref().unwrap_or("NULL")),
+        };
+        select.push(format!("{value} AS {}", quote(&c.name)));
+    }
+    let id = if old.without_rowid { "NULL" } else { "rowid" };
+    let rows = format!(
+        "(SELECT {id} AS refresh_dev_row_id, {} FROM {})",
+        select.join(", "),
+        quote(&old.name)
+    );
+    for (column, expr) in check_constraints(dev_sql) {
+        if had.contains(&normalize(&expr)) {
+            continue; // TARGET's rows already satisfy it
+        }
+        let counted = conn
+            .query_row(&format!("SELECT count(*) FROM {rows} WHERE NOT ({expr})"), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .and_then(|n| {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT refresh_dev_row_id FROM {rows} WHERE NOT ({expr}) LIMIT 3"
+                ))?;
+                let examples = stmt
+                    .query_map([], |r| r.get::<_, Option<i64>>(0))?
+                    .filter_map(|r| r.ok().flatten().map(|i| i.to_string()))
+                    .collect::<Vec<_>>();
+                Ok((n, examples))
+            });
+        match counted {
+            Ok((0, _)) => {}
+            Ok((n, examples)) => plan.data_impact.push(Impact {
+                table: dev.name.clone(),
+                column: column.clone(),
+                constraint: Some(format!("CHECK ({expr})")),
+                kind: ImpactKind::Violation,
+                reason: "new CHECK constraint: false for these rows".to_owned(),
+                rows: n,
+                examples,
+            }),
+            Err(e) => plan.not_counted.push(format!("{}: CHECK ({expr}): {e}", dev.name)),
+        }
+    }
 }
 
 /// Up to three rowids (or primary keys) of TARGET's rows matching `condition`.
