@@ -25,6 +25,12 @@ pub struct DiffArgs {
     /// A table renamed in DEV: OLD=NEW.
     #[arg(long, value_name = "OLD=NEW")]
     pub rename_table: Vec<String>,
+    /// Apply DEV's schema onto TARGET in one transaction, keeping every TARGET row that fits.
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply: what to do with rows that break a new constraint (skip is not built yet).
+    #[arg(long, value_enum, default_value_t = crate::apply::OnViolation::Abort, requires = "apply")]
+    pub on_violation: crate::apply::OnViolation,
     /// Load a SQLite extension (a collation, function or virtual table module DEV's application provides).
     #[arg(long, value_name = "PATH")]
     pub load_extension: Vec<PathBuf>,
@@ -60,6 +66,9 @@ pub fn run(args: &DiffArgs) -> Exit {
             return Exit::BadInput;
         }
     };
+    if args.apply {
+        return run_apply(args, &renames);
+    }
     match compare(&args.dev, &args.target, &renames, &args.load_extension) {
         Ok(report) => {
             if args.json {
@@ -78,6 +87,67 @@ pub fn run(args: &DiffArgs) -> Exit {
             } else {
                 Exit::Differences
             }
+        }
+        Err(e) => {
+            eprintln!("schema-diff: error: {e}");
+            e.exit()
+        }
+    }
+}
+
+fn run_apply(args: &DiffArgs, renames: &Renames) -> Exit {
+    match crate::apply::apply(
+        &args.dev,
+        &args.target,
+        renames,
+        &args.load_extension,
+        args.on_violation,
+    ) {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => {
+                        eprintln!("schema-diff: error: cannot print the report: {e}");
+                        return Exit::Failed;
+                    }
+                }
+            } else if !args.quiet {
+                if !report.changed {
+                    println!(
+                        "schema-diff --apply: {} already has DEV's schema: nothing to do",
+                        args.target.display()
+                    );
+                } else {
+                    println!(
+                        "schema-diff --apply: {} now has DEV's schema ({} statements in one transaction, {:.2} s)",
+                        args.target.display(),
+                        report.statements.len(),
+                        report.seconds
+                    );
+                    for t in report
+                        .diff
+                        .plan
+                        .iter()
+                        .filter(|t| t.strategy != Strategy::Unchanged || t.rows_from == RowsFrom::Dev)
+                    {
+                        println!(
+                            "  {:<28} {:<10} rows from {}",
+                            t.table,
+                            format!("{:?}", t.strategy).to_lowercase(),
+                            format!("{:?}", t.rows_from).to_lowercase()
+                        );
+                    }
+                    for i in &report.diff.data_impact {
+                        let place = match &i.column {
+                            Some(c) => format!("{}.{c}", i.table),
+                            None => i.table.clone(),
+                        };
+                        println!("  not carried: {place}: {} rows: {}", i.rows, i.reason);
+                    }
+                }
+            }
+            Exit::Done
         }
         Err(e) => {
             eprintln!("schema-diff: error: {e}");

@@ -23,6 +23,7 @@
 //! Not built yet: `--apply`, `--sql`, and counting
 //! rows whose generated-column expressions would fail.
 
+pub mod apply;
 pub mod catalog;
 pub mod cli;
 pub mod diff;
@@ -217,6 +218,12 @@ pub enum Error {
     MissingExtension { path: PathBuf, what: String },
     #[error("{}: cannot load extension: {why}", path.display())]
     Extension { path: PathBuf, why: String },
+    #[error("{}: not changed: new constraint violations: {list}", path.display())]
+    Violations { path: PathBuf, list: String },
+    #[error("not built yet: {0}")]
+    NotBuilt(&'static str),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("{}: {action}: {source}", path.display())]
     Sqlite {
         path: PathBuf,
@@ -236,14 +243,14 @@ impl Error {
     /// The exit status for this error, from the workspace's one table.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Sqlite { .. } | Error::Io { .. } => Exit::Failed,
-            Error::HotJournal(_) => Exit::Refused,
+            Error::Sqlite { .. } | Error::Io { .. } | Error::Internal(_) => Exit::Failed,
+            Error::HotJournal(_) | Error::Violations { .. } => Exit::Refused,
             _ => Exit::BadInput,
         }
     }
 }
 
-fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error) -> Error {
+pub(crate) fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode;
     let message = e.to_string();
     for missing in ["no such collation sequence", "no such module", "no such function"] {
@@ -270,7 +277,7 @@ fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error) -> Error 
 
 /// Opens `path` read-only, leaving it and its folder as found, with the
 /// extensions loaded (collations, functions, virtual table modules).
-fn open(path: &Path, extensions: &[PathBuf]) -> Result<(ReadOnlyDb, Header), Error> {
+pub(crate) fn open(path: &Path, extensions: &[PathBuf]) -> Result<(ReadOnlyDb, Header), Error> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::Missing(path.to_owned()),
         io::ErrorKind::PermissionDenied => Error::PermissionDenied(path.to_owned()),
@@ -311,21 +318,29 @@ fn open(path: &Path, extensions: &[PathBuf]) -> Result<(ReadOnlyDb, Header), Err
     db.conn
         .busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| sqlite_error(path, "busy timeout", e))?;
+    load_extensions(&db.conn, extensions)?;
+    Ok((db, header))
+}
+
+/// Loads each extension into `conn`.
+pub(crate) fn load_extensions(conn: &rusqlite::Connection, extensions: &[PathBuf]) -> Result<(), Error> {
     for extension in extensions {
         let loaded = {
             // SAFETY: loading an extension runs its code in this process; the
             // user named it explicitly with --load-extension, and loading is
             // switched off again by the guard.
-            let _guard = unsafe { rusqlite::LoadExtensionGuard::new(&db.conn) };
-            unsafe { db.conn.load_extension(extension, None::<&str>) }
+            let _guard = unsafe { rusqlite::LoadExtensionGuard::new(conn) };
+            unsafe { conn.load_extension(extension, None::<&str>) }
         };
         loaded.map_err(|e| Error::Extension {
             path: extension.clone(),
             why: e.to_string(),
         })?;
     }
-    Ok((db, header))
+    Ok(())
 }
+
+pub(crate) use sqlite_file::uri_path;
 
 /// Compares DEV's schema with TARGET's and plans the change. Writes nothing.
 /// `extensions` are loaded into both connections first.

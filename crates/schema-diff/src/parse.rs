@@ -85,47 +85,7 @@ pub fn parse_table(sql: &str) -> Option<TableDetails> {
 /// declared on (`None` for a table constraint).
 pub fn check_constraints(sql: &str) -> Vec<(Option<String>, String)> {
     let chars: Vec<char> = sql.chars().collect();
-    let Some(open) = chars.iter().position(|&c| c == '(') else {
-        return Vec::new();
-    };
-    // Split the body into top-level items, remembering quotes and comments.
-    let mut items: Vec<(usize, usize)> = Vec::new();
-    let (mut depth, mut start, mut i) = (0i32, open + 1, open + 1);
-    while i < chars.len() {
-        match chars[i] {
-            '\'' | '"' | '`' | '[' => i = skip_quoted(&chars, i),
-            '-' if chars.get(i + 1) == Some(&'-') => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            '/' if chars.get(i + 1) == Some(&'*') => {
-                i += 2;
-                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
-                    i += 1;
-                }
-                i += 2;
-            }
-            '(' => {
-                depth += 1;
-                i += 1;
-            }
-            ')' if depth == 0 => {
-                items.push((start, i));
-                break;
-            }
-            ')' => {
-                depth -= 1;
-                i += 1;
-            }
-            ',' if depth == 0 => {
-                items.push((start, i));
-                start = i + 1;
-                i += 1;
-            }
-            _ => i += 1,
-        }
-    }
+    let items = items(&chars);
     let mut out = Vec::new();
     for (from, to) in items {
         let item = &chars[from..to];
@@ -187,6 +147,83 @@ pub fn check_constraints(sql: &str) -> Vec<(Option<String>, String)> {
         }
     }
     out
+}
+
+/// The top-level items of a CREATE TABLE body (column definitions and table
+/// constraints) as ranges of `chars`, quotes and comments respected.
+fn items(chars: &[char]) -> Vec<(usize, usize)> {
+    let Some(open) = chars.iter().position(|&c| c == '(') else {
+        return Vec::new();
+    };
+    let mut items: Vec<(usize, usize)> = Vec::new();
+    let (mut depth, mut start, mut i) = (0i32, open + 1, open + 1);
+    while i < chars.len() {
+        match chars[i] {
+            '\'' | '"' | '`' | '[' => i = skip_quoted(chars, i),
+            '-' if chars.get(i + 1) == Some(&'-') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                i += 2;
+                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
+                    i += 1;
+                }
+                i += 2;
+            }
+            '(' => {
+                depth += 1;
+                i += 1;
+            }
+            ')' if depth == 0 => {
+                items.push((start, i));
+                break;
+            }
+            ')' => {
+                depth -= 1;
+                i += 1;
+            }
+            ',' if depth == 0 => {
+                items.push((start, i));
+                start = i + 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    items
+}
+
+/// The verbatim text of `column`'s definition in a stored CREATE TABLE
+/// (for `ALTER TABLE … ADD COLUMN`), trimmed of white space and comments
+/// around it.
+pub fn column_definition(sql: &str, column: &str) -> Option<String> {
+    let chars: Vec<char> = sql.chars().collect();
+    items(&chars).into_iter().find_map(|(from, to)| {
+        let item = &chars[from..to];
+        let name = first_name(item)?;
+        if !name.eq_ignore_ascii_case(column) {
+            return None;
+        }
+        let text: String = item.iter().collect();
+        let mut rest = text.trim();
+        loop {
+            if let Some(r) = rest.strip_prefix("--") {
+                rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
+            } else if let Some(r) = rest.strip_prefix("/*") {
+                rest = r.split_once("*/").map_or("", |(_, r)| r).trim_start();
+            } else {
+                break;
+            }
+        }
+        // A trailing `-- comment` would swallow whatever SQL follows it.
+        let rest = match rest.rfind("--") {
+            Some(at) if !rest[at..].contains('\n') && !rest[at..].contains('\'') => rest[..at].trim_end(),
+            _ => rest,
+        };
+        Some(rest.to_owned())
+    })
 }
 
 /// The first name of a definition item (a column's name, or a keyword),
@@ -360,6 +397,18 @@ mod tests {
                 (None, "a ISNULL OR length(\"b c\") < 5".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn cuts_column_definitions_verbatim() {
+        let sql =
+            "CREATE TABLE t(\n  a INT, -- first\n  \"b c\" TEXT DEFAULT 'x,y' CHECK (length(\"b c\") > 0) -- note\n)";
+        assert_eq!(column_definition(sql, "A").as_deref(), Some("a INT"));
+        assert_eq!(
+            column_definition(sql, "b c").as_deref(),
+            Some("\"b c\" TEXT DEFAULT 'x,y' CHECK (length(\"b c\") > 0)")
+        );
+        assert_eq!(column_definition(sql, "nope"), None);
     }
 
     #[test]

@@ -480,6 +480,18 @@ fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, re
     }
 }
 
+/// The column that aliases `table`'s rowid (an INTEGER PRIMARY KEY), if any.
+pub fn rowid_alias(table: &Table) -> Option<&str> {
+    if table.without_rowid {
+        return None;
+    }
+    let pk: Vec<_> = table.columns.iter().filter(|c| c.pk > 0).collect();
+    match pk.as_slice() {
+        [c] if c.decl_type.eq_ignore_ascii_case("INTEGER") => Some(c.name.as_str()),
+        _ => None,
+    }
+}
+
 /// Up to three rowids (or primary keys) of TARGET's rows matching `condition`.
 fn examples(conn: &Connection, table: &Table, condition: &str) -> rusqlite::Result<Vec<String>> {
     let key_expr = if table.without_rowid {
@@ -671,6 +683,28 @@ fn impact_of_table(
                 rows: n,
                 examples: Vec::new(),
             });
+        }
+    }
+    // A new INTEGER PRIMARY KEY (the rowid) takes integers only.
+    if let Some(alias) = rowid_alias(dev) {
+        let source = old.column(&renames.column_in_target(&dev.name, alias));
+        if let (Some(o), false) = (source, rowid_alias(old).is_some_and(|a| a.eq_ignore_ascii_case(alias))) {
+            let col = quote(&o.name);
+            let condition = format!(
+                "{col} IS NOT NULL AND NOT (typeof({col}) = 'integer' OR (typeof({col}) IN ('text', 'real') AND CAST({col} AS INTEGER) = {col}))"
+            );
+            let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;
+            if n > 0 {
+                out.push(Impact {
+                    table: dev.name.clone(),
+                    column: Some(alias.to_owned()),
+                    constraint: Some("INTEGER PRIMARY KEY".to_owned()),
+                    kind: ImpactKind::Violation,
+                    reason: "now the INTEGER PRIMARY KEY (the rowid): these values are not integers".to_owned(),
+                    rows: n,
+                    examples: examples(conn, old, &condition)?,
+                });
+            }
         }
     }
     if dev.strict && !old.strict {

@@ -23,5 +23,5 @@ mod open;
 mod sidecars;
 
 pub use header::{Encoding, Header, HeaderError, JournalFlag, HEADER_LEN};
-pub use open::{open_read_only, OpenMode, ReadOnlyDb};
+pub use open::{open_read_only, uri_path, OpenMode, ReadOnlyDb};
 pub use sidecars::{sidecar_path, wal_page_numbers, JournalState, Sidecar, Sidecars};

@@ -84,7 +84,7 @@ pub fn open_read_only(path: &Path, header: &Header, sidecars: &Sidecars) -> rusq
 }
 
 /// Percent-encodes a path for an SQLite `file:` URI.
-fn uri_path(path: &Path) -> String {
+pub fn uri_path(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let mut out = String::new();
     for &b in path.as_os_str().as_bytes() {
