@@ -1,0 +1,263 @@
+//! `schema-diff --apply` on real files: DEV's exact schema, TARGET's rows.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rusqlite::Connection;
+use support::*;
+
+fn schema_diff() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_schema-diff"))
+}
+
+struct Pair {
+    _dir: tempfile::TempDir,
+    dev: PathBuf,
+    target: PathBuf,
+}
+
+fn pair(target_sql: &str, dev_sql: &str) -> Pair {
+    let dir = tempdir();
+    let (dev, target) = (dir.path().join("dev.db"), dir.path().join("target.db"));
+    make_db(&target, "delete", target_sql);
+    make_db(&dev, "delete", dev_sql);
+    Pair { _dir: dir, dev, target }
+}
+
+fn apply(p: &Pair, args: &[&str]) -> (i32, String, String) {
+    run(schema_diff().arg("--apply").args(args).arg(&p.dev).arg(&p.target))
+}
+
+fn schema_rows(path: &Path) -> Vec<(String, String, String, Option<String>)> {
+    let conn = Connection::open(path).expect("open");
+    let mut stmt = conn
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name")
+        .expect("prepare");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows")
+}
+
+fn strings(path: &Path, sql: &str) -> Vec<String> {
+    let conn = Connection::open(path).expect("open");
+    let mut stmt = conn.prepare(sql).expect(sql);
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows")
+}
+
+/// Applies, then asserts the result's schema rows equal DEV's byte for byte
+/// and a second apply changes no byte.
+fn assert_applied(p: &Pair) {
+    let (rc, out, err) = apply(p, &[]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert_eq!(
+        schema_rows(&p.target),
+        schema_rows(&p.dev),
+        "DEV's schema, byte for byte"
+    );
+    assert_eq!(integrity(&p.target), "ok");
+    let before = std::fs::read(&p.target).expect("read");
+    let (rc, out, _) = apply(p, &[]);
+    assert_eq!(rc, 0);
+    assert!(out.contains("nothing to do"), "{out}");
+    assert_eq!(std::fs::read(&p.target).expect("read"), before, "idempotent");
+}
+
+#[test]
+fn the_shop_fixtures_migrate_with_every_prod_row() {
+    let dir = tempdir();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    let (dev, target) = (dir.path().join("dev.db"), dir.path().join("target.db"));
+    make_db(
+        &target,
+        "wal",
+        &std::fs::read_to_string(fixtures.join("prod.sql")).expect("prod.sql"),
+    );
+    make_db(
+        &dev,
+        "wal",
+        &std::fs::read_to_string(fixtures.join("dev.sql")).expect("dev.sql"),
+    );
+    let p = Pair { _dir: dir, dev, target };
+    let orders_before = query_i64(&p.target, "SELECT count(*) FROM order_items");
+    assert_applied(&p);
+    assert_eq!(query_i64(&p.target, "SELECT count(*) FROM customers"), 600);
+    assert_eq!(query_i64(&p.target, "SELECT count(*) FROM order_items"), orders_before);
+    assert_eq!(
+        query_i64(&p.target, "SELECT count(*) FROM coupons"),
+        3,
+        "DEV's seed rows"
+    );
+    assert_eq!(
+        query_i64(&p.target, "SELECT count(*) FROM schema_migrations"),
+        4,
+        "DEV's migrations"
+    );
+    assert_eq!(query_i64(&p.target, "PRAGMA user_version"), 4);
+    assert_eq!(
+        query_i64(
+            &p.target,
+            "SELECT count(*) FROM products_fts WHERE products_fts MATCH 'mug'"
+        ),
+        15
+    );
+    assert_eq!(std::fs::read(&p.target).expect("read")[18], 2, "DEV's WAL mode");
+}
+
+#[test]
+fn unchanged_tables_keep_their_pages_and_an_added_column_writes_little() {
+    let p = pair(
+        "CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB); CREATE INDEX big_b ON big(length(b));
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 27000)
+         INSERT INTO big(b) SELECT randomblob(4000) FROM n;
+         CREATE TABLE small(x);",
+        "CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB); CREATE INDEX big_b ON big(length(b));
+         CREATE TABLE small(x, y TEXT DEFAULT 'new');",
+    );
+    // The other way round: `big` unchanged, `small` altered; then `big` gets a column.
+    let roots = |path: &Path| strings(path, "SELECT name || '=' || rootpage FROM sqlite_schema ORDER BY name");
+    let before = roots(&p.target);
+    assert_applied(&p);
+    assert_eq!(roots(&p.target), before, "no table or index moved");
+
+    let size = std::fs::metadata(&p.target).expect("stat").len();
+    assert!(size > 100 << 20);
+    make_db(&p.dev, "delete", "ALTER TABLE big ADD COLUMN note TEXT;");
+    let (rc, _, err) = apply(&p, &["--json"]);
+    assert_eq!(rc, 0, "{err}");
+    let grown = std::fs::metadata(&p.target).expect("stat").len() - size;
+    assert!(grown < 1 << 20, "an added column wrote {grown} bytes");
+    assert_eq!(schema_rows(&p.target), schema_rows(&p.dev));
+    assert_eq!(roots(&p.target).len(), before.len());
+}
+
+#[test]
+fn triggers_do_not_fire_and_cascades_do_not_run_during_a_rebuild() {
+    let p = pair(
+        "CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id) ON DELETE CASCADE);
+         CREATE TABLE audit(what TEXT);
+         CREATE TRIGGER parent_audit AFTER INSERT ON parent BEGIN INSERT INTO audit VALUES ('insert ' || new.id); END;
+         INSERT INTO parent VALUES (1, 'a'), (2, 'b');
+         INSERT INTO child(parent_id) VALUES (1), (1), (2);
+         CREATE VIEW parent_names AS SELECT name FROM parent;",
+        "CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT NOT NULL, born TEXT CHECK (born IS NULL OR born > '1900'));
+         CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id) ON DELETE CASCADE);
+         CREATE TABLE audit(what TEXT);
+         CREATE TRIGGER parent_audit AFTER INSERT ON parent BEGIN INSERT INTO audit VALUES ('insert ' || new.id); END;
+         CREATE VIEW parent_names AS SELECT name FROM parent;",
+    );
+    let audit_before = query_i64(&p.target, "SELECT count(*) FROM audit");
+    assert_applied(&p);
+    assert_eq!(
+        query_i64(&p.target, "SELECT count(*) FROM audit"),
+        audit_before,
+        "no trigger fired"
+    );
+    assert_eq!(query_i64(&p.target, "SELECT count(*) FROM child"), 3, "no cascade ran");
+    assert_eq!(
+        query_i64(&p.target, "SELECT count(*) FROM parent_names"),
+        2,
+        "the view works"
+    );
+}
+
+#[test]
+fn external_content_fts_answers_match_after_its_table_is_rebuilt() {
+    let p = pair(
+        "CREATE TABLE doc(id INTEGER PRIMARY KEY, body TEXT);
+         CREATE VIRTUAL TABLE doc_fts USING fts5(body, content='doc', content_rowid='id');
+         INSERT INTO doc VALUES (10, 'hello world'), (20, 'goodbye moon');
+         INSERT INTO doc_fts(doc_fts) VALUES ('rebuild');",
+        "CREATE TABLE doc(id INTEGER PRIMARY KEY, body TEXT NOT NULL, lang TEXT DEFAULT 'en');
+         CREATE VIRTUAL TABLE doc_fts USING fts5(body, content='doc', content_rowid='id');",
+    );
+    assert_applied(&p);
+    assert_eq!(
+        query_i64(&p.target, "SELECT rowid FROM doc_fts WHERE doc_fts MATCH 'moon'"),
+        20
+    );
+}
+
+#[test]
+fn autoincrement_continues_after_prods_highest() {
+    let p = pair(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, x TEXT);
+         INSERT INTO t(x) VALUES ('a'), ('b'), ('c'); DELETE FROM t WHERE id = 3;",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, x TEXT NOT NULL);",
+    );
+    assert_applied(&p);
+    assert_eq!(
+        query_i64(&p.target, "SELECT seq FROM sqlite_sequence WHERE name = 't'"),
+        3
+    );
+}
+
+#[test]
+fn values_keep_their_exact_type_and_bytes_through_a_rebuild() {
+    let p = pair(
+        "CREATE TABLE v(id INTEGER PRIMARY KEY, i INTEGER, r REAL, b BLOB, t TEXT, anything);
+         INSERT INTO v VALUES (1, 9223372036854775807, 0.1, x'00ff00', 'naïve 日本 🎉', x'');
+         INSERT INTO v VALUES (2, -9223372036854775808, 1e308, zeroblob(3), '', 1.5);",
+        "CREATE TABLE v(id INTEGER PRIMARY KEY, i INTEGER NOT NULL, r REAL, b BLOB, t TEXT, anything, added TEXT);
+         CREATE INDEX v_t ON v(t);",
+    );
+    let dump = "SELECT quote(id) || ' ' || quote(i) || ' ' || quote(r) || ' ' || quote(b) || ' ' || quote(t) || ' ' || quote(anything) || ' ' || typeof(anything) FROM v ORDER BY id";
+    let before = strings(&p.target, dump);
+    assert_applied(&p);
+    assert_eq!(strings(&p.target, dump), before);
+}
+
+#[test]
+fn violations_abort_and_leave_target_byte_identical() {
+    let p = pair(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, email TEXT); INSERT INTO t(email) VALUES ('a'), ('a'), (NULL);",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);",
+    );
+    let before = std::fs::read(&p.target).expect("read");
+    let (rc, _, err) = apply(&p, &[]);
+    assert_eq!(rc, 3, "{err}");
+    assert!(err.contains("NOT NULL") || err.contains("UNIQUE"), "{err}");
+    assert!(err.contains("t.email"), "{err}");
+    assert_eq!(std::fs::read(&p.target).expect("read"), before);
+    assert_eq!(names(p.target.parent().expect("dir")), ["dev.db", "target.db"]);
+
+    let (rc, _, err) = apply(&p, &["--on-violation", "skip"]);
+    assert_eq!(rc, 2, "skip is not built yet: {err}");
+    assert_eq!(std::fs::read(&p.target).expect("read"), before);
+}
+
+#[test]
+fn rename_hints_carry_the_values() {
+    let p = pair(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, old_name TEXT); INSERT INTO t(old_name) VALUES ('kept');",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, new_name TEXT);",
+    );
+    let (rc, _, err) = apply(&p, &["--rename", "t.old_name=new_name"]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(schema_rows(&p.target), schema_rows(&p.dev));
+    assert_eq!(strings(&p.target, "SELECT new_name FROM t"), ["kept"]);
+}
+
+#[test]
+fn quoted_names_strict_without_rowid_and_generated_columns() {
+    let p = pair(
+        "CREATE TABLE \"order items\"(\"group\" TEXT PRIMARY KEY, qty INTEGER) WITHOUT ROWID;
+         INSERT INTO \"order items\" VALUES ('a', 1), ('b', 2);
+         CREATE TABLE s(id INTEGER PRIMARY KEY, n);
+         INSERT INTO s(n) VALUES (1), ('2');",
+        "CREATE TABLE \"order items\"(\"group\" TEXT PRIMARY KEY, qty INTEGER, double_qty INTEGER GENERATED ALWAYS AS (qty * 2) VIRTUAL) WITHOUT ROWID;
+         CREATE TABLE s(id INTEGER PRIMARY KEY, n INTEGER) STRICT;",
+    );
+    assert_applied(&p);
+    assert_eq!(query_i64(&p.target, "SELECT sum(double_qty) FROM \"order items\""), 6);
+    assert_eq!(
+        query_i64(&p.target, "SELECT sum(n) FROM s WHERE typeof(n) = 'integer'"),
+        3
+    );
+}
