@@ -226,10 +226,46 @@ fn violations_abort_and_leave_target_byte_identical() {
     assert!(err.contains("t.email"), "{err}");
     assert_eq!(std::fs::read(&p.target).expect("read"), before);
     assert_eq!(names(p.target.parent().expect("dir")), ["dev.db", "target.db"]);
+}
 
-    let (rc, _, err) = apply(&p, &["--on-violation", "skip"]);
-    assert_eq!(rc, 2, "skip is not built yet: {err}");
-    assert_eq!(std::fs::read(&p.target).expect("read"), before);
+#[test]
+fn skip_leaves_violating_rows_out_into_a_rejects_database() {
+    let p = pair(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, email TEXT, qty INTEGER);
+         INSERT INTO t(email, qty) VALUES ('a', 1), ('a', 2), (NULL, 3), ('b', -1), ('c', 5);",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, qty INTEGER CHECK (qty > 0));",
+    );
+    std::fs::set_permissions(&p.target, std::os::unix::fs::PermissionsExt::from_mode(0o640)).expect("chmod");
+    let rejects = p.target.with_file_name("left-out.sqlite");
+    let (rc, out, err) = apply(
+        &p,
+        &["--on-violation", "skip", "--rejects", rejects.to_str().expect("utf-8")],
+    );
+    assert_eq!(rc, 0, "{out}{err}");
+    assert_eq!(schema_rows(&p.target), schema_rows(&p.dev));
+    assert_eq!(
+        strings(&p.target, "SELECT email FROM t ORDER BY id"),
+        ["a", "c"],
+        "the first 'a' stays"
+    );
+    assert_eq!(
+        query_i64(&rejects, "SELECT count(*) FROM t"),
+        3,
+        "the second 'a', the NULL and qty -1"
+    );
+    assert_eq!(
+        strings(
+            &rejects,
+            "SELECT refresh_dev_rowid || ' ' || refresh_dev_reason FROM t ORDER BY refresh_dev_rowid"
+        )
+        .iter()
+        .map(|r| r.split(' ').next().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>(),
+        ["2", "3", "4"]
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&rejects).expect("stat").permissions());
+    assert_eq!(mode & 0o777, 0o640, "no wider than TARGET");
+    assert!(out.contains("left-out.sqlite"), "{out}");
 }
 
 #[test]
@@ -259,5 +295,27 @@ fn quoted_names_strict_without_rowid_and_generated_columns() {
     assert_eq!(
         query_i64(&p.target, "SELECT sum(n) FROM s WHERE typeof(n) = 'integer'"),
         3
+    );
+}
+
+#[test]
+fn dev_data_and_prod_data_choose_where_rows_come_from() {
+    let p = pair(
+        "CREATE TABLE settings(k TEXT PRIMARY KEY, v TEXT); INSERT INTO settings VALUES ('mode', 'prod');
+         CREATE TABLE schema_migrations(version TEXT PRIMARY KEY); INSERT INTO schema_migrations VALUES ('1');",
+        "CREATE TABLE settings(k TEXT PRIMARY KEY, v TEXT); INSERT INTO settings VALUES ('mode', 'dev'), ('debug', '1');
+         CREATE TABLE schema_migrations(version TEXT PRIMARY KEY); INSERT INTO schema_migrations VALUES ('1'), ('2');",
+    );
+    let (rc, _, err) = apply(&p, &["--dev-data", "sett*", "--prod-data", "SCHEMA_MIGRATIONS"]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(
+        strings(&p.target, "SELECT v FROM settings ORDER BY k"),
+        ["1", "dev"],
+        "DEV's rows"
+    );
+    assert_eq!(
+        strings(&p.target, "SELECT version FROM schema_migrations"),
+        ["1"],
+        "TARGET's rows"
     );
 }

@@ -20,7 +20,7 @@ use sqlite_file::{JournalFlag, Sidecars};
 
 use crate::catalog::{key, quote, Catalog, Kind, Table};
 use crate::plan::{rowid_alias, ImpactKind, RowsFrom, Strategy};
-use crate::{compare, sqlite_error, Error, Renames, Report};
+use crate::{compare, sqlite_error, Error, Hints, Report};
 
 /// What `--on-violation` says to do with rows that break a new constraint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -33,6 +33,15 @@ pub enum OnViolation {
     Skip,
 }
 
+/// Rows `--on-violation skip` left out of one table, into the rejects database.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub table: String,
+    pub constraint: Option<String>,
+    pub reason: String,
+    pub rows: i64,
+}
+
 /// What an apply did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApplyReport {
@@ -40,6 +49,9 @@ pub struct ApplyReport {
     pub diff: Report,
     /// Whether TARGET was changed (false when it was already identical).
     pub changed: bool,
+    /// With `--on-violation skip`: where the left-out rows are, and how many.
+    pub rejects: Option<PathBuf>,
+    pub skipped: Vec<Skipped>,
     /// The statements run, in order.
     pub statements: Vec<String>,
     pub seconds: f64,
@@ -49,16 +61,20 @@ pub struct ApplyReport {
 pub fn apply(
     dev_path: &Path,
     target_path: &Path,
-    renames: &Renames,
+    hints: &Hints,
     extensions: &[PathBuf],
     on_violation: OnViolation,
+    rejects: Option<&Path>,
 ) -> Result<ApplyReport, Error> {
     let started = Instant::now();
-    let diff = compare(dev_path, target_path, renames, extensions)?;
-    if diff.identical {
+    let diff = compare(dev_path, target_path, hints, extensions)?;
+    let needs_dev = diff.plan.iter().any(|p| p.rows_from == RowsFrom::Dev);
+    if diff.identical && !needs_dev {
         return Ok(ApplyReport {
             diff,
             changed: false,
+            rejects: None,
+            skipped: Vec::new(),
             statements: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
         });
@@ -82,14 +98,27 @@ pub fn apply(
             )
         })
         .collect();
+    let to_skip: Vec<&crate::plan::Impact> = diff
+        .data_impact
+        .iter()
+        .filter(|i| i.kind == ImpactKind::Violation)
+        .collect();
     if !violations.is_empty() {
-        return Err(match on_violation {
-            OnViolation::Abort => Error::Violations {
+        if on_violation == OnViolation::Abort {
+            return Err(Error::Violations {
                 path: target_path.to_owned(),
                 list: violations.join("; "),
-            },
-            OnViolation::Skip => Error::NotBuilt("--on-violation skip (a rejects database)"),
-        });
+            });
+        }
+        if let Some(i) = to_skip.iter().find(|i| i.skip_condition.is_none()) {
+            return Err(Error::Violations {
+                path: target_path.to_owned(),
+                list: format!(
+                    "{}: the violating rows of a WITHOUT ROWID table cannot be singled out to skip",
+                    i.table
+                ),
+            });
+        }
     }
     if !diff.not_counted.is_empty() {
         return Err(Error::Violations {
@@ -115,16 +144,50 @@ pub fn apply(
         .map_err(|e| sqlite_error(target_path, "busy timeout", e))?;
     crate::load_extensions(&conn, extensions)?;
     // ATTACH and DETACH cannot happen inside the transaction.
-    let needs_dev = diff.plan.iter().any(|p| p.rows_from == RowsFrom::Dev);
+    let mut same_rows = BTreeSet::new();
     if needs_dev {
         attach_dev(&mut run, dev_path)?;
+        same_rows = tables_with_devs_rows_already(&run, &diff)?;
+        let all_same = diff
+            .plan
+            .iter()
+            .filter(|p| p.rows_from == RowsFrom::Dev)
+            .all(|p| same_rows.contains(&key(&p.table)));
+        if diff.identical && all_same {
+            drop(run);
+            conn.close().map_err(|(_, e)| sqlite_error(target_path, "close", e))?;
+            return Ok(ApplyReport {
+                diff,
+                changed: false,
+                rejects: None,
+                skipped: Vec::new(),
+                statements: Vec::new(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
     }
-    run.exec("BEGIN IMMEDIATE")?;
+    let rejects_path = if to_skip.is_empty() {
+        None
+    } else {
+        Some(create_rejects(&mut run, target_path, rejects)?)
+    };
+    let cleanup = |path: &Option<PathBuf>| {
+        if let Some(p) = path {
+            let _ = std::fs::remove_file(p);
+            let _ = std::fs::remove_file(sqlite_file::sidecar_path(p, sqlite_file::Sidecar::Journal));
+        }
+    };
+    if let Err(e) = run.exec("BEGIN IMMEDIATE") {
+        cleanup(&rejects_path);
+        return Err(e);
+    }
+    let mut skipped = Vec::new();
     let result = (|| {
         let dev = read_catalog(dev_path, extensions)?;
         let target = Catalog::read(&conn, "").map_err(|e| sqlite_error(target_path, "read schema", e))?;
         let fk_before = foreign_key_violations(&conn).map_err(|e| sqlite_error(target_path, "foreign_key_check", e))?;
-        let rebuilt = change(&mut run, &diff, &dev, &target, renames)?;
+        skipped = skip_rows(&mut run, &to_skip, &target, hints)?;
+        let rebuilt = change(&mut run, &diff, &dev, &target, hints, &same_rows)?;
         verify(&mut run, &dev, &rebuilt)?;
         let fk_after = foreign_key_violations(&conn).map_err(|e| sqlite_error(target_path, "foreign_key_check", e))?;
         let new: Vec<String> = fk_after
@@ -142,11 +205,16 @@ pub fn apply(
     })();
     if let Err(e) = result {
         let _ = conn.execute_batch("ROLLBACK");
+        let _ = conn.execute_batch("DETACH DATABASE rejects");
+        cleanup(&rejects_path);
         return Err(e);
     }
     run.exec("COMMIT")?;
     if needs_dev {
         run.exec("DETACH DATABASE dev_source")?;
+    }
+    if rejects_path.is_some() {
+        run.exec("DETACH DATABASE rejects")?;
     }
     // `journal_mode` is ignored inside a transaction: set DEV's after it.
     let dev_journal = sqlite_file::Header::read(dev_path)
@@ -180,9 +248,100 @@ pub fn apply(
     Ok(ApplyReport {
         diff,
         changed: true,
+        rejects: rejects_path,
+        skipped,
         statements,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Creates the rejects database (never replacing a file, with TARGET's
+/// permission bits) and ATTACHes it as `rejects`.
+fn create_rejects(run: &mut Runner, target: &Path, wanted: Option<&Path>) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = match wanted {
+        Some(p) => p.to_owned(),
+        None => {
+            let stamp = sqlite_file::fs::utc_stamp(std::time::SystemTime::now());
+            PathBuf::from(format!("{}.rejects-{stamp}.sqlite", target.display()))
+        }
+    };
+    let mode = std::fs::metadata(target)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0o600);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+    drop(file);
+    let attached = run
+        .conn
+        .execute("ATTACH DATABASE ?1 AS rejects", [path.to_string_lossy()])
+        .map_err(|e| sqlite_error(&path, "attach", e));
+    if let Err(e) = attached {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    run.statements.push(format!(
+        "ATTACH DATABASE {} AS rejects",
+        literal(&path.to_string_lossy())
+    ));
+    Ok(path)
+}
+
+/// Moves the rows that break a new constraint into `rejects` (one table per
+/// source table, with the reason), and out of TARGET.
+fn skip_rows(
+    run: &mut Runner,
+    violations: &[&crate::plan::Impact],
+    target: &Catalog,
+    hints: &Hints,
+) -> Result<Vec<Skipped>, Error> {
+    let mut out = Vec::new();
+    for v in violations {
+        let Some(condition) = &v.skip_condition else { continue };
+        let name = hints.table_in_target(&v.table);
+        let table = target
+            .table(&name)
+            .ok_or_else(|| Error::Internal(format!("{name}: not in TARGET")))?;
+        let q = quote(&table.name);
+        let rowid = if table.without_rowid {
+            ""
+        } else {
+            "rowid AS refresh_dev_rowid, "
+        };
+        run.exec(&format!(
+            "CREATE TABLE IF NOT EXISTS rejects.{q} AS SELECT {rowid}*, '' AS refresh_dev_reason FROM main.{q} WHERE 0"
+        ))?;
+        let reason = format!(
+            "{}{}",
+            v.constraint.as_ref().map(|c| format!("{c}: ")).unwrap_or_default(),
+            v.reason
+        );
+        run.exec(&format!(
+            "INSERT INTO rejects.{q} SELECT {rowid}*, {} FROM main.{q} WHERE {condition}",
+            literal(&reason)
+        ))?;
+        let rows = run.conn.changes() as i64;
+        run.exec(&format!("DELETE FROM main.{q} WHERE {condition}"))?;
+        out.push(Skipped {
+            table: table.name.clone(),
+            constraint: v.constraint.clone(),
+            reason,
+            rows,
+        });
+    }
+    Ok(out)
 }
 
 struct Runner<'a> {
@@ -265,13 +424,13 @@ fn copy_rows(
     from_schema: &str,
     from_name: &str,
     to: &str,
-    renames: Option<&Renames>,
+    hints: Option<&Hints>,
 ) -> Result<(), Error> {
     let mut into = Vec::new();
     let mut select = Vec::new();
     let alias = rowid_alias(dev);
     for c in dev.columns.iter().filter(|c| c.hidden < 2) {
-        let source = match renames {
+        let source = match hints {
             None => from.column(&c.name),
             Some(r) => from.column(&r.column_in_target(&dev.name, &c.name)),
         };
@@ -304,7 +463,8 @@ fn change(
     diff: &Report,
     dev: &Catalog,
     target: &Catalog,
-    renames: &Renames,
+    hints: &Hints,
+    same_rows: &BTreeSet<String>,
 ) -> Result<BTreeSet<String>, Error> {
     let plans: BTreeMap<String, &crate::plan::TablePlan> = diff.plan.iter().map(|p| (key(&p.table), p)).collect();
     let touches_tables = diff
@@ -365,10 +525,11 @@ fn change(
         let Some(plan) = plans.get(&key(&table.name)) else {
             continue;
         };
-        let old_name = renames.table_in_target(&table.name);
+        let old_name = hints.table_in_target(&table.name);
         let old = target.table(&old_name);
         match (plan.strategy, plan.rows_from) {
             (Strategy::Unchanged, RowsFrom::Target) => {}
+            (Strategy::Unchanged, RowsFrom::Dev) if same_rows.contains(&key(&table.name)) => {}
             (_, RowsFrom::Dev) => {
                 if let Some(old) = old {
                     run.exec(&format!("DROP TABLE main.{}", quote(&old.name)))?;
@@ -418,7 +579,7 @@ fn change(
                             quote(&aside)
                         ))?;
                         run.exec(sql)?;
-                        copy_rows(run, table, old, "main", &aside, &quote(&table.name), Some(renames))?;
+                        copy_rows(run, table, old, "main", &aside, &quote(&table.name), Some(hints))?;
                         run.exec(&format!("DROP TABLE main.{}", quote(&aside)))?;
                         delete_stats(run, &old.name)?;
                         delete_stats(run, &aside)?;
@@ -542,6 +703,35 @@ fn change(
     run.exec(&format!("PRAGMA user_version = {}", dev.settings.user_version))?;
     run.exec(&format!("PRAGMA application_id = {}", dev.settings.application_id))?;
     Ok(rebuilt)
+}
+
+/// Tables whose rows come from DEV, whose definition is unchanged, and whose
+/// rows are already DEV's (so copying them again would change nothing but bytes).
+fn tables_with_devs_rows_already(run: &Runner, diff: &Report) -> Result<BTreeSet<String>, Error> {
+    let mut same = BTreeSet::new();
+    for p in diff
+        .plan
+        .iter()
+        .filter(|p| p.rows_from == RowsFrom::Dev && p.strategy == Strategy::Unchanged)
+    {
+        let q = quote(&p.table);
+        let differing: i64 = run
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT abs((SELECT count(*) FROM main.{q}) - (SELECT count(*) FROM dev_source.{q})) \
+                     + (SELECT count(*) FROM (SELECT * FROM main.{q} EXCEPT SELECT * FROM dev_source.{q})) \
+                     + (SELECT count(*) FROM (SELECT * FROM dev_source.{q} EXCEPT SELECT * FROM main.{q}))"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| sqlite_error(run.path, "compare rows", e))?;
+        if differing == 0 {
+            same.insert(key(&p.table));
+        }
+    }
+    Ok(same)
 }
 
 /// ATTACHes DEV read-only as `dev_source` (outside any transaction).

@@ -9,7 +9,7 @@ use exit_code::Exit;
 
 use crate::diff::ChangeKind;
 use crate::plan::{ImpactKind, RowsFrom, Strategy};
-use crate::{compare, Renames, Report};
+use crate::{compare, Hints, Report};
 
 /// Compare DEV's schema with TARGET's and preview what applying DEV's would do
 /// to TARGET's data. Reads both files; writes neither.
@@ -25,12 +25,22 @@ pub struct DiffArgs {
     /// A table renamed in DEV: OLD=NEW.
     #[arg(long, value_name = "OLD=NEW")]
     pub rename_table: Vec<String>,
+    /// Take this table's rows from DEV, not TARGET (a glob pattern; repeatable).
+    #[arg(long, value_name = "TABLE")]
+    pub dev_data: Vec<String>,
+    /// Take this table's rows from TARGET even where the defaults take DEV's (a glob; repeatable).
+    #[arg(long, value_name = "TABLE")]
+    pub prod_data: Vec<String>,
     /// Apply DEV's schema onto TARGET in one transaction, keeping every TARGET row that fits.
     #[arg(long)]
     pub apply: bool,
-    /// With --apply: what to do with rows that break a new constraint (skip is not built yet).
+    /// With --apply: what to do with rows that break a new constraint: abort (change nothing)
+    /// or skip (leave them out, into the rejects database).
     #[arg(long, value_enum, default_value_t = crate::apply::OnViolation::Abort, requires = "apply")]
     pub on_violation: crate::apply::OnViolation,
+    /// With --on-violation skip: where the left-out rows go (default TARGET.rejects-<UTC stamp>.sqlite).
+    #[arg(long, value_name = "PATH", requires = "apply")]
+    pub rejects: Option<PathBuf>,
     /// Load a SQLite extension (a collation, function or virtual table module DEV's application provides).
     #[arg(long, value_name = "PATH")]
     pub load_extension: Vec<PathBuf>,
@@ -44,22 +54,24 @@ pub struct DiffArgs {
 
 impl DiffArgs {
     /// The rename hints, parsed.
-    pub fn renames(&self) -> Result<Renames, String> {
-        let mut renames = Renames::default();
+    pub fn hints(&self) -> Result<Hints, String> {
+        let mut hints = Hints::default();
         for hint in &self.rename_table {
-            renames.add_table(hint)?;
+            hints.add_table(hint)?;
         }
         for hint in &self.rename {
-            renames.add_column(hint)?;
+            hints.add_column(hint)?;
         }
-        Ok(renames)
+        hints.dev_data = self.dev_data.clone();
+        hints.prod_data = self.prod_data.clone();
+        Ok(hints)
     }
 }
 
 /// Runs `schema-diff` with parsed arguments and returns the exit status:
 /// 0 identical, 1 different, 2 bad input, 4 an error.
 pub fn run(args: &DiffArgs) -> Exit {
-    let renames = match args.renames() {
+    let hints = match args.hints() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("schema-diff: error: bad rename hint {e}");
@@ -67,9 +79,9 @@ pub fn run(args: &DiffArgs) -> Exit {
         }
     };
     if args.apply {
-        return run_apply(args, &renames);
+        return run_apply(args, &hints);
     }
-    match compare(&args.dev, &args.target, &renames, &args.load_extension) {
+    match compare(&args.dev, &args.target, &hints, &args.load_extension) {
         Ok(report) => {
             if args.json {
                 match serde_json::to_string_pretty(&report) {
@@ -95,13 +107,14 @@ pub fn run(args: &DiffArgs) -> Exit {
     }
 }
 
-fn run_apply(args: &DiffArgs, renames: &Renames) -> Exit {
+fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
     match crate::apply::apply(
         &args.dev,
         &args.target,
-        renames,
+        hints,
         &args.load_extension,
         args.on_violation,
+        args.rejects.as_deref(),
     ) {
         Ok(report) => {
             if args.json {
@@ -138,7 +151,18 @@ fn run_apply(args: &DiffArgs, renames: &Renames) -> Exit {
                             format!("{:?}", t.rows_from).to_lowercase()
                         );
                     }
-                    for i in &report.diff.data_impact {
+                    if let Some(path) = &report.rejects {
+                        println!("  rows left out (--on-violation skip) are in {}", path.display());
+                    }
+                    for k in &report.skipped {
+                        println!("  skipped {}: {} rows: {}", k.table, k.rows, k.reason);
+                    }
+                    for i in report
+                        .diff
+                        .data_impact
+                        .iter()
+                        .filter(|i| i.kind != ImpactKind::Violation)
+                    {
                         let place = match &i.column {
                             Some(c) => format!("{}.{c}", i.table),
                             None => i.table.clone(),

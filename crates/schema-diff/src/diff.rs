@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::catalog::{family, key, Catalog, Kind, Object, Table};
 use crate::parse::{normalize, parses};
-use crate::Renames;
+use crate::Hints;
 
 /// What happened to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,7 +65,7 @@ pub struct SchemaDiff {
     pub identical: bool,
     pub changes: Vec<Change>,
     pub settings: Vec<SettingChange>,
-    /// Possible renames, with the hint that would say so.
+    /// Possible hints, with the hint that would say so.
     pub possible_renames: Vec<String>,
 }
 
@@ -83,12 +83,12 @@ fn compared_by(a: &Option<String>, b: &Option<String>) -> &'static str {
 }
 
 /// Compares DEV's catalog with TARGET's.
-pub fn diff(dev: &Catalog, target: &Catalog, renames: &Renames) -> SchemaDiff {
+pub fn diff(dev: &Catalog, target: &Catalog, hints: &Hints) -> SchemaDiff {
     let mut changes = Vec::new();
     let mut possible_renames = Vec::new();
     // Objects in DEV, in DEV's order; then those only in TARGET.
     for object in &dev.objects {
-        let target_name = renames.table_in_target(&object.name);
+        let target_name = hints.table_in_target(&object.name);
         let other = target.object(object.kind, &target_name);
         match other {
             None => changes.push(Change {
@@ -105,12 +105,12 @@ pub fn diff(dev: &Catalog, target: &Catalog, renames: &Renames) -> SchemaDiff {
                 if same_sql(&object.sql, &old.sql) && object.kind == old.kind && object.name == old.name {
                     continue;
                 }
-                changes.push(compare(object, old, dev, target, renames, &mut possible_renames));
+                changes.push(compare(object, old, dev, target, hints, &mut possible_renames));
             }
         }
     }
     for old in &target.objects {
-        let dev_name = renames.table_in_dev(&old.name);
+        let dev_name = hints.table_in_dev(&old.name);
         if dev.object(old.kind, &dev_name).is_none() {
             changes.push(Change {
                 object: old.kind,
@@ -173,7 +173,7 @@ fn compare(
     old: &Object,
     dev: &Catalog,
     target: &Catalog,
-    renames: &Renames,
+    hints: &Hints,
     possible_renames: &mut Vec<String>,
 ) -> Change {
     let by = compared_by(&dev_obj.sql, &old.sql);
@@ -190,7 +190,7 @@ fn compare(
     }
     if family(dev_obj.kind) == Kind::Table {
         if let (Some(d), Some(t)) = (dev.table(&dev_obj.name), target.table(&old.name)) {
-            columns = column_changes(d, t, renames, possible_renames);
+            columns = column_changes(d, t, hints, possible_renames);
             // A CHECK on a column that is added or dropped goes with the column.
             let goes_with_a_column = |detail: &String| {
                 columns.iter().any(|c| {
@@ -226,15 +226,10 @@ fn compare(
 }
 
 /// Column-level differences of a table in both (matched by name, case-insensitively, and the hints).
-fn column_changes(
-    dev: &Table,
-    target: &Table,
-    renames: &Renames,
-    possible_renames: &mut Vec<String>,
-) -> Vec<ColumnChange> {
+fn column_changes(dev: &Table, target: &Table, hints: &Hints, possible_renames: &mut Vec<String>) -> Vec<ColumnChange> {
     let mut out = Vec::new();
     for column in &dev.columns {
-        let old_name = renames.column_in_target(&dev.name, &column.name);
+        let old_name = hints.column_in_target(&dev.name, &column.name);
         match target.column(&old_name) {
             None => out.push(ColumnChange {
                 column: column.name.clone(),
@@ -295,7 +290,7 @@ fn column_changes(
         }
     }
     for old in &target.columns {
-        let new_name = renames.column_in_dev(&target.name, &old.name);
+        let new_name = hints.column_in_dev(&target.name, &old.name);
         if dev.column(&new_name).is_none() {
             out.push(ColumnChange {
                 column: old.name.clone(),

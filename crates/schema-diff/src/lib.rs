@@ -42,17 +42,37 @@ pub use catalog::Catalog;
 pub use diff::SchemaDiff;
 pub use plan::Plan;
 
-/// Rename hints: `--rename-table OLD=NEW` and `--rename TABLE.OLD=NEW`
-/// (names in DEV's terms for the table of a column rename).
+/// What the user tells schema-diff: renames (`--rename-table OLD=NEW`,
+/// `--rename TABLE.OLD=NEW`) and where rows come from (`--dev-data`,
+/// `--prod-data`, glob patterns).
 #[derive(Debug, Clone, Default)]
-pub struct Renames {
+pub struct Hints {
     /// (old table, new table), lower-cased.
     pub tables: Vec<(String, String)>,
-    /// (table in DEV, old column, new column), lower-cased.
+    /// (table, old column, new column), lower-cased.
     pub columns: Vec<(String, String, String)>,
+    /// Tables whose rows come from DEV (glob patterns, case-insensitive).
+    pub dev_data: Vec<String>,
+    /// Tables whose rows come from TARGET even where the defaults say DEV.
+    pub prod_data: Vec<String>,
 }
 
-impl Renames {
+/// Whether `name` matches the glob `pattern` (`*` and `?`), ignoring ASCII case.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    go(&p, &n)
+}
+
+impl Hints {
     /// TARGET's name for DEV's table `dev_name`.
     pub fn table_in_target(&self, dev_name: &str) -> String {
         let k = catalog::key(dev_name);
@@ -344,12 +364,7 @@ pub(crate) use sqlite_file::uri_path;
 
 /// Compares DEV's schema with TARGET's and plans the change. Writes nothing.
 /// `extensions` are loaded into both connections first.
-pub fn compare(
-    dev_path: &Path,
-    target_path: &Path,
-    renames: &Renames,
-    extensions: &[PathBuf],
-) -> Result<Report, Error> {
+pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &[PathBuf]) -> Result<Report, Error> {
     let (dev, dev_header) = open(dev_path, extensions)?;
     let (target, target_header) = open(target_path, extensions)?;
     if FileId::of(dev_path).ok() == FileId::of(target_path).ok() {
@@ -375,8 +390,8 @@ pub fn compare(
             target_encoding: target_catalog.settings.encoding.clone(),
         });
     }
-    let diff = diff::diff(&dev_catalog, &target_catalog, renames);
-    let plan = plan::plan(&diff, &dev_catalog, &target_catalog, &dev.conn, &target.conn, renames)
+    let diff = diff::diff(&dev_catalog, &target_catalog, hints);
+    let plan = plan::plan(&diff, &dev_catalog, &target_catalog, &dev.conn, &target.conn, hints)
         .map_err(|e| sqlite_error(target_path, "count the data impact", e))?;
     let mut unreadable = Vec::new();
     for (path, catalog) in [(dev_path, &dev_catalog), (target_path, &target_catalog)] {
@@ -405,8 +420,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn globs_match_like_a_shell_ignoring_case() {
+        assert!(glob_match("audit_*", "AUDIT_log"));
+        assert!(glob_match("t?", "t1"));
+        assert!(!glob_match("t?", "t12"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("orders", "order_items"));
+    }
+
+    #[test]
     fn rename_hints_take_quoted_names() {
-        let mut r = Renames::default();
+        let mut r = Hints::default();
         r.add_column("orders.note=comment").expect("plain");
         r.add_column("'\"order items\".\"old col\"=new'".trim_matches('\''))
             .expect("quoted");

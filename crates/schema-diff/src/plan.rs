@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::catalog::{key, quote, Catalog, Kind, Table};
 use crate::diff::{affinity, same_fk, Change, ChangeKind, SchemaDiff};
-use crate::Renames;
+use crate::Hints;
 
 /// Migration-history tables: they describe DEV's schema, so their rows come
 /// from DEV. The list is closed and matched case-insensitively.
@@ -93,6 +93,10 @@ pub struct Impact {
     pub rows: i64,
     /// A few rowids (or keys) of the rows concerned.
     pub examples: Vec<String>,
+    /// For a violation: the rows `--on-violation skip` leaves out, as a
+    /// condition over TARGET's table (`None` where they cannot be singled out).
+    #[serde(skip)]
+    pub skip_condition: Option<String>,
 }
 
 /// The plan for every table, and the data impact.
@@ -115,7 +119,7 @@ pub fn plan(
     target: &Catalog,
     dev_conn: &Connection,
     target_conn: &Connection,
-    renames: &Renames,
+    hints: &Hints,
 ) -> rusqlite::Result<Plan> {
     let mut plan = Plan::default();
     let count = |conn: &Connection, sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
@@ -127,10 +131,15 @@ pub fn plan(
 
     for object in dev.objects.iter().filter(|o| o.kind == Kind::Table) {
         let Some(table) = dev.table(&object.name) else { continue };
-        let old_name = renames.table_in_target(&table.name);
+        let old_name = hints.table_in_target(&table.name);
         let old = target.table(&old_name);
+        let matches = |patterns: &[String]| patterns.iter().any(|p| crate::glob_match(p, &table.name));
         let (rows_from, rows_from_reason) = if old.is_none() {
             (RowsFrom::Dev, "only in DEV: its rows are new development".to_owned())
+        } else if matches(&hints.prod_data) {
+            (RowsFrom::Target, "--prod-data: TARGET's rows".to_owned())
+        } else if matches(&hints.dev_data) {
+            (RowsFrom::Dev, "--dev-data: DEV's rows".to_owned())
         } else if is_migration_table(&table.name) {
             (
                 RowsFrom::Dev,
@@ -153,7 +162,7 @@ pub fn plan(
                 Strategy::TextOnly,
                 vec!["only the stored text's formatting differs: rewritten through writable_schema".to_owned()],
             ),
-            (Some(t), Some(c)) => choose(table, t, c, target, renames),
+            (Some(t), Some(c)) => choose(table, t, c, target, hints),
         };
         let rows_touched = match strategy {
             Strategy::Rebuild => target_rows,
@@ -168,6 +177,7 @@ pub fn plan(
                 reason: format!("TARGET's rows are replaced by DEV's ({rows_from_reason})"),
                 rows: target_rows,
                 examples: Vec::new(),
+                skip_condition: None,
             });
         }
         if rows_from == RowsFrom::Target {
@@ -182,12 +192,13 @@ pub fn plan(
                         .to_owned(),
                     rows: dev_rows,
                     examples: Vec::new(),
+                    skip_condition: None,
                 });
             }
         }
         if let (Some(t), RowsFrom::Target) = (old, rows_from) {
-            impact_of_table(&mut plan.data_impact, table, t, target, target_conn, renames)?;
-            check_impact(&mut plan, table, t, target_conn, renames);
+            impact_of_table(&mut plan.data_impact, table, t, target, target_conn, hints)?;
+            check_impact(&mut plan, table, t, target_conn, hints);
         }
         plan.tables.push(TablePlan {
             table: table.name.clone(),
@@ -203,7 +214,7 @@ pub fn plan(
         .iter()
         .filter(|o| matches!(o.kind, Kind::Table | Kind::VirtualTable))
     {
-        let dev_name = renames.table_in_dev(&object.name);
+        let dev_name = hints.table_in_dev(&object.name);
         if dev.table(&dev_name).is_some() || dev.object(Kind::Table, &dev_name).is_some() {
             continue;
         }
@@ -233,6 +244,7 @@ pub fn plan(
                 reason: "table dropped: DEV has no such table".to_owned(),
                 rows,
                 examples: Vec::new(),
+                skip_condition: None,
             });
         }
     }
@@ -240,7 +252,7 @@ pub fn plan(
 }
 
 /// Chooses between a text-only change, ALTER steps and a rebuild.
-fn choose(dev: &Table, old: &Table, change: &Change, target: &Catalog, renames: &Renames) -> (Strategy, Vec<String>) {
+fn choose(dev: &Table, old: &Table, change: &Change, target: &Catalog, hints: &Hints) -> (Strategy, Vec<String>) {
     let mut blockers = Vec::new();
     let mut loosenings = Vec::new();
     for detail in &change.details {
@@ -282,14 +294,14 @@ fn choose(dev: &Table, old: &Table, change: &Change, target: &Catalog, renames: 
         .columns
         .iter()
         .map(|c| {
-            let dev_name = renames.column_in_dev(&old.name, &c.name);
+            let dev_name = hints.column_in_dev(&old.name, &c.name);
             key(&dev_name)
         })
         .collect();
     names.retain(|n| {
         !drops
             .iter()
-            .any(|d| key(d) == *n || key(&renames.column_in_dev(&old.name, d)) == *n)
+            .any(|d| key(d) == *n || key(&hints.column_in_dev(&old.name, d)) == *n)
     });
     names.extend(adds.iter().map(|a| key(a)));
     let wanted: Vec<String> = dev.columns.iter().map(|c| key(&c.name)).collect();
@@ -426,7 +438,7 @@ fn droppable(old: &Table, name: &str, target: &Catalog) -> Result<(), &'static s
 /// New CHECK constraints: TARGET's rows, seen through DEV's column names
 /// (missing columns take DEV's default), for which the constraint is false.
 /// The expression is DEV's stored text, verbatim.
-fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, renames: &Renames) {
+fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, hints: &Hints) {
     use crate::parse::{check_constraints, normalize};
     let (Some(dev_sql), Some(old_sql)) = (&dev.sql, &old.sql) else {
         return;
@@ -434,7 +446,7 @@ fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, re
     let had: Vec<String> = check_constraints(old_sql).iter().map(|(_, e)| normalize(e)).collect();
     let mut select: Vec<String> = Vec::new();
     for c in dev.columns.iter().filter(|c| c.hidden < 2) {
-        let value = match old.column(&renames.column_in_target(&dev.name, &c.name)) {
+        let value = match old.column(&hints.column_in_target(&dev.name, &c.name)) {
             Some(o) => quote(&o.name),
             None => format!("({})", c.default.as_deref().unwrap_or("NULL")),
         };
@@ -474,6 +486,8 @@ fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, re
                 reason: "new CHECK constraint: false for these rows".to_owned(),
                 rows: n,
                 examples,
+                skip_condition: (!old.without_rowid)
+                    .then(|| format!("rowid IN (SELECT refresh_dev_row_id FROM {rows} WHERE NOT ({expr}))")),
             }),
             Err(e) => plan.not_counted.push(format!("{}: CHECK ({expr}): {e}", dev.name)),
         }
@@ -529,14 +543,14 @@ fn impact_of_table(
     old: &Table,
     target: &Catalog,
     conn: &Connection,
-    renames: &Renames,
+    hints: &Hints,
 ) -> rusqlite::Result<()> {
     let count = |sql: String| conn.query_row(&sql, [], |r| r.get::<_, i64>(0));
     let t = quote(&old.name);
     let rows = count(format!("SELECT count(*) FROM {t}"))?;
     // Columns dropped: their non-NULL values are lost.
     for c in &old.columns {
-        let dev_name = renames.column_in_dev(&old.name, &c.name);
+        let dev_name = hints.column_in_dev(&old.name, &c.name);
         if dev.column(&dev_name).is_none() && c.hidden < 2 {
             let condition = format!("{} IS NOT NULL", quote(&c.name));
             let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;
@@ -549,12 +563,13 @@ fn impact_of_table(
                     reason: "column dropped: DEV has no such column".to_owned(),
                     rows: n,
                     examples: examples(conn, old, &condition)?,
+                    skip_condition: None,
                 });
             }
         }
     }
     for c in &dev.columns {
-        let old_name = renames.column_in_target(&dev.name, &c.name);
+        let old_name = hints.column_in_target(&dev.name, &c.name);
         match old.column(&old_name) {
             None if c.not_null && c.default.is_none() && c.hidden < 2 && c.pk == 0 && rows > 0 => out.push(Impact {
                 table: dev.name.clone(),
@@ -564,6 +579,7 @@ fn impact_of_table(
                 reason: "new NOT NULL column without a default: every existing row would be NULL".to_owned(),
                 rows,
                 examples: examples(conn, old, "1")?,
+                skip_condition: Some("1".to_owned()),
             }),
             Some(o) if c.not_null && !o.not_null && c.pk == 0 => {
                 let condition = format!("{} IS NULL", quote(&o.name));
@@ -577,6 +593,7 @@ fn impact_of_table(
                         reason: "now NOT NULL: these rows hold NULL".to_owned(),
                         rows: n,
                         examples: examples(conn, old, &condition)?,
+                        skip_condition: Some(condition),
                     });
                 }
             }
@@ -590,7 +607,7 @@ fn impact_of_table(
             .iter()
             .map(|(n, coll)| {
                 let n = n.as_ref()?;
-                let old_name = renames.column_in_target(&dev.name, n);
+                let old_name = hints.column_in_target(&dev.name, n);
                 old.column(&old_name).map(|c| (c.name.clone(), coll.clone()))
             })
             .collect();
@@ -629,6 +646,15 @@ fn impact_of_table(
                 reason: "new UNIQUE key: these rows duplicate another row's key".to_owned(),
                 rows: n,
                 examples: Vec::new(),
+                // The first row (lowest rowid) of each group stays.
+                skip_condition: (!old.without_rowid).then(|| {
+                    format!(
+                        "{} AND rowid NOT IN (SELECT min(rowid) FROM {t} WHERE {} GROUP BY {})",
+                        not_null.join(" AND "),
+                        not_null.join(" AND "),
+                        group.join(", ")
+                    )
+                }),
             });
         }
     }
@@ -637,7 +663,7 @@ fn impact_of_table(
         if old.foreign_keys.iter().any(|o| same_fk(o, fk)) {
             continue; // violations TARGET already had under the same constraint are carried as they are
         }
-        let parent_old = renames.table_in_target(&fk.table);
+        let parent_old = hints.table_in_target(&fk.table);
         let Some(parent) = target.table(&parent_old) else {
             continue;
         };
@@ -652,7 +678,7 @@ fn impact_of_table(
             .from
             .iter()
             .map(|n| {
-                old.column(&renames.column_in_target(&dev.name, n))
+                old.column(&hints.column_in_target(&dev.name, n))
                     .map(|c| c.name.clone())
             })
             .collect();
@@ -682,12 +708,14 @@ fn impact_of_table(
                 reason: "new foreign key: these rows point at no parent row".to_owned(),
                 rows: n,
                 examples: Vec::new(),
+                skip_condition: (!old.without_rowid)
+                    .then(|| format!("rowid IN (SELECT c.rowid FROM {t} c WHERE {condition})")),
             });
         }
     }
     // A new INTEGER PRIMARY KEY (the rowid) takes integers only.
     if let Some(alias) = rowid_alias(dev) {
-        let source = old.column(&renames.column_in_target(&dev.name, alias));
+        let source = old.column(&hints.column_in_target(&dev.name, alias));
         if let (Some(o), false) = (source, rowid_alias(old).is_some_and(|a| a.eq_ignore_ascii_case(alias))) {
             let col = quote(&o.name);
             let condition = format!(
@@ -703,13 +731,14 @@ fn impact_of_table(
                     reason: "now the INTEGER PRIMARY KEY (the rowid): these values are not integers".to_owned(),
                     rows: n,
                     examples: examples(conn, old, &condition)?,
+                    skip_condition: Some(condition),
                 });
             }
         }
     }
     if dev.strict && !old.strict {
         for c in &dev.columns {
-            let Some(o) = old.column(&renames.column_in_target(&dev.name, &c.name)) else {
+            let Some(o) = old.column(&hints.column_in_target(&dev.name, &c.name)) else {
                 continue;
             };
             let allowed = match affinity(&c.decl_type) {
@@ -733,6 +762,7 @@ fn impact_of_table(
                     reason: "STRICT table: these values cannot be stored as the declared type".to_owned(),
                     rows: n,
                     examples: examples(conn, old, &condition)?,
+                    skip_condition: Some(condition),
                 });
             }
         }
