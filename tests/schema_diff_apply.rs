@@ -319,3 +319,36 @@ fn dev_data_and_prod_data_choose_where_rows_come_from() {
         "TARGET's rows"
     );
 }
+
+#[test]
+fn sql_prints_what_apply_would_run_and_the_sqlite3_cli_runs_it() {
+    let p = pair(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, gone TEXT); INSERT INTO t(a, gone) VALUES ('x', 'y');
+         CREATE TABLE seeded(k TEXT);",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT NOT NULL, b INTEGER DEFAULT 7);
+         CREATE TABLE seeded(k TEXT); INSERT INTO seeded VALUES ('from dev');
+         CREATE TABLE fresh(z); INSERT INTO fresh VALUES (1);",
+    );
+    let dir = p.target.parent().expect("dir").to_owned();
+    let before = folder(&dir);
+    let (rc, sql, err) = run(schema_diff().arg("--sql").arg(&p.dev).arg(&p.target));
+    assert_eq!(rc, 1, "{err}");
+    assert_eq!(folder(&dir), before, "TARGET not written, no copy left");
+    assert!(sql.contains(&format!(
+        "ATTACH DATABASE 'file:{}",
+        std::fs::canonicalize(&p.dev).expect("abs").display()
+    )));
+    let mut cli = Command::new("sqlite3")
+        .arg(&p.target)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("the sqlite3 CLI");
+    std::io::Write::write_all(cli.stdin.as_mut().expect("stdin"), sql.as_bytes()).expect("write");
+    drop(cli.stdin.take());
+    assert!(cli.wait().expect("wait").success());
+    assert_eq!(schema_rows(&p.target), schema_rows(&p.dev));
+    assert_eq!(strings(&p.target, "SELECT a || b FROM t"), ["x7"]);
+    assert_eq!(strings(&p.target, "SELECT CAST(z AS TEXT) FROM fresh"), ["1"]);
+    let (rc, out, _) = run(schema_diff().arg("--sql").arg(&p.dev).arg(&p.target));
+    assert_eq!((rc, out.as_str()), (0, ""), "identical: nothing to run");
+}

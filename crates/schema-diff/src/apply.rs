@@ -344,6 +344,45 @@ fn skip_rows(
     Ok(out)
 }
 
+/// The statements `--apply` would run against TARGET, found by applying to
+/// a temporary, consistent copy of TARGET in its folder (removed afterwards).
+/// TARGET itself is only read. Empty when the schemas are identical.
+pub fn sql(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &[PathBuf]) -> Result<Vec<String>, Error> {
+    let folder = sqlite_file::fs::parent_dir(target_path);
+    let name = target_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let copy = folder.join(format!(".{name}.schema-diff-sql-{}.tmp", std::process::id()));
+    let remove = |p: &Path| {
+        let _ = std::fs::remove_file(p);
+        for kind in sqlite_file::Sidecar::ALL {
+            let _ = std::fs::remove_file(sqlite_file::sidecar_path(p, kind));
+        }
+    };
+    let result = (|| {
+        {
+            let (source, _) = crate::open(target_path, extensions)?;
+            let mut dest = Connection::open(&copy).map_err(|e| sqlite_error(&copy, "create", e))?;
+            let _: String = dest
+                .pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get(0))
+                .map_err(|e| sqlite_error(&copy, "pragma", e))?;
+            let backup =
+                rusqlite::backup::Backup::new(&source.conn, &mut dest).map_err(|e| sqlite_error(&copy, "copy", e))?;
+            loop {
+                match backup.step(-1).map_err(|e| sqlite_error(target_path, "copy", e))? {
+                    rusqlite::backup::StepResult::Done => break,
+                    rusqlite::backup::StepResult::More => {}
+                    _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        }
+        apply(dev_path, &copy, hints, extensions, OnViolation::Abort, None).map(|r| r.statements)
+    })();
+    remove(&copy);
+    result
+}
+
 struct Runner<'a> {
     conn: &'a Connection,
     path: &'a Path,

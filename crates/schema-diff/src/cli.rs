@@ -34,6 +34,10 @@ pub struct DiffArgs {
     /// Apply DEV's schema onto TARGET in one transaction, keeping every TARGET row that fits.
     #[arg(long)]
     pub apply: bool,
+    /// Print the SQL that --apply would run (runnable with the sqlite3 CLI against TARGET);
+    /// it is found on a temporary copy of TARGET, and TARGET is not written.
+    #[arg(long, conflicts_with_all = ["apply", "json"])]
+    pub sql: bool,
     /// With --apply: what to do with rows that break a new constraint: abort (change nothing)
     /// or skip (leave them out, into the rejects database).
     #[arg(long, value_enum, default_value_t = crate::apply::OnViolation::Abort, requires = "apply")]
@@ -80,6 +84,25 @@ pub fn run(args: &DiffArgs) -> Exit {
     };
     if args.apply {
         return run_apply(args, &hints);
+    }
+    if args.sql {
+        return match crate::apply::sql(&args.dev, &args.target, &hints, &args.load_extension) {
+            Ok(statements) if statements.is_empty() => Exit::Done,
+            Ok(statements) => {
+                println!(
+                    "-- schema-diff --sql: what --apply would run against {}",
+                    args.target.display()
+                );
+                for statement in statements {
+                    println!("{statement};");
+                }
+                Exit::Differences
+            }
+            Err(e) => {
+                eprintln!("schema-diff: error: {e}");
+                e.exit()
+            }
+        };
     }
     match compare(&args.dev, &args.target, &hints, &args.load_extension) {
         Ok(report) => {
