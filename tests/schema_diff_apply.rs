@@ -352,3 +352,67 @@ fn sql_prints_what_apply_would_run_and_the_sqlite3_cli_runs_it() {
     let (rc, out, _) = run(schema_diff().arg("--sql").arg(&p.dev).arg(&p.target));
     assert_eq!((rc, out.as_str()), (0, ""), "identical: nothing to run");
 }
+
+#[test]
+fn violations_prod_already_had_are_carried_and_reported_and_stale_stats_go() {
+    let p = pair(
+        "PRAGMA foreign_keys = OFF; -- PROD's app never enforced them
+         CREATE TABLE p(id INTEGER PRIMARY KEY);
+         CREATE TABLE c(id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id), note TEXT);
+         INSERT INTO p VALUES (1); INSERT INTO c(p_id, note) VALUES (1, 'a'), (42, 'b');
+         CREATE INDEX c_p ON c(p_id); ANALYZE;",
+        "CREATE TABLE p(id INTEGER PRIMARY KEY);
+         CREATE TABLE c(id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id), note TEXT NOT NULL DEFAULT '');
+         CREATE INDEX c_p ON c(p_id);",
+    );
+    assert!(query_i64(&p.target, "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'c'") > 0);
+    let (rc, out, err) = apply(&p, &["--json"]);
+    assert_eq!(rc, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let existing: Vec<_> = report["diff"]["data_impact"]
+        .as_array()
+        .expect("impact")
+        .iter()
+        .filter(|i| i["kind"] == "existing")
+        .collect();
+    assert_eq!(existing.len(), 1, "{report:#}");
+    assert_eq!(existing[0]["rows"], 1);
+    assert_eq!(
+        query_i64(&p.target, "SELECT count(*) FROM c WHERE p_id = 42"),
+        1,
+        "carried as it was"
+    );
+    assert_eq!(
+        query_i64(&p.target, "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'c'"),
+        0,
+        "stale stats gone"
+    );
+}
+
+#[test]
+fn a_full_disk_leaves_target_as_it_was() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let dir = tempdir();
+    let disk = Tmpfs::mount(dir.path(), "6m");
+    let (dev, target) = (disk.path.join("dev.db"), disk.path.join("target.db"));
+    make_db(
+        &target,
+        "delete",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO t(b) SELECT randomblob(3000) FROM n;",
+    );
+    make_db(
+        &dev,
+        "delete",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB NOT NULL);",
+    );
+    let before = folder(&disk.path);
+    let (rc, _, err) = run(schema_diff().arg("--apply").arg(&dev).arg(&target));
+    assert_eq!(rc, 4, "a rebuild needs a second copy of the table: {err}");
+    assert!(err.contains("full"), "{err}");
+    assert_eq!(folder(&disk.path), before, "TARGET byte-identical, nothing left");
+}

@@ -359,6 +359,7 @@ pub fn human(r: &Report, colour: bool) -> String {
                 ImpactKind::DataLoss => p.red("lost"),
                 ImpactKind::Violation => p.red("violation"),
                 ImpactKind::Replaced => p.yellow("replaced"),
+                ImpactKind::Existing => p.yellow("existing"),
             };
             let place = match &i.column {
                 Some(c) => format!("{}.{c}", i.table),

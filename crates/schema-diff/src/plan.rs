@@ -78,6 +78,8 @@ pub enum ImpactKind {
     Violation,
     /// Rows replaced by DEV's (DEV-owned tables) or kept only in DEV's backup.
     Replaced,
+    /// Violations TARGET already has under the same constraint: carried as they are.
+    Existing,
 }
 
 /// One thing applying DEV's schema would do to data.
@@ -208,6 +210,38 @@ pub fn plan(
             rows_from_reason,
             rows_touched,
         });
+    }
+    // Foreign-key violations TARGET already has: carried, and reported.
+    {
+        let mut stmt = target_conn.prepare("PRAGMA foreign_key_check")?;
+        let mut found: std::collections::BTreeMap<(String, String), (i64, Vec<String>)> = Default::default();
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (table, rowid, parent) = row?;
+            let entry = found.entry((table, parent)).or_default();
+            entry.0 += 1;
+            if entry.1.len() < 3 {
+                entry.1.extend(rowid.map(|r| r.to_string()));
+            }
+        }
+        for ((table, parent), (rows, examples)) in found {
+            plan.data_impact.push(Impact {
+                table,
+                column: None,
+                constraint: Some(format!("FOREIGN KEY -> {parent}")),
+                kind: ImpactKind::Existing,
+                reason: "foreign-key violations TARGET already has: carried as they are".to_owned(),
+                rows,
+                examples,
+                skip_condition: None,
+            });
+        }
     }
     for object in target
         .objects
