@@ -4,6 +4,7 @@
 //!     cargo xtask fixtures [DIR]        build prod.db and dev.db from fixtures/*.sql (default target/fixtures)
 //!     cargo xtask ci                    what .ci/run runs: fmt, clippy, the tests
 //!     cargo xtask bench snapshot [MiB]  time `snapshot` beside cp, cat, sqlite3 .backup and VACUUM INTO
+//!     cargo xtask bench apply [MiB]     time `schema-diff --apply` beside the same change as hand-written SQL
 
 mod bench;
 
@@ -12,7 +13,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask <demo | fixtures [DIR] | ci | bench snapshot [SIZE_MIB]>";
+const USAGE: &str = "usage: cargo xtask <demo | fixtures [DIR] | ci | bench [snapshot|apply] [SIZE_MIB]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,6 +25,9 @@ fn main() -> Result<()> {
         ["ci"] => ci(),
         ["bench", "snapshot"] => bench::snapshot(1024),
         ["bench", "snapshot", mib] => bench::snapshot(mib.parse().context("SIZE_MIB must be a number")?),
+        ["bench", "apply"] => bench::apply(1024),
+        ["bench", "apply", mib] => bench::apply(mib.parse().context("SIZE_MIB must be a number")?),
+        ["bench"] => bench::snapshot(1024).and_then(|()| bench::apply(1024)),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
@@ -57,7 +61,16 @@ pub fn sh(cmd: &mut Command) -> Result<()> {
 /// returns the folder holding them.
 pub fn build_binaries(release: bool) -> Result<PathBuf> {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "--package", "snapshot", "--package", "swap"]);
+    cmd.args([
+        "build",
+        "--quiet",
+        "--package",
+        "snapshot",
+        "--package",
+        "swap",
+        "--package",
+        "schema-diff",
+    ]);
     if release {
         cmd.arg("--release");
     }

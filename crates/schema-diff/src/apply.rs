@@ -188,7 +188,7 @@ pub fn apply(
         let fk_before = foreign_key_violations(&conn).map_err(|e| sqlite_error(target_path, "foreign_key_check", e))?;
         skipped = skip_rows(&mut run, &to_skip, &target, hints)?;
         let rebuilt = change(&mut run, &diff, &dev, &target, hints, &same_rows)?;
-        verify(&mut run, &dev, &rebuilt)?;
+        verify(&mut run, &dev, &rebuilt, &diff)?;
         let fk_after = foreign_key_violations(&conn).map_err(|e| sqlite_error(target_path, "foreign_key_check", e))?;
         let new: Vec<String> = fk_after
             .iter()
@@ -877,7 +877,7 @@ fn copy_sequence_from_dev(run: &mut Runner, table: &str) -> Result<(), Error> {
 }
 
 /// The result must be DEV's schema, byte for byte, and sound.
-fn verify(run: &mut Runner, dev: &Catalog, rebuilt: &BTreeSet<String>) -> Result<(), Error> {
+fn verify(run: &mut Runner, dev: &Catalog, rebuilt: &BTreeSet<String>, diff: &Report) -> Result<(), Error> {
     let now = Catalog::read(run.conn, "").map_err(|e| sqlite_error(run.path, "read schema", e))?;
     let rows = |c: &Catalog| -> BTreeSet<(Kind, String, String, Option<String>)> {
         c.objects
@@ -901,8 +901,22 @@ fn verify(run: &mut Runner, dev: &Catalog, rebuilt: &BTreeSet<String>) -> Result
             extra.join(", ")
         )));
     }
+    // quick_check where cheap: it reads every page of the table again.
+    const QUICK_CHECK_MAX_ROWS: i64 = 100_000;
     for table in rebuilt {
         if let Some(t) = now.tables.get(table) {
+            let rows = diff
+                .plan
+                .iter()
+                .find(|p| key(&p.table) == *table)
+                .map_or(0, |p| p.rows_touched);
+            if rows > QUICK_CHECK_MAX_ROWS {
+                run.statements.push(format!(
+                    "-- quick_check of {} left out: {rows} rows is not cheap",
+                    t.name
+                ));
+                continue;
+            }
             let result: String = run
                 .conn
                 .query_row(&format!("PRAGMA main.quick_check({})", quote(&t.name)), [], |r| {
