@@ -57,6 +57,21 @@ pub fn sh(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Runs a command from the workspace root, accepting the listed non-zero
+/// exit codes as well as 0.
+pub fn sh_allowing(cmd: &mut Command, codes: &[i32]) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("cannot run {shown}"))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(c) if codes.contains(&c) => Ok(()),
+        _ => bail!("{shown} failed ({status})"),
+    }
+}
+
 /// Builds the workspace's binaries (`profile`: "debug" or "release") and
 /// returns the folder holding them.
 pub fn build_binaries(release: bool) -> Result<PathBuf> {
@@ -163,8 +178,14 @@ fn demo() -> Result<()> {
     }
     println!("   PROD is byte-identical to before the snapshot");
 
-    println!("\n== step 2 (apply DEV's schema onto the staging file) is not built yet, so the demo");
-    println!("   continues with the *replace* variant: DEV becomes a plain copy of PROD");
+    println!("\n== step 2 of the pattern: apply DEV's schema onto the staging file");
+    println!("   first the preview (exit 1: the schemas differ), then --apply");
+    sh_allowing(Command::new(bin.join("schema-diff")).arg(&dev).arg(&staging), &[1])?;
+    sh(Command::new(bin.join("schema-diff"))
+        .arg("--apply")
+        .arg(&dev)
+        .arg(&staging))?;
+
     println!("\n== step 3 of the pattern: swap the staging file into DEV, keeping a backup");
     sh(Command::new(bin.join("swap")).arg(&staging).arg(&dev))?;
     let backup = std::fs::read_dir(&dir)?
@@ -172,21 +193,52 @@ fn demo() -> Result<()> {
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().contains("dev.db.bak-"))
         .context("no backup of dev.db")?;
-    for (label, db) in [("DEV now", &dev), ("backup", &backup)] {
+
+    println!("\n== the result: PROD's rows in DEV's schema");
+    for (what, sql) in [
+        ("schema version", "PRAGMA user_version"),
+        ("customers (PROD's)", "SELECT count(*) FROM customers"),
+        ("orders (PROD's)", "SELECT count(*) FROM orders"),
+        (
+            "customers.phone (DEV's new column)",
+            "SELECT count(*) FROM pragma_table_info('customers') WHERE name = 'phone'",
+        ),
+        (
+            "customers.fax (dropped in DEV)",
+            "SELECT count(*) FROM pragma_table_info('customers') WHERE name = 'fax'",
+        ),
+        ("coupons (DEV's new table, seed rows)", "SELECT count(*) FROM coupons"),
+        ("schema_migrations (DEV's)", "SELECT count(*) FROM schema_migrations"),
+        (
+            "products matching 'mug' (FTS5)",
+            "SELECT count(*) FROM products_fts WHERE products_fts MATCH 'mug'",
+        ),
+    ] {
         println!(
-            "   {label:<8} schema version {}, {} customers, {} orders",
-            count(db, "PRAGMA user_version")?,
-            count(db, "SELECT count(*) FROM customers")?,
-            count(db, "SELECT count(*) FROM orders")?
+            "   {what:<38} DEV now {:>5}   backup of old DEV {:>5}",
+            count(&dev, sql)?,
+            count(&backup, sql)?
         );
     }
+    if std::fs::read(&prod).context("read prod.db")? != prod_bytes {
+        bail!("PROD changed");
+    }
+    println!(
+        "   PROD is byte-identical to before; the old DEV is kept as {}",
+        backup.display()
+    );
 
     println!("\n== and back: swap --undo puts the newest backup back (run it again to return)");
     sh(Command::new(bin.join("swap")).arg("--undo").arg(&dev))?;
     println!(
-        "   DEV      schema version {}, {} coupons (the developer's new table is back)",
+        "   DEV      schema version {}, {} customers (the developer's own rows are back)",
         count(&dev, "PRAGMA user_version")?,
-        count(&dev, "SELECT count(*) FROM coupons")?
+        count(&dev, "SELECT count(*) FROM customers")?
+    );
+    sh(Command::new(bin.join("swap")).arg("--undo").arg(&dev))?;
+    println!(
+        "   DEV      {} customers again after a second --undo",
+        count(&dev, "SELECT count(*) FROM customers")?
     );
     println!("\nThe demo files are in {}.", dir.display());
     Ok(())

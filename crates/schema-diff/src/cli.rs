@@ -190,7 +190,12 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
                             Some(c) => format!("{}.{c}", i.table),
                             None => i.table.clone(),
                         };
-                        println!("  not carried: {place}: {} rows: {}", i.rows, i.reason);
+                        let label = if i.kind == ImpactKind::DataLoss {
+                            "not carried"
+                        } else {
+                            "replaced"
+                        };
+                        println!("  {label}: {place}: {} rows: {}", i.rows, i.reason);
                     }
                 }
             }

@@ -18,10 +18,14 @@
 //!   create, drop, text-only, ALTER steps, rebuild), where each table's rows
 //!   come from, and counts the data impact on TARGET's real rows with SQL.
 //!
-//! What it does not do (yet): write anything. Both files are opened so that
-//! they and their folders stay as found ([`sqlite_file::open_read_only`]).
-//! Not built yet: `--apply`, `--sql`, and counting
-//! rows whose generated-column expressions would fail.
+//! - Applies ([`apply`]) DEV's exact schema onto TARGET in one transaction,
+//!   keeping every row that fits, and prints the statements it would run
+//!   ([`apply::sql`]).
+//!
+//! The comparison writes nothing: both files are opened so that they and
+//! their folders stay as found ([`sqlite_file::open_read_only`]). Only
+//! `apply` writes, and only TARGET. Not counted yet: rows whose
+//! generated-column expressions would fail.
 
 pub mod apply;
 pub mod catalog;

@@ -153,10 +153,6 @@ pub fn plan(
                 "in both: TARGET's rows, matched by column name".to_owned(),
             )
         };
-        let target_rows = match old {
-            Some(t) => count(target_conn, &format!("SELECT count(*) FROM {}", quote(&t.name)))?,
-            None => 0,
-        };
         let (strategy, reasons) = match (old, change_of(&table.name)) {
             (None, _) => (Strategy::Create, vec!["new table".to_owned()]),
             (Some(_), None) => (Strategy::Unchanged, vec!["identical".to_owned()]),
@@ -165,6 +161,14 @@ pub fn plan(
                 vec!["only the stored text's formatting differs: rewritten through writable_schema".to_owned()],
             ),
             (Some(t), Some(c)) => choose(table, t, c, target, hints),
+        };
+        // Counting rows reads a whole b-tree: only where the plan needs it,
+        // so unchanged tables cost nothing whatever their size.
+        let target_rows = match old {
+            Some(t) if strategy == Strategy::Rebuild || rows_from == RowsFrom::Dev => {
+                count(target_conn, &format!("SELECT count(*) FROM {}", quote(&t.name)))?
+            }
+            _ => 0,
         };
         let rows_touched = match strategy {
             Strategy::Rebuild => target_rows,
@@ -198,7 +202,7 @@ pub fn plan(
                 });
             }
         }
-        if let (Some(t), RowsFrom::Target) = (old, rows_from) {
+        if let (Some(t), RowsFrom::Target, false) = (old, rows_from, strategy == Strategy::Unchanged) {
             impact_of_table(&mut plan.data_impact, table, t, target, target_conn, hints)?;
             check_impact(&mut plan, table, t, target_conn, hints);
         }
@@ -581,7 +585,15 @@ fn impact_of_table(
 ) -> rusqlite::Result<()> {
     let count = |sql: String| conn.query_row(&sql, [], |r| r.get::<_, i64>(0));
     let t = quote(&old.name);
-    let rows = count(format!("SELECT count(*) FROM {t}"))?;
+    let mut rows_cache = None;
+    let mut rows = || -> rusqlite::Result<i64> {
+        if let Some(n) = rows_cache {
+            return Ok(n);
+        }
+        let n = conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get::<_, i64>(0))?;
+        rows_cache = Some(n);
+        Ok(n)
+    };
     // Columns dropped: their non-NULL values are lost.
     for c in &old.columns {
         let dev_name = hints.column_in_dev(&old.name, &c.name);
@@ -605,13 +617,13 @@ fn impact_of_table(
     for c in &dev.columns {
         let old_name = hints.column_in_target(&dev.name, &c.name);
         match old.column(&old_name) {
-            None if c.not_null && c.default.is_none() && c.hidden < 2 && c.pk == 0 && rows > 0 => out.push(Impact {
+            None if c.not_null && c.default.is_none() && c.hidden < 2 && c.pk == 0 && rows()? > 0 => out.push(Impact {
                 table: dev.name.clone(),
                 column: Some(c.name.clone()),
                 constraint: Some("NOT NULL".to_owned()),
                 kind: ImpactKind::Violation,
                 reason: "new NOT NULL column without a default: every existing row would be NULL".to_owned(),
-                rows,
+                rows: rows()?,
                 examples: examples(conn, old, "1")?,
                 skip_condition: Some("1".to_owned()),
             }),
