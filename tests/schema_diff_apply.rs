@@ -416,3 +416,54 @@ fn a_full_disk_leaves_target_as_it_was() {
     assert!(err.contains("full"), "{err}");
     assert_eq!(folder(&disk.path), before, "TARGET byte-identical, nothing left");
 }
+
+#[test]
+fn every_violation_kind_under_abort_and_skip() {
+    let target = "PRAGMA foreign_keys = OFF;
+         CREATE TABLE p(id INTEGER PRIMARY KEY); INSERT INTO p VALUES (1);
+         CREATE TABLE fk(id INTEGER PRIMARY KEY, p_id INTEGER); INSERT INTO fk(p_id) VALUES (1), (7);
+         CREATE TABLE st(id INTEGER PRIMARY KEY, n); INSERT INTO st(n) VALUES (1), ('two');
+         CREATE TABLE ipk(k TEXT, v TEXT); INSERT INTO ipk VALUES ('5', 'a'), ('five', 'b');
+         CREATE TABLE nn(id INTEGER PRIMARY KEY, a TEXT); INSERT INTO nn(a) VALUES ('x');";
+    let dev = "CREATE TABLE p(id INTEGER PRIMARY KEY);
+         CREATE TABLE fk(id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id));
+         CREATE TABLE st(id INTEGER PRIMARY KEY, n INTEGER) STRICT;
+         CREATE TABLE ipk(k INTEGER PRIMARY KEY, v TEXT);
+         CREATE TABLE nn(id INTEGER PRIMARY KEY, a TEXT, b TEXT NOT NULL);";
+    let p = pair(target, dev);
+    let before = std::fs::read(&p.target).expect("read");
+    let (rc, _, err) = apply(&p, &[]);
+    assert_eq!(rc, 3, "{err}");
+    for table in ["fk.p_id", "st.n", "ipk.k", "nn.b"] {
+        assert!(err.contains(table), "{table}: {err}");
+    }
+    assert_eq!(std::fs::read(&p.target).expect("read"), before, "abort: byte-identical");
+
+    let (rc, out, err) = apply(&p, &["--on-violation", "skip", "--json"]);
+    assert_eq!(rc, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let rejects = PathBuf::from(report["rejects"].as_str().expect("rejects path"));
+    assert!(rejects
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .starts_with("target.db.rejects-"));
+    assert_eq!(schema_rows(&p.target), schema_rows(&p.dev));
+    for (table, rejected, kept) in [("fk", 1, 1), ("st", 1, 1), ("ipk", 1, 1), ("nn", 1, 0)] {
+        assert_eq!(
+            query_i64(&rejects, &format!("SELECT count(*) FROM {table}")),
+            rejected,
+            "{table}"
+        );
+        assert_eq!(
+            query_i64(&p.target, &format!("SELECT count(*) FROM {table}")),
+            kept,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        query_i64(&p.target, "SELECT k FROM ipk"),
+        5,
+        "'5' became the integer key 5"
+    );
+}

@@ -390,3 +390,22 @@ fn what_devs_application_provides_is_named_with_the_flag_to_load_it() {
     assert!(stderr.contains("/no/such/extension.so"), "{stderr}");
     assert_eq!(folder(dir.path()), before);
 }
+
+#[test]
+fn generated_columns_whose_expression_fails_are_violations() {
+    let (_, r) = case(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, doc TEXT); INSERT INTO t(doc) VALUES ('{\"x\": 1}'), ('not json');",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, doc TEXT, x INT GENERATED ALWAYS AS (json_extract(doc, '$.x')) STORED);",
+        &[],
+    );
+    let v = impacts(&r, "violation");
+    assert_eq!(v.len(), 1, "{r:#}");
+    assert_eq!(v[0]["column"], "x");
+    assert!(v[0]["reason"].as_str().is_some_and(|s| s.contains("JSON")), "{r:#}");
+    let (_, r) = case(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, doc TEXT); INSERT INTO t(doc) VALUES ('{\"x\": 1}');",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, doc TEXT, x INT GENERATED ALWAYS AS (json_extract(doc, '$.x')) STORED);",
+        &[],
+    );
+    assert!(impacts(&r, "violation").is_empty(), "{r:#}");
+}

@@ -24,8 +24,7 @@
 //!
 //! The comparison writes nothing: both files are opened so that they and
 //! their folders stay as found ([`sqlite_file::open_read_only`]). Only
-//! `apply` writes, and only TARGET. Not counted yet: rows whose
-//! generated-column expressions would fail.
+//! `apply` writes, and only TARGET.
 
 pub mod apply;
 pub mod catalog;

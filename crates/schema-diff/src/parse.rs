@@ -226,6 +226,52 @@ pub fn column_definition(sql: &str, column: &str) -> Option<String> {
     })
 }
 
+/// The verbatim expression of generated column `column` (the text inside
+/// `AS ( … )`), from a stored CREATE TABLE.
+pub fn generated_expression(sql: &str, column: &str) -> Option<String> {
+    let def: Vec<char> = column_definition(sql, column)?.chars().collect();
+    let mut i = 0;
+    while i < def.len() {
+        match def[i] {
+            '\'' | '"' | '`' | '[' => i = skip_quoted(&def, i),
+            c if c.eq_ignore_ascii_case(&'a')
+                && def.get(i + 1).is_some_and(|c| c.eq_ignore_ascii_case(&'s'))
+                && (i == 0 || !(def[i - 1].is_alphanumeric() || def[i - 1] == '_')) =>
+            {
+                let mut k = i + 2;
+                while k < def.len() && def[k].is_whitespace() {
+                    k += 1;
+                }
+                if def.get(k) != Some(&'(') {
+                    i += 2;
+                    continue;
+                }
+                let (mut depth, mut e) = (0, k);
+                while e < def.len() {
+                    match def[e] {
+                        '\'' | '"' | '`' | '[' => {
+                            e = skip_quoted(&def, e);
+                            continue;
+                        }
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(def[k + 1..e].iter().collect());
+                            }
+                        }
+                        _ => {}
+                    }
+                    e += 1;
+                }
+                return None;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// The first name of a definition item (a column's name, or a keyword),
 /// unquoted, skipping leading white space and comments.
 fn first_name(item: &[char]) -> Option<String> {
@@ -409,6 +455,17 @@ mod tests {
             Some("\"b c\" TEXT DEFAULT 'x,y' CHECK (length(\"b c\") > 0)")
         );
         assert_eq!(column_definition(sql, "nope"), None);
+    }
+
+    #[test]
+    fn finds_generated_expressions_verbatim() {
+        let sql = "CREATE TABLE t(a TEXT, \"as\" INT, b INT GENERATED ALWAYS AS (json_extract(a, '$.x') + 0x10) STORED, c AS (a || ')'))";
+        assert_eq!(
+            generated_expression(sql, "b").as_deref(),
+            Some("json_extract(a, '$.x') + 0x10")
+        );
+        assert_eq!(generated_expression(sql, "c").as_deref(), Some("a || ')'"));
+        assert_eq!(generated_expression(sql, "as"), None);
     }
 
     #[test]

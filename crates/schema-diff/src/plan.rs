@@ -496,6 +496,31 @@ fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, hi
         select.join(", "),
         quote(&old.name)
     );
+    // Generated columns that are new or whose expression changed: evaluate
+    // the expression over every row once; an error means some row fails.
+    for c in dev.columns.iter().filter(|c| c.hidden >= 2) {
+        let Some(expr) = crate::parse::generated_expression(dev_sql, &c.name) else {
+            continue;
+        };
+        let before = crate::parse::generated_expression(old_sql, &hints.column_in_target(&dev.name, &c.name));
+        if before.as_deref().map(normalize) == Some(normalize(&expr)) {
+            continue;
+        }
+        if let Err(e) = conn.query_row(&format!("SELECT count(({expr})) FROM {rows}"), [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            plan.data_impact.push(Impact {
+                table: dev.name.clone(),
+                column: Some(c.name.clone()),
+                constraint: Some(format!("GENERATED AS ({expr})")),
+                kind: ImpactKind::Violation,
+                reason: format!("generated column: its expression fails on TARGET's rows ({e}); the failing rows cannot be counted one by one"),
+                rows: -1,
+                examples: Vec::new(),
+                skip_condition: None,
+            });
+        }
+    }
     for (column, expr) in check_constraints(dev_sql) {
         if had.contains(&normalize(&expr)) {
             continue; // TARGET's rows already satisfy it
