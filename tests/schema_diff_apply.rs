@@ -30,17 +30,6 @@ fn apply(p: &Pair, args: &[&str]) -> (i32, String, String) {
     run(schema_diff().arg("--apply").args(args).arg(&p.dev).arg(&p.target))
 }
 
-fn schema_rows(path: &Path) -> Vec<(String, String, String, Option<String>)> {
-    let conn = Connection::open(path).expect("open");
-    let mut stmt = conn
-        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name")
-        .expect("prepare");
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .expect("query")
-        .collect::<rusqlite::Result<_>>()
-        .expect("rows")
-}
-
 fn strings(path: &Path, sql: &str) -> Vec<String> {
     let conn = Connection::open(path).expect("open");
     let mut stmt = conn.prepare(sql).expect(sql);

@@ -146,17 +146,6 @@ fn dump(path: &Path, table: &str, column: &str) -> BTreeMap<i64, String> {
         .expect("rows")
 }
 
-fn schema_rows(path: &Path) -> Vec<(String, String, String, Option<String>)> {
-    let conn = Connection::open(path).expect("open");
-    let mut stmt = conn
-        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name")
-        .expect("prepare");
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .expect("query")
-        .collect::<rusqlite::Result<_>>()
-        .expect("rows")
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 

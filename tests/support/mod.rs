@@ -60,6 +60,22 @@ pub fn query_i64(path: &Path, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).expect(sql)
 }
 
+/// The `(type, name, tbl_name, sql)` rows of `sqlite_schema`, the `sqlite_`
+/// internals aside, sorted.
+pub fn schema_rows(path: &Path) -> Vec<(String, String, String, Option<String>)> {
+    let conn = Connection::open(path).expect("open");
+    let mut stmt = conn
+        .prepare(
+            "SELECT type, name, tbl_name, sql FROM sqlite_schema \
+             WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name",
+        )
+        .expect("prepare");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows")
+}
+
 /// `PRAGMA integrity_check` on the database at `path`.
 pub fn integrity(path: &Path) -> String {
     let conn = Connection::open(path).expect("open");

@@ -94,20 +94,11 @@ pub fn check_constraints(sql: &str) -> Vec<(Option<String>, String)> {
         });
         let mut j = 0;
         while j < item.len() {
+            if let Some(next) = skip_token(item, j) {
+                j = next;
+                continue;
+            }
             match item[j] {
-                '\'' | '"' | '`' | '[' => j = skip_quoted(item, j),
-                '-' if item.get(j + 1) == Some(&'-') => {
-                    while j < item.len() && item[j] != '\n' {
-                        j += 1;
-                    }
-                }
-                '/' if item.get(j + 1) == Some(&'*') => {
-                    j += 2;
-                    while j + 1 < item.len() && !(item[j] == '*' && item[j + 1] == '/') {
-                        j += 1;
-                    }
-                    j += 2;
-                }
                 c if c.eq_ignore_ascii_case(&'c')
                     && item.len() >= j + 5
                     && item[j..j + 5].iter().collect::<String>().eq_ignore_ascii_case("check")
@@ -158,20 +149,11 @@ fn items(chars: &[char]) -> Vec<(usize, usize)> {
     let mut items: Vec<(usize, usize)> = Vec::new();
     let (mut depth, mut start, mut i) = (0i32, open + 1, open + 1);
     while i < chars.len() {
+        if let Some(next) = skip_token(chars, i) {
+            i = next;
+            continue;
+        }
         match chars[i] {
-            '\'' | '"' | '`' | '[' => i = skip_quoted(chars, i),
-            '-' if chars.get(i + 1) == Some(&'-') => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            '/' if chars.get(i + 1) == Some(&'*') => {
-                i += 2;
-                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
-                    i += 1;
-                }
-                i += 2;
-            }
             '(' => {
                 depth += 1;
                 i += 1;
@@ -304,6 +286,28 @@ fn first_name(item: &[char]) -> Option<String> {
                 .take_while(|c| c.is_alphanumeric() || **c == '_' || **c == '$')
                 .collect(),
         ),
+    }
+}
+
+/// Where a quoted token or a comment starting at `i` ends (just past it);
+/// `None` when none starts there.
+fn skip_token(chars: &[char], i: usize) -> Option<usize> {
+    match chars[i] {
+        '\'' | '"' | '`' | '[' => Some(skip_quoted(chars, i)),
+        '-' if chars.get(i + 1) == Some(&'-') => Some(
+            chars[i..]
+                .iter()
+                .position(|&c| c == '\n')
+                .map_or(chars.len(), |n| i + n),
+        ),
+        '/' if chars.get(i + 1) == Some(&'*') => {
+            let mut j = i + 2;
+            while j + 1 < chars.len() && !(chars[j] == '*' && chars[j + 1] == '/') {
+                j += 1;
+            }
+            Some((j + 2).min(chars.len()))
+        }
+        _ => None,
     }
 }
 
