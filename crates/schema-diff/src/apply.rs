@@ -57,6 +57,20 @@ pub struct ApplyReport {
     pub seconds: f64,
 }
 
+impl ApplyReport {
+    /// TARGET already had DEV's schema (and DEV's rows where they are due).
+    fn unchanged(diff: Report, started: Instant) -> ApplyReport {
+        ApplyReport {
+            diff,
+            changed: false,
+            rejects: None,
+            skipped: Vec::new(),
+            statements: Vec::new(),
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 /// Runs DEV's schema onto TARGET. On any error TARGET is left as it was.
 pub fn apply(
     dev_path: &Path,
@@ -70,14 +84,7 @@ pub fn apply(
     let diff = compare(dev_path, target_path, hints, extensions)?;
     let needs_dev = diff.plan.iter().any(|p| p.rows_from == RowsFrom::Dev);
     if diff.identical && !needs_dev {
-        return Ok(ApplyReport {
-            diff,
-            changed: false,
-            rejects: None,
-            skipped: Vec::new(),
-            statements: Vec::new(),
-            seconds: started.elapsed().as_secs_f64(),
-        });
+        return Ok(ApplyReport::unchanged(diff, started));
     }
     let violations: Vec<String> = diff
         .data_impact
@@ -156,14 +163,7 @@ pub fn apply(
         if diff.identical && all_same {
             drop(run);
             conn.close().map_err(|(_, e)| sqlite_error(target_path, "close", e))?;
-            return Ok(ApplyReport {
-                diff,
-                changed: false,
-                rejects: None,
-                skipped: Vec::new(),
-                statements: Vec::new(),
-                seconds: started.elapsed().as_secs_f64(),
-            });
+            return Ok(ApplyReport::unchanged(diff, started));
         }
     }
     let rejects_path = if to_skip.is_empty() {

@@ -92,49 +92,8 @@ pub fn check_constraints(sql: &str) -> Vec<(Option<String>, String)> {
         let column = first_name(item).filter(|first| {
             !["constraint", "primary", "unique", "check", "foreign"].contains(&first.to_ascii_lowercase().as_str())
         });
-        let mut j = 0;
-        while j < item.len() {
-            if let Some(next) = skip_token(item, j) {
-                j = next;
-                continue;
-            }
-            match item[j] {
-                c if c.eq_ignore_ascii_case(&'c')
-                    && item.len() >= j + 5
-                    && item[j..j + 5].iter().collect::<String>().eq_ignore_ascii_case("check")
-                    && (j == 0 || !(item[j - 1].is_alphanumeric() || item[j - 1] == '_')) =>
-                {
-                    let mut k = j + 5;
-                    while k < item.len() && item[k].is_whitespace() {
-                        k += 1;
-                    }
-                    if item.get(k) != Some(&'(') {
-                        j += 5;
-                        continue;
-                    }
-                    let (mut d, mut e) = (0, k);
-                    while e < item.len() {
-                        match item[e] {
-                            '\'' | '"' | '`' | '[' => {
-                                e = skip_quoted(item, e);
-                                continue;
-                            }
-                            '(' => d += 1,
-                            ')' => {
-                                d -= 1;
-                                if d == 0 {
-                                    break;
-                                }
-                            }
-                            _ => {}
-                        }
-                        e += 1;
-                    }
-                    out.push((column.clone(), item[k + 1..e.min(item.len())].iter().collect()));
-                    j = e + 1;
-                }
-                _ => j += 1,
-            }
+        for (from, to) in keyword_groups(item, "check") {
+            out.push((column.clone(), item[from..to].iter().collect()));
         }
     }
     out
@@ -212,46 +171,67 @@ pub fn column_definition(sql: &str, column: &str) -> Option<String> {
 /// `AS ( … )`), from a stored CREATE TABLE.
 pub fn generated_expression(sql: &str, column: &str) -> Option<String> {
     let def: Vec<char> = column_definition(sql, column)?.chars().collect();
+    let (from, to) = *keyword_groups(&def, "as").first()?;
+    Some(def[from..to].iter().collect())
+}
+
+/// The inner ranges of every `KEYWORD ( … )` in `chars` (the keyword matched
+/// as a whole word, case-insensitively), quotes and comments respected.
+fn keyword_groups(chars: &[char], keyword: &str) -> Vec<(usize, usize)> {
+    let word: Vec<char> = keyword.chars().collect();
+    let mut out = Vec::new();
     let mut i = 0;
-    while i < def.len() {
-        match def[i] {
-            '\'' | '"' | '`' | '[' => i = skip_quoted(&def, i),
-            c if c.eq_ignore_ascii_case(&'a')
-                && def.get(i + 1).is_some_and(|c| c.eq_ignore_ascii_case(&'s'))
-                && (i == 0 || !(def[i - 1].is_alphanumeric() || def[i - 1] == '_')) =>
-            {
-                let mut k = i + 2;
-                while k < def.len() && def[k].is_whitespace() {
-                    k += 1;
-                }
-                if def.get(k) != Some(&'(') {
-                    i += 2;
-                    continue;
-                }
-                let (mut depth, mut e) = (0, k);
-                while e < def.len() {
-                    match def[e] {
-                        '\'' | '"' | '`' | '[' => {
-                            e = skip_quoted(&def, e);
-                            continue;
-                        }
-                        '(' => depth += 1,
-                        ')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                return Some(def[k + 1..e].iter().collect());
-                            }
-                        }
-                        _ => {}
-                    }
-                    e += 1;
-                }
-                return None;
-            }
-            _ => i += 1,
+    while i < chars.len() {
+        if let Some(next) = skip_token(chars, i) {
+            i = next;
+            continue;
         }
+        let at_word = chars.len() >= i + word.len()
+            && chars[i..i + word.len()]
+                .iter()
+                .zip(&word)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+            && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_'))
+            && chars
+                .get(i + word.len())
+                .is_none_or(|c| !(c.is_alphanumeric() || *c == '_'));
+        if !at_word {
+            i += 1;
+            continue;
+        }
+        let mut open = i + word.len();
+        while open < chars.len() && chars[open].is_whitespace() {
+            open += 1;
+        }
+        if chars.get(open) != Some(&'(') {
+            i += word.len();
+            continue;
+        }
+        let (mut depth, mut e) = (0, open);
+        while e < chars.len() {
+            if let Some(next) = skip_token(chars, e) {
+                e = next;
+                continue;
+            }
+            match chars[e] {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            e += 1;
+        }
+        if e >= chars.len() {
+            break; // unclosed: not a group
+        }
+        out.push((open + 1, e));
+        i = e + 1;
     }
-    None
+    out
 }
 
 /// The first name of a definition item (a column's name, or a keyword),
