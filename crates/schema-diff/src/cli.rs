@@ -107,12 +107,8 @@ pub fn run(args: &DiffArgs) -> Exit {
     match compare(&args.dev, &args.target, &hints, &args.load_extension) {
         Ok(report) => {
             if args.json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(json) => println!("{json}"),
-                    Err(e) => {
-                        eprintln!("schema-diff: error: cannot print the report: {e}");
-                        return Exit::Failed;
-                    }
+                if !print_json(&report) {
+                    return Exit::Failed;
                 }
             } else if !args.quiet {
                 print!("{}", human(&report, std::io::stdout().is_terminal()));
@@ -141,12 +137,8 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
     ) {
         Ok(report) => {
             if args.json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(json) => println!("{json}"),
-                    Err(e) => {
-                        eprintln!("schema-diff: error: cannot print the report: {e}");
-                        return Exit::Failed;
-                    }
+                if !print_json(&report) {
+                    return Exit::Failed;
                 }
             } else if !args.quiet {
                 if !report.changed {
@@ -204,6 +196,20 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
         Err(e) => {
             eprintln!("schema-diff: error: {e}");
             e.exit()
+        }
+    }
+}
+
+/// Prints `value` as JSON on stdout; says so on stderr if it cannot.
+fn print_json(value: &impl serde::Serialize) -> bool {
+    match serde_json::to_string_pretty(value) {
+        Ok(json) => {
+            println!("{json}");
+            true
+        }
+        Err(e) => {
+            eprintln!("schema-diff: error: cannot print the report: {e}");
+            false
         }
     }
 }
