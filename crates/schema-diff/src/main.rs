@@ -7,8 +7,9 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(name = "schema-diff", version, about, long_about = None)]
 #[command(
-    after_help = "Exit codes (like diff(1)): 0 identical, 1 different, 2 bad input or usage, \
-3 refused (a hot journal), 4 I/O or internal error."
+    after_help = "Exit codes (like diff(1)): 0 identical (with --apply: done), 1 different, \
+2 bad input or usage, 3 refused to protect data (a hot journal; with --apply, constraint violations), \
+4 I/O or internal error."
 )]
 struct Cli {
     #[command(flatten)]
