@@ -8,7 +8,8 @@ system's SQLite through Python, as another application would.
                                           move amounts between accounts until STOP_FILE exists;
                                           in WAL mode, no automatic checkpoints unless "checkpoint"
     sqlite_app.py hold DB STATE           open DB, reach STATE, print "ready", then serve stdin until it closes:
-                                          STATE: open (never queried), idle, read, write
+                                          STATE: open (never queried), idle, read, write,
+                                          exclusive (rollback mode: blocks even readers)
                                           "end" ends the transaction (ROLLBACK), "sql QUERY" prints the
                                           first column of the first row (or "error: ...")
     sqlite_app.py crash DB SQL            run SQL in one committed transaction, then die without closing
@@ -59,6 +60,9 @@ def hold(path, state):
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
     elif state == "write":
         conn.execute("BEGIN IMMEDIATE")
+    elif state == "exclusive":
+        # Rollback mode: no other connection can even read until "end".
+        conn.execute("BEGIN EXCLUSIVE")
     elif state != "open":
         sys.exit("unknown state " + state)
     print("ready", flush=True)

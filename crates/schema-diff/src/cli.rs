@@ -40,10 +40,10 @@ pub struct DiffArgs {
     pub sql: bool,
     /// With --apply: what to do with rows that break a new constraint: abort (change nothing)
     /// or skip (leave them out, into the rejects database).
-    #[arg(long, value_enum, default_value_t = crate::apply::OnViolation::Abort, requires = "apply")]
+    #[arg(long, value_enum, default_value_t = crate::apply::OnViolation::Abort)]
     pub on_violation: crate::apply::OnViolation,
     /// With --on-violation skip: where the left-out rows go (default TARGET.rejects-<UTC stamp>.sqlite).
-    #[arg(long, value_name = "PATH", requires = "apply")]
+    #[arg(long, value_name = "PATH")]
     pub rejects: Option<PathBuf>,
     /// Load a SQLite extension (a collation, function or virtual table module DEV's application provides).
     #[arg(long, value_name = "PATH")]
@@ -84,6 +84,10 @@ pub fn run(args: &DiffArgs) -> Exit {
     };
     if args.apply {
         return run_apply(args, &hints);
+    }
+    if args.on_violation != crate::apply::OnViolation::Abort || args.rejects.is_some() {
+        eprintln!("schema-diff: error: --on-violation and --rejects go with --apply");
+        return Exit::BadInput;
     }
     if args.sql {
         return match crate::apply::sql(&args.dev, &args.target, &hints, &args.load_extension) {

@@ -51,6 +51,7 @@ impl SwapArgs {
             live: self.live,
             wait: Duration::from_secs_f64(self.wait.max(0.0)),
             busy_timeout: Duration::from_secs_f64(self.busy_timeout.max(0.0)),
+            max_mode: None,
         }
     }
 }

@@ -69,6 +69,10 @@ pub struct Options {
     pub wait: Duration,
     /// How long SQLite waits on a lock (checkpoint, live write).
     pub busy_timeout: Duration,
+    /// Permission bits the new TARGET (and a `live` backup) may have at most:
+    /// TARGET's own bits are kept, less any this ceiling lacks. The driver
+    /// sets PROD's, so a copy of PROD's data is never readable more widely.
+    pub max_mode: Option<u32>,
 }
 
 impl Default for Options {
@@ -79,6 +83,7 @@ impl Default for Options {
             live: false,
             wait: Duration::ZERO,
             busy_timeout: Duration::from_secs(10),
+            max_mode: None,
         }
     }
 }
@@ -605,7 +610,7 @@ impl Swap {
             seconds: 0.0,
         };
         let Some((target_meta, _)) = existing else {
-            let mode = new_meta.permissions().mode() & 0o777;
+            let mode = new_meta.permissions().mode() & self.ceiling();
             let placed = place(new, &temp_path(target, "swap"), mode, None)?;
             rename_noreplace(&placed.temp, target).map_err(|e| io_error(target, "move into place", e))?;
             placed.done();
@@ -613,7 +618,7 @@ impl Swap {
             report.seconds = started.elapsed().as_secs_f64();
             return Ok(report);
         };
-        let mode = target_meta.permissions().mode() & 0o777;
+        let mode = target_meta.permissions().mode() & self.ceiling();
         let owner = Some((target_meta.uid(), target_meta.gid()));
 
         if self.options.live {
@@ -676,6 +681,11 @@ impl Swap {
         }
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
+    }
+
+    /// The permission bits the new TARGET may have.
+    fn ceiling(&self) -> u32 {
+        self.options.max_mode.unwrap_or(0o777) & 0o777
     }
 
     /// Removes all but the newest `keep_backups` backups.

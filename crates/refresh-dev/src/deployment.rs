@@ -1,0 +1,628 @@
+//! A deployment: named files, then ordered sub-deployments (steps), each with
+//! its operation, its own source and options. `run`, `replace` and `staging`
+//! are deployments built in code; `deploy FILE.toml` reads one from a file.
+//!
+//! This module only describes and validates the shape (every step names
+//! defined files and only the options its operation takes); what the files
+//! are on disk is checked by the preflight ([`crate::runner`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schema_diff::apply::OnViolation;
+use schema_diff::Hints;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// One file the deployment names.
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedFile {
+    pub name: String,
+    pub path: PathBuf,
+    /// Made by this deployment and removed when it ends (a staging file).
+    pub temporary: bool,
+}
+
+/// What one step does.
+#[derive(Debug, Clone)]
+pub enum Operation {
+    /// A point-in-time copy of `from` into the new file `to`.
+    Snapshot {
+        from: usize,
+        to: usize,
+        verify: bool,
+        timeout: Duration,
+    },
+    /// `schema`'s exact schema onto `to`, keeping every row of `to` that fits.
+    Apply {
+        schema: usize,
+        to: usize,
+        on_violation: OnViolation,
+        hints: Hints,
+        /// Where rows left out by `on_violation = skip` go (default
+        /// `SCHEMA.rejects-<UTC stamp>.sqlite`, beside the schema's file: DEV).
+        rejects: Option<PathBuf>,
+        extensions: Vec<PathBuf>,
+    },
+    /// `from` (consumed) atomically replaces `to`, keeping a backup.
+    Swap { from: usize, to: usize, swap: SwapOptions },
+    /// `to` becomes a copy of `from`: a snapshot beside `to`, then a swap.
+    Replace {
+        from: usize,
+        to: usize,
+        swap: SwapOptions,
+        timeout: Duration,
+    },
+}
+
+/// The swap options a step may set.
+#[derive(Debug, Clone, Copy)]
+pub struct SwapOptions {
+    pub backup: bool,
+    pub keep_backups: usize,
+    pub live: bool,
+}
+
+impl Default for SwapOptions {
+    fn default() -> Self {
+        SwapOptions {
+            backup: true,
+            keep_backups: 3,
+            live: false,
+        }
+    }
+}
+
+impl Operation {
+    /// `snapshot`, `apply`, `swap` or `replace`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Snapshot { .. } => "snapshot",
+            Operation::Apply { .. } => "apply",
+            Operation::Swap { .. } => "swap",
+            Operation::Replace { .. } => "replace",
+        }
+    }
+
+    /// The file this step writes.
+    pub fn target(&self) -> usize {
+        match *self {
+            Operation::Snapshot { to, .. }
+            | Operation::Apply { to, .. }
+            | Operation::Swap { to, .. }
+            | Operation::Replace { to, .. } => to,
+        }
+    }
+
+    /// The file this step reads (its source; for `apply`, the schema).
+    pub fn source(&self) -> usize {
+        match *self {
+            Operation::Snapshot { from, .. } | Operation::Swap { from, .. } | Operation::Replace { from, .. } => from,
+            Operation::Apply { schema, .. } => schema,
+        }
+    }
+}
+
+/// One sub-deployment.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub op: Operation,
+    /// When this step fails, do not run the later ones (the default).
+    pub abort_remaining: bool,
+}
+
+/// Files and steps, validated for shape.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// What built it: `run`, `replace`, `staging`, or the deployment file.
+    pub origin: String,
+    pub files: Vec<NamedFile>,
+    pub steps: Vec<Step>,
+}
+
+/// The name of the staging file beside `dev`: `dev/.shop.refresh-staging.db`
+/// for `dev/shop.db`. A leftover of a killed run is recognised by it.
+pub fn staging_path(dev: &Path) -> PathBuf {
+    side_name(dev, "refresh-staging")
+}
+
+/// `.{stem}.{tag}{.ext}` in `path`'s folder.
+pub(crate) fn side_name(path: &Path, tag: &str) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    sqlite_file::fs::parent_dir(path).join(format!(".{stem}.{tag}{ext}"))
+}
+
+/// The options `run`, `staging` and `plan` pass to the apply step.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    pub on_violation: OnViolation,
+    pub hints: Hints,
+    pub rejects: Option<PathBuf>,
+    pub extensions: Vec<PathBuf>,
+}
+
+impl Deployment {
+    fn file(&mut self, name: &str, path: PathBuf, temporary: bool) -> usize {
+        self.files.push(NamedFile {
+            name: name.to_owned(),
+            path,
+            temporary,
+        });
+        self.files.len() - 1
+    }
+
+    /// The Refresh Dev pattern: snapshot PROD beside DEV, apply DEV's schema
+    /// onto it, swap it into DEV.
+    pub fn refresh_dev(prod: &Path, dev: &Path, apply: ApplyOptions, swap: SwapOptions, timeout: Duration) -> Self {
+        let mut d = Deployment {
+            origin: "run".into(),
+            files: Vec::new(),
+            steps: Vec::new(),
+        };
+        let prod = d.file("prod", prod.to_owned(), false);
+        let dev_path = dev.to_owned();
+        let staging = d.file("staging", staging_path(&dev_path), true);
+        let dev = d.file("dev", dev_path, false);
+        d.steps = vec![
+            Step {
+                name: "copy data from production".into(),
+                op: Operation::Snapshot {
+                    from: prod,
+                    to: staging,
+                    verify: false,
+                    timeout,
+                },
+                abort_remaining: true,
+            },
+            Step {
+                name: "migrate schema from development".into(),
+                op: apply_op(dev, staging, apply),
+                abort_remaining: true,
+            },
+            Step {
+                name: "overwrite development with staging".into(),
+                op: Operation::Swap {
+                    from: staging,
+                    to: dev,
+                    swap,
+                },
+                abort_remaining: true,
+            },
+        ];
+        d
+    }
+
+    /// Refresh Staging: snapshot PROD to STAGING, apply DEV's schema onto it, stop.
+    pub fn refresh_staging(prod: &Path, dev: &Path, out: &Path, apply: ApplyOptions, timeout: Duration) -> Self {
+        let mut d = Deployment {
+            origin: "staging".into(),
+            files: Vec::new(),
+            steps: Vec::new(),
+        };
+        let prod = d.file("prod", prod.to_owned(), false);
+        let dev = d.file("dev", dev.to_owned(), false);
+        let staging = d.file("staging", out.to_owned(), false);
+        d.steps = vec![
+            Step {
+                name: "copy data from production".into(),
+                op: Operation::Snapshot {
+                    from: prod,
+                    to: staging,
+                    verify: false,
+                    timeout,
+                },
+                abort_remaining: true,
+            },
+            Step {
+                name: "migrate schema from development".into(),
+                op: apply_op(dev, staging, apply),
+                abort_remaining: true,
+            },
+        ];
+        d
+    }
+
+    /// Solution 1: DEV becomes a copy of PROD (with the backup).
+    pub fn replace(prod: &Path, dev: &Path, swap: SwapOptions, timeout: Duration) -> Self {
+        let mut d = Deployment {
+            origin: "replace".into(),
+            files: Vec::new(),
+            steps: Vec::new(),
+        };
+        let prod = d.file("prod", prod.to_owned(), false);
+        let dev = d.file("dev", dev.to_owned(), false);
+        d.steps = vec![Step {
+            name: "replace development with a copy of production".into(),
+            op: Operation::Replace {
+                from: prod,
+                to: dev,
+                swap,
+                timeout,
+            },
+            abort_remaining: true,
+        }];
+        d
+    }
+
+    /// Reads and validates a deployment file. Paths resolve relative to it.
+    pub fn from_file(path: &Path) -> Result<Deployment, Error> {
+        let bad = |why: String| Error::BadDeployment {
+            path: path.to_owned(),
+            why,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Missing(path.to_owned()),
+            std::io::ErrorKind::IsADirectory => Error::IsDirectory(path.to_owned()),
+            _ if path.is_dir() => Error::IsDirectory(path.to_owned()),
+            _ => bad(format!("cannot read: {e}")),
+        })?;
+        let file: FileToml = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default();
+            bad(format!("{line}{}", e.message().trim()))
+        })?;
+        let base = sqlite_file::fs::parent_dir(path).to_owned();
+        Deployment::from_toml(file, &base, &path.display().to_string()).map_err(bad)
+    }
+
+    fn from_toml(file: FileToml, base: &Path, origin: &str) -> Result<Deployment, String> {
+        let mut d = Deployment {
+            origin: origin.to_owned(),
+            files: Vec::new(),
+            steps: Vec::new(),
+        };
+        if file.files.is_empty() {
+            return Err("[files] names no file".into());
+        }
+        for (name, spec) in file.files {
+            let (path, temporary) = match spec {
+                FileSpec::Path(p) => (p, false),
+                FileSpec::Full(f) => (f.path, f.temporary),
+            };
+            if path.is_empty() {
+                return Err(format!("files.{name}: empty path"));
+            }
+            d.file(&name, base.join(path), temporary);
+        }
+        if file.step.is_empty() {
+            return Err("no [[step]]".into());
+        }
+        let names: BTreeMap<String, usize> = d.files.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect();
+        for (n, step) in file.step.into_iter().enumerate() {
+            let label = match &step.name {
+                Some(name) => format!("step {} ({name})", n + 1),
+                None => format!("step {}", n + 1),
+            };
+            let op = step.operation(&names, base).map_err(|why| format!("{label}: {why}"))?;
+            d.steps.push(Step {
+                name: step.name.unwrap_or_else(|| format!("step {}", n + 1)),
+                op,
+                abort_remaining: step.abort_remaining,
+            });
+        }
+        Ok(d)
+    }
+}
+
+fn apply_op(schema: usize, to: usize, apply: ApplyOptions) -> Operation {
+    Operation::Apply {
+        schema,
+        to,
+        on_violation: apply.on_violation,
+        hints: apply.hints,
+        rejects: apply.rejects,
+        extensions: apply.extensions,
+    }
+}
+
+// The file format. Unknown keys are errors: a typo must not silently drop an option.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    files: BTreeMap<String, FileSpec>,
+    #[serde(default)]
+    step: Vec<StepToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "a path, or a table { path = \"...\", temporary = true }")]
+enum FileSpec {
+    Path(String),
+    Full(FullFileSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FullFileSpec {
+    path: String,
+    #[serde(default)]
+    temporary: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OpToml {
+    Snapshot,
+    Apply,
+    Swap,
+    Replace,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepToml {
+    name: Option<String>,
+    op: OpToml,
+    from: Option<String>,
+    to: Option<String>,
+    schema: Option<String>,
+    #[serde(default = "yes")]
+    abort_remaining: bool,
+    // snapshot and replace
+    timeout: Option<f64>,
+    verify: Option<bool>,
+    // apply
+    on_violation: Option<OnViolationToml>,
+    #[serde(default)]
+    rename: Vec<String>,
+    #[serde(default)]
+    rename_table: Vec<String>,
+    #[serde(default)]
+    dev_data: Vec<String>,
+    #[serde(default)]
+    prod_data: Vec<String>,
+    rejects: Option<String>,
+    #[serde(default)]
+    load_extension: Vec<String>,
+    // swap and replace
+    backup: Option<bool>,
+    keep_backups: Option<u64>,
+    live: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OnViolationToml {
+    Abort,
+    Skip,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl StepToml {
+    fn operation(&self, names: &BTreeMap<String, usize>, base: &Path) -> Result<Operation, String> {
+        let file = |key: &str, value: &Option<String>| -> Result<usize, String> {
+            let name = value.as_ref().ok_or_else(|| format!("`{key}` is required"))?;
+            names
+                .get(name)
+                .copied()
+                .ok_or_else(|| format!("`{key} = \"{name}\"` names no file of [files]"))
+        };
+        let op = self.op;
+        let not_for = |keys: &[(&str, bool)]| -> Result<(), String> {
+            match keys.iter().find(|(_, set)| *set) {
+                Some((key, _)) => Err(format!("`{key}` does not apply to op = \"{}\"", op_name(op))),
+                None => Ok(()),
+            }
+        };
+        let snapshot_keys = [("timeout", self.timeout.is_some()), ("verify", self.verify.is_some())];
+        let apply_keys = [
+            ("schema", self.schema.is_some()),
+            ("on_violation", self.on_violation.is_some()),
+            ("rename", !self.rename.is_empty()),
+            ("rename_table", !self.rename_table.is_empty()),
+            ("dev_data", !self.dev_data.is_empty()),
+            ("prod_data", !self.prod_data.is_empty()),
+            ("rejects", self.rejects.is_some()),
+            ("load_extension", !self.load_extension.is_empty()),
+        ];
+        let swap_keys = [
+            ("backup", self.backup.is_some()),
+            ("keep_backups", self.keep_backups.is_some()),
+            ("live", self.live.is_some()),
+        ];
+        let timeout = match self.timeout {
+            Some(t) if !(t.is_finite() && t >= 0.0) => return Err(format!("timeout = {t}: expected seconds >= 0")),
+            Some(t) => Duration::from_secs_f64(t),
+            None => Duration::from_secs(60),
+        };
+        let swap = || -> Result<SwapOptions, String> {
+            if self.keep_backups == Some(0) {
+                return Err("keep_backups must be at least 1 (use backup = false to keep none)".into());
+            }
+            Ok(SwapOptions {
+                backup: self.backup.unwrap_or(true),
+                keep_backups: self.keep_backups.unwrap_or(3) as usize,
+                live: self.live.unwrap_or(false),
+            })
+        };
+        let distinct = |a: usize, b: usize| {
+            if a == b {
+                Err("reads and writes the same file".to_owned())
+            } else {
+                Ok(())
+            }
+        };
+        match op {
+            OpToml::Snapshot => {
+                not_for(&apply_keys)?;
+                not_for(&swap_keys)?;
+                let (from, to) = (file("from", &self.from)?, file("to", &self.to)?);
+                distinct(from, to)?;
+                Ok(Operation::Snapshot {
+                    from,
+                    to,
+                    verify: self.verify.unwrap_or(false),
+                    timeout,
+                })
+            }
+            OpToml::Apply => {
+                not_for(&snapshot_keys)?;
+                not_for(&swap_keys)?;
+                not_for(&[("from", self.from.is_some())])?;
+                let (schema, to) = (file("schema", &self.schema)?, file("to", &self.to)?);
+                distinct(schema, to)?;
+                let mut hints = Hints::default();
+                for hint in &self.rename_table {
+                    hints.add_table(hint).map_err(|e| format!("rename_table: {e}"))?;
+                }
+                for hint in &self.rename {
+                    hints.add_column(hint).map_err(|e| format!("rename: {e}"))?;
+                }
+                hints.dev_data = self.dev_data.clone();
+                hints.prod_data = self.prod_data.clone();
+                Ok(Operation::Apply {
+                    schema,
+                    to,
+                    on_violation: match self.on_violation {
+                        Some(OnViolationToml::Skip) => OnViolation::Skip,
+                        _ => OnViolation::Abort,
+                    },
+                    hints,
+                    rejects: self.rejects.as_ref().map(|r| base.join(r)),
+                    extensions: self.load_extension.iter().map(|e| base.join(e)).collect(),
+                })
+            }
+            OpToml::Swap => {
+                not_for(&snapshot_keys)?;
+                not_for(&apply_keys)?;
+                let (from, to) = (file("from", &self.from)?, file("to", &self.to)?);
+                distinct(from, to)?;
+                Ok(Operation::Swap {
+                    from,
+                    to,
+                    swap: swap()?,
+                })
+            }
+            OpToml::Replace => {
+                not_for(&apply_keys)?;
+                not_for(&[("verify", self.verify.is_some())])?;
+                let (from, to) = (file("from", &self.from)?, file("to", &self.to)?);
+                distinct(from, to)?;
+                Ok(Operation::Replace {
+                    from,
+                    to,
+                    swap: swap()?,
+                    timeout,
+                })
+            }
+        }
+    }
+}
+
+fn op_name(op: OpToml) -> &'static str {
+    match op {
+        OpToml::Snapshot => "snapshot",
+        OpToml::Apply => "apply",
+        OpToml::Swap => "swap",
+        OpToml::Replace => "replace",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Deployment, String> {
+        let file: FileToml = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        Deployment::from_toml(file, Path::new("/base"), "test")
+    }
+
+    #[test]
+    fn the_readme_example_parses_with_paths_relative_to_the_file() {
+        let d = parse(
+            r#"
+            [files]
+            prod    = "prod/shop.db"
+            dev     = "dev/shop.db"
+            staging = { path = "dev/.shop.refresh-staging.db", temporary = true }
+            [[step]]
+            op = "snapshot"
+            from = "prod"
+            to = "staging"
+            [[step]]
+            op = "apply"
+            schema = "dev"
+            to = "staging"
+            on_violation = "skip"
+            [[step]]
+            op = "swap"
+            from = "staging"
+            to = "dev"
+            keep_backups = 2
+            abort_remaining = false
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(d.steps.len(), 3);
+        let staging = d.files.iter().find(|f| f.name == "staging").expect("staging");
+        assert!(staging.temporary);
+        assert_eq!(staging.path, Path::new("/base/dev/.shop.refresh-staging.db"));
+        assert!(matches!(
+            d.steps[1].op,
+            Operation::Apply {
+                on_violation: OnViolation::Skip,
+                ..
+            }
+        ));
+        assert!(matches!(
+            d.steps[2].op,
+            Operation::Swap {
+                swap: SwapOptions { keep_backups: 2, .. },
+                ..
+            }
+        ));
+        assert!(!d.steps[2].abort_remaining && d.steps[0].abort_remaining);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let base = "[files]\na = \"a.db\"\nb = \"b.db\"\n";
+        let cases = [
+            ("[[step]]\nop = \"snapshot\"\nfrom = \"a\"\nto = \"c\"", "names no file"),
+            ("[[step]]\nop = \"snapshot\"\nfrom = \"a\"", "`to` is required"),
+            (
+                "[[step]]\nop = \"snapshot\"\nfrom = \"a\"\nto = \"b\"\nlive = true",
+                "`live` does not apply",
+            ),
+            ("[[step]]\nop = \"swap\"\nfrom = \"a\"\nto = \"a\"", "same file"),
+            ("[[step]]\nop = \"copy\"\nfrom = \"a\"\nto = \"b\"", "unknown variant"),
+            (
+                "[[step]]\nop = \"swap\"\nfrom = \"a\"\nto = \"b\"\nkeep_backup = 1",
+                "unknown field",
+            ),
+            (
+                "[[step]]\nop = \"apply\"\nschema = \"a\"\nto = \"b\"\nrename = [\"x\"]",
+                "TABLE.OLD=NEW",
+            ),
+            ("", "no [[step]]"),
+        ];
+        for (steps, expected) in cases {
+            let err = parse(&format!("{base}{steps}")).expect_err(steps);
+            assert!(err.contains(expected), "{steps:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn staging_sits_beside_dev_hidden() {
+        assert_eq!(
+            staging_path(Path::new("dev/shop.db")),
+            Path::new("dev/.shop.refresh-staging.db")
+        );
+        assert_eq!(staging_path(Path::new("shop")), Path::new("./.shop.refresh-staging"));
+    }
+}

@@ -1,0 +1,151 @@
+//! `refresh-dev`: the Refresh Dev pattern as sub-deployments, end to end.
+//!
+//! What it does:
+//! - Describes a refresh as a [`Deployment`]: named files, then ordered steps
+//!   (`snapshot`, `apply`, `swap`, `replace`), each with its own source and
+//!   options, and `abort_remaining`. `run`, `replace` and `staging` build one
+//!   in code; `deploy FILE.toml` reads one ([`deployment`]).
+//! - Decides every refusal before anything is written ([`runner`]): the files
+//!   exist and are databases with one text encoding, none is another, none is
+//!   on a network file system, the folders written are writable and have room
+//!   for the staging copy plus the migration's journal, the file to replace is
+//!   not in use, no other run holds it ([`lock`]), and the schema diff finds
+//!   no blocking violation (counted on PROD itself in WAL mode, where readers
+//!   never block writers; for a rollback-mode PROD, on the staging copy just
+//!   made, or on a temporary snapshot when planning).
+//! - Runs the steps with the workspace's libraries (`snapshot`, `schema-diff`,
+//!   `swap`), stops at the first failure unless a step says otherwise, and
+//!   cleans up what it made: staging files, rejects of an aborted run, and a
+//!   killed run's leftovers once its lock says it is gone.
+//! - Reports per step ([`report`]): status, timings, bytes, changes, the data
+//!   not carried, the backup.
+//!
+//! What it does not do: write PROD (every library opens it read-only), change
+//! DEV other than through `swap` (so DEV is wholly old or wholly new), or
+//! decide what DEV's schema should be: it applies DEV's own, verbatim.
+
+pub mod deployment;
+pub mod lock;
+pub mod report;
+pub mod runner;
+
+use std::io;
+use std::path::PathBuf;
+
+use exit_code::Exit;
+
+pub use deployment::{Deployment, Operation, Step};
+pub use report::Report;
+pub use runner::{Events, RunOptions};
+
+/// Why a deployment was refused or failed. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: no such file", .0.display())]
+    Missing(PathBuf),
+    #[error("{}: is a directory, not a database file", .0.display())]
+    IsDirectory(PathBuf),
+    #[error("{}: {reason}", path.display())]
+    NotADatabase { path: PathBuf, reason: String },
+    #[error("{}: permission denied ({action})", path.display())]
+    PermissionDenied { path: PathBuf, action: &'static str },
+    #[error("{} and {} are the same file", a.display(), b.display())]
+    SameFile { a: PathBuf, b: PathBuf },
+    #[error("{} is {a_encoding} and {} is {b_encoding}: SQLite cannot reconcile text encodings", a.display(), b.display())]
+    Encodings {
+        a: PathBuf,
+        b: PathBuf,
+        a_encoding: &'static str,
+        b_encoding: &'static str,
+    },
+    #[error("{}: is on a network file system ({kind}), where SQLite's locking is unreliable", path.display())]
+    NetworkFs { path: PathBuf, kind: &'static str },
+    #[error("{}: folder does not exist", .0.display())]
+    FolderMissing(PathBuf),
+    #[error("{}: {why}", path.display())]
+    BadDeployment { path: PathBuf, why: String },
+    #[error("{}: already exists; not replacing it", .0.display())]
+    Exists(PathBuf),
+    #[error("{}: in use by {users}; stop the application (or pass --live)", path.display())]
+    InUse { path: PathBuf, users: String },
+    #[error("{}: another refresh-dev holds {} ({holder}); wait for it, or remove that file if no such run exists", db.display(), lock.display())]
+    Locked { db: PathBuf, lock: PathBuf, holder: String },
+    #[error("{}: new constraint violations (nothing was changed; pass --on-violation skip to leave those rows out): {list}", path.display())]
+    Violations { path: PathBuf, list: String },
+    #[error("{}: not enough free space: {needed} bytes needed ({why}), {available} available", folder.display())]
+    NoSpace {
+        folder: PathBuf,
+        needed: u64,
+        available: u64,
+        why: String,
+    },
+    #[error("interrupted; nothing was changed")]
+    Interrupted,
+    /// A step's own tool failed; its message names the file.
+    #[error("{message}")]
+    Step { message: String, exit: Exit },
+    #[error("{}: {action}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The exit status for this error, from the workspace's one table.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Missing(_)
+            | Error::IsDirectory(_)
+            | Error::NotADatabase { .. }
+            | Error::PermissionDenied { .. }
+            | Error::SameFile { .. }
+            | Error::Encodings { .. }
+            | Error::NetworkFs { .. }
+            | Error::FolderMissing(_)
+            | Error::BadDeployment { .. } => Exit::BadInput,
+            Error::Exists(_)
+            | Error::InUse { .. }
+            | Error::Locked { .. }
+            | Error::Violations { .. }
+            | Error::Interrupted => Exit::Refused,
+            Error::NoSpace { .. } | Error::Io { .. } => Exit::Failed,
+            Error::Step { exit, .. } => *exit,
+        }
+    }
+}
+
+impl From<snapshot::Error> for Error {
+    fn from(e: snapshot::Error) -> Self {
+        match e {
+            snapshot::Error::Interrupted(_) => Error::Interrupted,
+            e => Error::Step {
+                message: e.to_string(),
+                exit: e.exit(),
+            },
+        }
+    }
+}
+
+impl From<schema_diff::Error> for Error {
+    fn from(e: schema_diff::Error) -> Self {
+        match e {
+            schema_diff::Error::Violations { path, list } => Error::Violations { path, list },
+            e => Error::Step {
+                message: e.to_string(),
+                exit: e.exit(),
+            },
+        }
+    }
+}
+
+impl From<swap::Error> for Error {
+    fn from(e: swap::Error) -> Self {
+        Error::Step {
+            message: e.to_string(),
+            exit: e.exit(),
+        }
+    }
+}

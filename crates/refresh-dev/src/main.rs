@@ -1,0 +1,564 @@
+//! The `refresh-dev` binary: argument parsing, progress, output and exit
+//! codes. The work is the library's ([`refresh_dev::runner`]) and the tools'.
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use exit_code::Exit;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use refresh_dev::deployment::{ApplyOptions, SwapOptions};
+use refresh_dev::report::StepReport;
+use refresh_dev::{runner, Deployment, Events, Report, RunOptions};
+use schema_diff::apply::OnViolation;
+
+/// Refresh a DEV SQLite database with PROD's data, keeping DEV's schema:
+/// snapshot PROD, apply DEV's schema onto the copy, swap it into DEV.
+///
+/// Exit codes: 0 done; 1 differences found (plan, diff); 2 bad input or usage;
+/// 3 refused or aborted to protect data (violations, DEV in use, another run,
+/// a failed step with DEV untouched, interrupted); 4 an I/O or internal error.
+#[derive(Debug, Parser)]
+#[command(name = "refresh-dev", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The Refresh Dev pattern: snapshot PROD beside DEV, apply DEV's schema onto it, swap it into DEV.
+    Run(RunArgs),
+    /// Everything `run` checks and counts, without writing: the schema diff, the data impact,
+    /// the space needed, the in-use check and the file operations. Exit 1 when the schemas differ.
+    Plan(PlanArgs),
+    /// DEV becomes a plain copy of PROD (snapshot + swap, with a backup of DEV).
+    Replace(ReplaceArgs),
+    /// Refresh Staging: PROD's data in DEV's schema, written to STAGING; DEV is not touched.
+    Staging(StagingArgs),
+    /// Run a deployment file: named files, then ordered steps (see the README).
+    Deploy(DeployArgs),
+    /// Put DEV's newest backup back (run it again to return).
+    Rollback(RollbackArgs),
+    /// The `snapshot` tool.
+    Snapshot(snapshot::cli::SnapshotArgs),
+    /// The `schema-diff` tool: compare DEV's schema with TARGET's.
+    Diff(schema_diff::cli::DiffArgs),
+    /// `schema-diff --apply`: DEV's schema onto TARGET, keeping TARGET's rows.
+    #[command(mut_arg("apply", |a| a.hide(true)))]
+    Apply(schema_diff::cli::DiffArgs),
+    /// The `swap` tool.
+    Swap(swap::cli::SwapArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct Pair {
+    /// The production database: read, never written.
+    #[arg(long, value_name = "PROD")]
+    prod: PathBuf,
+    /// The development database, whose schema is kept.
+    #[arg(long, value_name = "DEV")]
+    dev: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+struct Migration {
+    /// A column renamed in DEV: TABLE.OLD=NEW.
+    #[arg(long, value_name = "TABLE.OLD=NEW")]
+    rename: Vec<String>,
+    /// A table renamed in DEV: OLD=NEW.
+    #[arg(long, value_name = "OLD=NEW")]
+    rename_table: Vec<String>,
+    /// Take this table's rows from DEV, not PROD (a glob; repeatable).
+    #[arg(long, value_name = "TABLE")]
+    dev_data: Vec<String>,
+    /// Take this table's rows from PROD even where the defaults take DEV's (a glob; repeatable).
+    #[arg(long, value_name = "TABLE")]
+    prod_data: Vec<String>,
+    /// Rows breaking a new constraint: abort (change nothing) or skip (into DEV.rejects-<UTC>.sqlite).
+    #[arg(long, value_enum, default_value_t = OnViolation::Abort)]
+    on_violation: OnViolation,
+    /// Load a SQLite extension DEV's application provides (collation, function, module).
+    #[arg(long, value_name = "PATH")]
+    load_extension: Vec<PathBuf>,
+}
+
+impl Migration {
+    fn options(&self) -> Result<ApplyOptions, String> {
+        let mut hints = schema_diff::Hints::default();
+        for hint in &self.rename_table {
+            hints.add_table(hint)?;
+        }
+        for hint in &self.rename {
+            hints.add_column(hint)?;
+        }
+        hints.dev_data = self.dev_data.clone();
+        hints.prod_data = self.prod_data.clone();
+        Ok(ApplyOptions {
+            on_violation: self.on_violation,
+            hints,
+            rejects: None,
+            extensions: self.load_extension.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+struct Swapping {
+    /// DEV is open by its application: write the new content into it through SQLite.
+    #[arg(long)]
+    live: bool,
+    /// How many backups of DEV to keep, the new one included.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    keep_backups: u64,
+    /// Keep no backup of the old DEV.
+    #[arg(long, conflicts_with = "keep_backups")]
+    no_backup: bool,
+}
+
+impl Swapping {
+    fn options(&self) -> SwapOptions {
+        SwapOptions {
+            backup: !self.no_backup,
+            keep_backups: self.keep_backups as usize,
+            live: self.live,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+struct Output {
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Append one JSON line per event (level, step, elapsed, file) to FILE.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// No progress and no summary (errors are still printed).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+struct Running {
+    /// On failure, keep the staging file (and rejects) for inspection.
+    #[arg(long)]
+    keep_staging: bool,
+    /// Seconds to wait for PROD's writers to release their lock while copying.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    timeout: f64,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    pair: Pair,
+    /// Plan only (the same as `refresh-dev plan`).
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    migration: Migration,
+    #[command(flatten)]
+    swapping: Swapping,
+    #[command(flatten)]
+    running: Running,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    pair: Pair,
+    #[command(flatten)]
+    migration: Migration,
+    #[command(flatten)]
+    swapping: Swapping,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+struct ReplaceArgs {
+    #[command(flatten)]
+    pair: Pair,
+    /// Plan only: check everything, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    swapping: Swapping,
+    #[command(flatten)]
+    running: Running,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+struct StagingArgs {
+    #[command(flatten)]
+    pair: Pair,
+    /// The staging file to create (it must not exist); it keeps PROD's permission bits.
+    #[arg(long, value_name = "STAGING")]
+    out: PathBuf,
+    /// Plan only: check everything, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    migration: Migration,
+    #[command(flatten)]
+    running: Running,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+struct DeployArgs {
+    /// The deployment file (TOML); its paths are relative to it.
+    file: PathBuf,
+    /// Plan only: validate, check and count everything, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// On failure, keep staging files (and rejects) for inspection.
+    #[arg(long)]
+    keep_staging: bool,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+struct RollbackArgs {
+    /// The development database whose newest backup is put back.
+    #[arg(long, value_name = "DEV")]
+    dev: PathBuf,
+    #[command(flatten)]
+    output: Output,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::BadInput.into()
+            } else {
+                Exit::Done.into()
+            };
+        }
+    };
+    let exit = match cli.command {
+        Command::Snapshot(args) => snapshot::cli::run(&args),
+        Command::Diff(args) => schema_diff::cli::run(&args),
+        Command::Apply(mut args) => {
+            args.apply = true;
+            schema_diff::cli::run(&args)
+        }
+        Command::Swap(args) => swap::cli::run(&args),
+        Command::Rollback(args) => rollback(&args),
+        Command::Run(args) => {
+            let command = if args.dry_run { "plan" } else { "run" };
+            match args.migration.options() {
+                Ok(apply) => deploy(
+                    command,
+                    Ok(Deployment::refresh_dev(
+                        &args.pair.prod,
+                        &args.pair.dev,
+                        apply,
+                        args.swapping.options(),
+                        seconds(args.running.timeout),
+                    )),
+                    args.dry_run,
+                    args.running.keep_staging,
+                    &args.output,
+                ),
+                Err(e) => bad_hint(&e),
+            }
+        }
+        Command::Plan(args) => match args.migration.options() {
+            Ok(apply) => deploy(
+                "plan",
+                Ok(Deployment::refresh_dev(
+                    &args.pair.prod,
+                    &args.pair.dev,
+                    apply,
+                    args.swapping.options(),
+                    Duration::from_secs(60),
+                )),
+                true,
+                false,
+                &args.output,
+            ),
+            Err(e) => bad_hint(&e),
+        },
+        Command::Replace(args) => deploy(
+            "replace",
+            Ok(Deployment::replace(
+                &args.pair.prod,
+                &args.pair.dev,
+                args.swapping.options(),
+                seconds(args.running.timeout),
+            )),
+            args.dry_run,
+            args.running.keep_staging,
+            &args.output,
+        ),
+        Command::Staging(args) => match args.migration.options() {
+            Ok(apply) => deploy(
+                "staging",
+                Ok(Deployment::refresh_staging(
+                    &args.pair.prod,
+                    &args.pair.dev,
+                    &args.out,
+                    apply,
+                    seconds(args.running.timeout),
+                )),
+                args.dry_run,
+                args.running.keep_staging,
+                &args.output,
+            ),
+            Err(e) => bad_hint(&e),
+        },
+        Command::Deploy(args) => deploy(
+            "deploy",
+            Deployment::from_file(&args.file),
+            args.dry_run,
+            args.keep_staging,
+            &args.output,
+        ),
+    };
+    exit.into()
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() { s.max(0.0) } else { 0.0 })
+}
+
+fn bad_hint(e: &str) -> Exit {
+    eprintln!("refresh-dev: error: bad rename hint {e}");
+    Exit::BadInput
+}
+
+/// Runs a deployment and prints its report.
+fn deploy(
+    command: &str,
+    deployment: Result<Deployment, refresh_dev::Error>,
+    dry_run: bool,
+    keep_staging: bool,
+    output: &Output,
+) -> Exit {
+    let deployment = match deployment {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("refresh-dev: error: {e}");
+            return e.exit();
+        }
+    };
+    let mut terminal = match Terminal::new(output) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("refresh-dev: error: {e:#}");
+            return Exit::BadInput;
+        }
+    };
+    let options = RunOptions {
+        dry_run,
+        keep_staging,
+        command: command.to_owned(),
+    };
+    let report = runner::run(&deployment, &options, &mut terminal);
+    terminal.done(&report);
+    drop(terminal);
+    print_report(&report, output)
+}
+
+fn print_report(report: &Report, output: &Output) -> Exit {
+    if output.json {
+        match serde_json::to_string_pretty(report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("refresh-dev: error: cannot print the report: {e}");
+                return Exit::Failed;
+            }
+        }
+    } else if !output.quiet {
+        print!("{}", report.human());
+    }
+    if let Some(e) = &report.error {
+        eprintln!("refresh-dev: error: {e}");
+    }
+    match report.exit_code {
+        0 => Exit::Done,
+        1 => Exit::Differences,
+        2 => Exit::BadInput,
+        3 => Exit::Refused,
+        _ => Exit::Failed,
+    }
+}
+
+fn rollback(args: &RollbackArgs) -> Exit {
+    let mut terminal = match Terminal::new(&args.output) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("refresh-dev: error: {e:#}");
+            return Exit::BadInput;
+        }
+    };
+    let lock = match refresh_dev::lock::Lock::take(&args.dev, "rollback") {
+        Ok(lock) => lock,
+        Err(e) => {
+            terminal.event("error", None, &e.to_string(), Some(&args.dev));
+            eprintln!("refresh-dev: error: {e}");
+            return e.exit();
+        }
+    };
+    let result = swap::undo(&args.dev, &swap::Options::default());
+    drop(lock);
+    match result {
+        Ok(r) => {
+            terminal.event("info", Some("rollback"), "succeeded", Some(&r.target));
+            if args.output.json {
+                let json = serde_json::json!({
+                    "command": "rollback",
+                    "result": "succeeded",
+                    "exit_code": 0,
+                    "rollback": r,
+                });
+                println!("{json:#}");
+            } else if !args.output.quiet {
+                println!(
+                    "refresh-dev rollback: {} is back from {}; what it replaced is kept as {}",
+                    r.target.display(),
+                    r.restored.display(),
+                    r.replaced_kept_as.display()
+                );
+            }
+            Exit::Done
+        }
+        Err(e) => {
+            terminal.event("error", Some("rollback"), &e.to_string(), Some(&args.dev));
+            eprintln!("refresh-dev: error: {e}");
+            e.exit()
+        }
+    }
+}
+
+/// Progress on a terminal, the `--log` file, and SIGINT/SIGTERM as a
+/// cancellation (a second signal ends the process at once; the next run
+/// removes what it left).
+struct Terminal {
+    show: bool,
+    bar: Option<ProgressBar>,
+    steps: usize,
+    log: Option<(PathBuf, File)>,
+    started: Instant,
+    stop: Arc<AtomicBool>,
+}
+
+impl Terminal {
+    fn new(output: &Output) -> anyhow::Result<Terminal> {
+        use anyhow::Context as _;
+        let stop = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register_conditional_shutdown(signal, Exit::Refused.code().into(), stop.clone())
+                .context("install the signal handler")?;
+            signal_hook::flag::register(signal, stop.clone()).context("install the signal handler")?;
+        }
+        let log = match &output.log {
+            Some(path) => Some((
+                path.clone(),
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("{}: cannot open the log file", path.display()))?,
+            )),
+            None => None,
+        };
+        Ok(Terminal {
+            show: !output.quiet && !output.json && std::io::stderr().is_terminal(),
+            bar: None,
+            steps: 0,
+            log,
+            started: Instant::now(),
+            stop,
+        })
+    }
+
+    fn done(&mut self, report: &Report) {
+        self.steps = report.steps.len();
+        let message = format!("{:?}", report.result).to_lowercase();
+        let level = if report.exit_code >= 2 { "error" } else { "info" };
+        self.write_log(level, None, &format!("{} {message}", report.command), None);
+    }
+
+    fn write_log(&mut self, level: &str, step: Option<&str>, message: &str, file: Option<&Path>) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        if let Some((path, log)) = &mut self.log {
+            let line = serde_json::json!({
+                "time": sqlite_file::fs::utc_stamp(std::time::SystemTime::now()),
+                "elapsed": (elapsed * 1000.0).round() / 1000.0,
+                "level": level,
+                "step": step,
+                "message": message,
+                "file": file.map(|f| f.display().to_string()),
+            });
+            if writeln!(log, "{line}").is_err() {
+                eprintln!("refresh-dev: warning: {}: cannot write the log", path.display());
+                self.log = None;
+            }
+        }
+    }
+}
+
+impl Events for Terminal {
+    fn event(&mut self, level: &'static str, step: Option<&str>, message: &str, file: Option<&Path>) {
+        self.write_log(level, step, message, file);
+    }
+
+    fn step_started(&mut self, index: usize, name: &str, op: &'static str) {
+        if !self.show {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(format!("[{index}] {op}: {name}"));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.bar = Some(bar);
+    }
+
+    fn progress(&mut self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            if total >= 32 << 20 && bar.length() != Some(total) {
+                bar.set_style(
+                    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                bar.set_length(total);
+            }
+            bar.set_position(done);
+        }
+    }
+
+    fn step_finished(&mut self, step: &StepReport) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+            eprintln!(
+                "[{}] {:?} {}: {} ({:.2} s)",
+                step.index, step.status, step.op, step.name, step.seconds
+            );
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}

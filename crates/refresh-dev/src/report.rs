@@ -1,0 +1,292 @@
+//! What a deployment did (or, planned, would do): the `--json` shape and the
+//! human summary.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use schema_diff::plan::{ImpactKind, RowsFrom, Strategy};
+
+/// The overall result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every step succeeded (planned: nothing blocks the run).
+    Succeeded,
+    /// A step with `abort_remaining = false` failed; the later steps ran.
+    Failed,
+    /// Refused before any write, interrupted, or a step failed and the
+    /// remaining ones were not run.
+    Aborted,
+}
+
+/// One step's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    /// Not run: an earlier step failed and aborted the remaining ones.
+    Skipped,
+    /// `plan` / `--dry-run`: what would run.
+    Planned,
+}
+
+/// One preflight check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Free space needed in one folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct Space {
+    pub folder: PathBuf,
+    pub needed: u64,
+    pub available: u64,
+    pub why: String,
+}
+
+/// A file the deployment names, as found before it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub temporary: bool,
+    pub existed: bool,
+    pub bytes: Option<u64>,
+    /// Permission bits, octal (`"0644"`).
+    pub mode: Option<String>,
+    /// `wal` or `rollback`.
+    pub journal_mode: Option<&'static str>,
+}
+
+/// Rows `--on-violation skip` left out, and where they are.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejects {
+    pub path: PathBuf,
+    pub rows: i64,
+    pub tables: Vec<schema_diff::apply::Skipped>,
+}
+
+/// One step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// 1-based position in the deployment.
+    pub index: usize,
+    pub name: String,
+    pub op: &'static str,
+    pub from: PathBuf,
+    pub to: PathBuf,
+    pub status: Status,
+    pub seconds: f64,
+    /// Bytes written (the snapshot's size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The file operations of this step (planned, or done).
+    pub operations: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<snapshot::Report>,
+    /// The schema comparison (planned) or the apply (run), whose `diff` holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<schema_diff::Report>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply: Option<schema_diff::apply::ApplyReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap: Option<swap::Report>,
+}
+
+/// The whole deployment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `run`, `plan`, `replace`, `staging`, `deploy`, `rollback`.
+    pub command: String,
+    /// What built the deployment: a command, or the deployment file's path.
+    pub deployment: String,
+    pub result: Outcome,
+    pub exit_code: i32,
+    pub dry_run: bool,
+    /// Why it was aborted or failed (the first error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The step that failed first (1-based), if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<usize>,
+    pub files: Vec<FileInfo>,
+    pub preflight: Vec<Check>,
+    pub space: Vec<Space>,
+    pub steps: Vec<StepReport>,
+    /// The schema changes, the per-table plan and the data impact of the
+    /// first `apply` step (the migration), for scripts that want just that.
+    pub changes: Vec<schema_diff::diff::Change>,
+    pub plan: Vec<schema_diff::plan::TablePlan>,
+    pub data_impact: Vec<schema_diff::plan::Impact>,
+    pub backup: Option<PathBuf>,
+    pub rejects: Option<Rejects>,
+    /// A killed run's files that were removed (planned: would be removed).
+    pub leftovers_removed: Vec<PathBuf>,
+    /// Files this run made and removed when it ended (staging).
+    pub removed: Vec<PathBuf>,
+    /// Files kept for inspection (`--keep-staging`).
+    pub kept: Vec<PathBuf>,
+    pub seconds: f64,
+}
+
+/// `1.5 GiB`, `12.0 MiB`, `800 B`.
+pub use snapshot::cli::size;
+
+impl Report {
+    /// The human summary: one block per step, then what stays behind.
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        let verb = if self.dry_run { "plan" } else { &self.command };
+        let _ = writeln!(
+            out,
+            "refresh-dev {verb}: {} ({}, {:.2} s)",
+            match (self.dry_run, self.result) {
+                (true, Outcome::Succeeded) => "ready: nothing blocks the run",
+                (true, _) => "the run would be refused",
+                (false, Outcome::Succeeded) => "succeeded",
+                (false, Outcome::Failed) => "failed (later steps ran: abort_remaining = false)",
+                (false, Outcome::Aborted) => "aborted: nothing was changed by the failed step",
+            },
+            self.deployment,
+            self.seconds
+        );
+        for c in self.preflight.iter().filter(|c| !c.ok || self.dry_run) {
+            let _ = writeln!(
+                out,
+                "  {} {:<10} {}",
+                if c.ok { "ok " } else { "NO " },
+                c.check,
+                c.detail
+            );
+        }
+        for s in &self.space {
+            let _ = writeln!(
+                out,
+                "  space      {}: {} needed ({}), {} free",
+                s.folder.display(),
+                size(s.needed),
+                s.why,
+                size(s.available)
+            );
+        }
+        for step in &self.steps {
+            let mark = match step.status {
+                Status::Succeeded => "done",
+                Status::Failed => "FAILED",
+                Status::Skipped => "skipped",
+                Status::Planned => "would",
+            };
+            let mut line = format!("\n[{}] {} {}: {}", step.index, mark, step.op, step.name);
+            if step.status != Status::Planned && step.status != Status::Skipped {
+                let _ = write!(line, " ({:.2} s", step.seconds);
+                if let Some(b) = step.bytes {
+                    let _ = write!(line, ", {}", size(b));
+                }
+                line.push(')');
+            }
+            let _ = writeln!(out, "{line}");
+            for op in &step.operations {
+                let _ = writeln!(out, "    {op}");
+            }
+            if let Some(e) = &step.error {
+                let _ = writeln!(out, "    error: {e}");
+            }
+            let diff = step.apply.as_ref().map(|a| &a.diff).or(step.diff.as_ref());
+            if let Some(d) = diff {
+                write_diff(&mut out, d, step.apply.is_some());
+            }
+            if let Some(a) = &step.apply {
+                if a.changed {
+                    let _ = writeln!(out, "    {} statements in one transaction", a.statements.len());
+                }
+                for k in &a.skipped {
+                    let _ = writeln!(out, "    left out of {}: {} rows: {}", k.table, k.rows, k.reason);
+                }
+            }
+            if let Some(s) = &step.swap {
+                match &s.backup {
+                    Some(b) => {
+                        let _ = writeln!(out, "    backup of the old file: {}", b.display());
+                    }
+                    None => {
+                        let _ = writeln!(out, "    no backup kept");
+                    }
+                }
+            }
+        }
+        if let Some(r) = &self.rejects {
+            let _ = writeln!(out, "\nrows left out: {} in {}", r.rows, r.path.display());
+        }
+        if let Some(b) = &self.backup {
+            let _ = writeln!(out, "backup: {} (refresh-dev rollback puts it back)", b.display());
+        }
+        for p in &self.leftovers_removed {
+            let _ = writeln!(
+                out,
+                "{} a killed run's leftover: {}",
+                if self.dry_run { "would remove" } else { "removed" },
+                p.display()
+            );
+        }
+        for p in &self.kept {
+            let _ = writeln!(out, "kept for inspection: {}", p.display());
+        }
+        if let Some(e) = &self.error {
+            let _ = writeln!(out, "error: {e}");
+        }
+        out
+    }
+}
+
+fn write_diff(out: &mut String, d: &schema_diff::Report, applied: bool) {
+    if d.identical {
+        let _ = writeln!(out, "    schemas identical: no change");
+        return;
+    }
+    let _ = writeln!(out, "    {} schema changes", d.changes.len());
+    for c in &d.changes {
+        let _ = writeln!(out, "      {:?} {} {}", c.change, c.object.as_str(), c.name);
+    }
+    for t in d
+        .plan
+        .iter()
+        .filter(|t| t.strategy != Strategy::Unchanged || t.rows_from == RowsFrom::Dev)
+    {
+        let _ = writeln!(
+            out,
+            "      table {:<24} {:<10} rows from {:<6} ({} rows)",
+            t.table,
+            format!("{:?}", t.strategy).to_lowercase(),
+            match t.rows_from {
+                RowsFrom::Target => "prod",
+                RowsFrom::Dev => "dev",
+                RowsFrom::None => "none",
+            },
+            t.rows_touched
+        );
+    }
+    for i in &d.data_impact {
+        let what = match (i.kind, applied) {
+            (ImpactKind::DataLoss, _) => "not carried",
+            (ImpactKind::Violation, true) => "left out",
+            (ImpactKind::Violation, false) => "violation",
+            (ImpactKind::Replaced, _) => "replaced",
+            (ImpactKind::Existing, _) => "existing",
+        };
+        let place = match &i.column {
+            Some(c) => format!("{}.{c}", i.table),
+            None => i.table.clone(),
+        };
+        let _ = writeln!(out, "      {what}: {place}: {} rows: {}", i.rows, i.reason);
+    }
+}

@@ -1,0 +1,1164 @@
+//! Runs a [`Deployment`]: the preflight that decides every refusal before a
+//! write, then the steps in order, then the cleanup.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use exit_code::Exit;
+use schema_diff::apply::OnViolation;
+use schema_diff::plan::{ImpactKind, Strategy};
+use sqlite_file::fs::{available_space, dir_writable, network_fs, parent_dir, FileId};
+use sqlite_file::{open_read_only, sidecar_path, Header, HeaderError, JournalFlag, Sidecar, Sidecars};
+
+use crate::deployment::{side_name, Deployment, Operation, SwapOptions};
+use crate::lock::{holder, Lock};
+use crate::report::{size, Check, FileInfo, Outcome, Rejects, Report, Space, Status, StepReport};
+use crate::Error;
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Plan only: check everything, count the data impact, write nothing.
+    pub dry_run: bool,
+    /// On failure, keep the staging file (and rejects) for inspection.
+    pub keep_staging: bool,
+    /// The command's name, for the report and the lock file.
+    pub command: String,
+}
+
+/// What the caller hears while a deployment runs.
+pub trait Events {
+    /// A line worth logging: `level` is `info`, `warn` or `error`.
+    fn event(&mut self, _level: &'static str, _step: Option<&str>, _message: &str, _file: Option<&Path>) {}
+    /// A step starts (its 1-based index, name and operation).
+    fn step_started(&mut self, _index: usize, _name: &str, _op: &'static str) {}
+    /// A step ended.
+    fn step_finished(&mut self, _step: &StepReport) {}
+    /// `done` of `total` bytes copied by the running step.
+    fn progress(&mut self, _done: u64, _total: u64) {}
+    /// Asked between steps and while copying: `true` stops the run, which cleans up.
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// Hears nothing, never cancels.
+pub struct Silent;
+impl Events for Silent {}
+
+/// A file as the preflight found it on disk.
+#[derive(Debug, Clone)]
+struct OnDisk {
+    header: Header,
+    bytes: u64,
+    wal_bytes: u64,
+    mode: u32,
+}
+
+/// What the preflight learnt, for the steps and the report.
+struct Prepared {
+    disk: Vec<Option<OnDisk>>,
+    /// Per step: the files whose data its source and its target hold when it runs.
+    origins: Vec<(usize, usize)>,
+    /// Files made and removed by this run (declared temporary, and each
+    /// `replace` step's staging).
+    temporaries: Vec<PathBuf>,
+    locks: Vec<Lock>,
+    /// Per apply step: the comparison made by the preflight.
+    diffs: BTreeMap<usize, schema_diff::Report>,
+    blockers: Vec<Error>,
+}
+
+/// Runs `deployment`, returning the report (whose `exit_code` says how it went).
+pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Events) -> Report {
+    let started = Instant::now();
+    let mut report = Report {
+        command: options.command.clone(),
+        deployment: deployment.origin.clone(),
+        result: Outcome::Succeeded,
+        exit_code: 0,
+        dry_run: options.dry_run,
+        error: None,
+        failed_step: None,
+        files: Vec::new(),
+        preflight: Vec::new(),
+        space: Vec::new(),
+        steps: Vec::new(),
+        changes: Vec::new(),
+        plan: Vec::new(),
+        data_impact: Vec::new(),
+        backup: None,
+        rejects: None,
+        leftovers_removed: Vec::new(),
+        removed: Vec::new(),
+        kept: Vec::new(),
+        seconds: 0.0,
+    };
+    let prepared = preflight(deployment, options, events, &mut report);
+    let mut prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            abort(&mut report, &e, events);
+            report.steps = planned_steps(deployment, &BTreeMap::new(), Status::Skipped);
+            report.seconds = started.elapsed().as_secs_f64();
+            return report;
+        }
+    };
+    if options.dry_run {
+        report.steps = planned_steps(deployment, &prepared.diffs, Status::Planned);
+        summarize_first_diff(&mut report);
+        if let Some(e) = prepared.blockers.first() {
+            abort(&mut report, e, events);
+        } else if report
+            .steps
+            .iter()
+            .any(|s| s.diff.as_ref().is_some_and(|d| !d.identical))
+        {
+            report.exit_code = Exit::Differences.code().into();
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        return report;
+    }
+    execute(deployment, options, events, &mut prepared, &mut report);
+    drop(prepared.locks);
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+fn abort(report: &mut Report, e: &Error, events: &mut dyn Events) {
+    report.result = Outcome::Aborted;
+    report.exit_code = e.exit().code().into();
+    report.error = Some(e.to_string());
+    events.event("error", None, &e.to_string(), None);
+}
+
+fn summarize_first_diff(report: &mut Report) {
+    let first = report
+        .steps
+        .iter()
+        .find_map(|s| s.apply.as_ref().map(|a| &a.diff).or(s.diff.as_ref()))
+        .cloned();
+    if let Some(d) = first {
+        report.changes = d.changes;
+        report.plan = d.plan;
+        report.data_impact = d.data_impact;
+    }
+}
+
+fn step_paths(d: &Deployment, op: &Operation) -> (PathBuf, PathBuf) {
+    (d.files[op.source()].path.clone(), d.files[op.target()].path.clone())
+}
+
+fn planned_steps(d: &Deployment, diffs: &BTreeMap<usize, schema_diff::Report>, status: Status) -> Vec<StepReport> {
+    d.steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let (from, to) = step_paths(d, &step.op);
+            StepReport {
+                index: i + 1,
+                name: step.name.clone(),
+                op: step.op.name(),
+                from,
+                to,
+                status,
+                seconds: 0.0,
+                bytes: None,
+                error: None,
+                exit_code: None,
+                operations: if status == Status::Planned {
+                    operations(d, &step.op, diffs.get(&i))
+                } else {
+                    Vec::new()
+                },
+                snapshot: None,
+                diff: diffs.get(&i).cloned(),
+                apply: None,
+                swap: None,
+            }
+        })
+        .collect()
+}
+
+/// The file operations a step makes, in words.
+fn operations(d: &Deployment, op: &Operation, diff: Option<&schema_diff::Report>) -> Vec<String> {
+    let p = |i: usize| d.files[i].path.display().to_string();
+    let swap_ops = |from: &str, to: usize, swap: &SwapOptions| {
+        let to_path = &d.files[to].path;
+        let mut ops = vec![format!(
+            "check {} is not in use, checkpoint its WAL into it (so it is self-contained)",
+            p(to)
+        )];
+        if swap.backup {
+            ops.push(format!(
+                "keep the old {} as {}.bak-<UTC stamp> (a hard link), keep the newest {}",
+                p(to),
+                p(to),
+                swap.keep_backups
+            ));
+        }
+        ops.push(if swap.live {
+            format!("write {from} into the open {} through SQLite in one transaction", p(to))
+        } else {
+            format!(
+                "exchange {from} and {} atomically (renameat2 RENAME_EXCHANGE), fsync {}",
+                p(to),
+                parent_dir(to_path).display()
+            )
+        });
+        ops
+    };
+    match op {
+        Operation::Snapshot { from, to, .. } => vec![format!(
+            "create {} as a point-in-time copy of {} (never written), with its permission bits",
+            p(*to),
+            p(*from)
+        )],
+        Operation::Apply {
+            schema,
+            to,
+            on_violation,
+            ..
+        } => {
+            let mut ops = vec![match diff {
+                Some(d) if d.identical => format!("{} already has {}'s schema: nothing to change", p(*to), p(*schema)),
+                Some(d) => format!(
+                    "apply {}'s schema onto {} in one transaction: {} tables to create, {} to drop, {} altered, {} rebuilt",
+                    p(*schema),
+                    p(*to),
+                    d.plan.iter().filter(|t| t.strategy == Strategy::Create).count(),
+                    d.plan.iter().filter(|t| t.strategy == Strategy::Drop).count(),
+                    d.plan.iter().filter(|t| t.strategy == Strategy::Alter).count(),
+                    d.plan.iter().filter(|t| t.strategy == Strategy::Rebuild).count(),
+                ),
+                None => format!(
+                    "apply {}'s schema onto {} in one transaction (counted on the copy when it is made)",
+                    p(*schema),
+                    p(*to)
+                ),
+            }];
+            if *on_violation == OnViolation::Skip {
+                ops.push(format!(
+                    "rows breaking a new constraint go to {}.rejects-<UTC stamp>.sqlite",
+                    p(*schema)
+                ));
+            }
+            ops
+        }
+        Operation::Swap { from, to, swap } => swap_ops(&p(*from), *to, swap),
+        Operation::Replace { from, to, swap, .. } => {
+            let staging = side_name(&d.files[*to].path, "refresh-staging");
+            let mut ops = vec![format!(
+                "create {} as a point-in-time copy of {} (never written)",
+                staging.display(),
+                p(*from)
+            )];
+            ops.extend(swap_ops(&staging.display().to_string(), *to, swap));
+            ops
+        }
+    }
+}
+
+fn check(report: &mut Report, name: &'static str, ok: bool, detail: String) {
+    report.preflight.push(Check {
+        check: name,
+        ok,
+        detail,
+    });
+}
+
+/// A readable, regular SQLite file with a sound header.
+fn read_database(path: &Path) -> Result<OnDisk, Error> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::Missing(path.to_owned()),
+        io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+            path: path.to_owned(),
+            action: "stat",
+        },
+        _ => Error::Io {
+            path: path.to_owned(),
+            action: "stat",
+            source: e,
+        },
+    })?;
+    if meta.is_dir() {
+        return Err(Error::IsDirectory(path.to_owned()));
+    }
+    let header = Header::read(path).map_err(|e| match e {
+        HeaderError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+            path: path.to_owned(),
+            action: "read",
+        },
+        HeaderError::Io(e) => Error::Io {
+            path: path.to_owned(),
+            action: "read the header",
+            source: e,
+        },
+        e => Error::NotADatabase {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+    })?;
+    let sidecars = Sidecars::of(path).map_err(|e| Error::Io {
+        path: path.to_owned(),
+        action: "look for sidecars",
+        source: e,
+    })?;
+    Ok(OnDisk {
+        header,
+        bytes: meta.len(),
+        wal_bytes: sidecars.wal.unwrap_or(0),
+        mode: meta.permissions().mode() & 0o777,
+    })
+}
+
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+fn remove_with_sidecars(path: &Path) -> bool {
+    let removed = std::fs::remove_file(path).is_ok();
+    for kind in Sidecar::ALL {
+        let _ = std::fs::remove_file(sidecar_path(path, kind));
+    }
+    removed
+}
+
+/// `.{stem}.refresh-plan-{pid}{.ext}` files whose process is gone.
+fn stale_plan_copies(target: &Path) -> Vec<PathBuf> {
+    let stem = target
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{stem}.refresh-plan-");
+    let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid: String = name
+                .strip_prefix(&prefix)?
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            let pid: libc::pid_t = pid.parse().ok()?;
+            // SAFETY: kill with signal 0 only checks that the process exists.
+            let alive = unsafe { libc::kill(pid, 0) } == 0;
+            (!alive && !name.ends_with("-wal") && !name.ends_with("-shm") && !name.ends_with("-journal"))
+                .then(|| e.path())
+        })
+        .collect()
+}
+
+fn preflight(
+    d: &Deployment,
+    options: &RunOptions,
+    events: &mut dyn Events,
+    report: &mut Report,
+) -> Result<Prepared, Error> {
+    let n = d.files.len();
+    // Each `replace` step stages its copy beside its target.
+    let mut temporaries: Vec<PathBuf> = d.files.iter().filter(|f| f.temporary).map(|f| f.path.clone()).collect();
+    for step in &d.steps {
+        if let Operation::Replace { to, .. } = step.op {
+            temporaries.push(side_name(&d.files[to].path, "refresh-staging"));
+        }
+    }
+
+    // Files: what is there now. A temporary file found on disk is a killed
+    // run's leftover (removed once the lock is ours): it counts as absent.
+    let mut disk: Vec<Option<OnDisk>> = vec![None; n];
+    let mut present = vec![false; n];
+    for (i, f) in d.files.iter().enumerate() {
+        present[i] = exists(&f.path) && !f.temporary;
+        report.files.push(FileInfo {
+            name: f.name.clone(),
+            path: f.path.clone(),
+            temporary: f.temporary,
+            existed: exists(&f.path),
+            bytes: None,
+            mode: None,
+            journal_mode: None,
+        });
+    }
+
+    // Walk the steps: every input exists when its step runs, every new file
+    // does not, every existing file touched is a database.
+    let mut origin: Vec<usize> = (0..n).collect();
+    let mut origins: Vec<(usize, usize)> = Vec::new();
+    let mut will_exist = present.clone();
+    let mut written: Vec<usize> = Vec::new();
+    let inspect = |i: usize, disk: &mut Vec<Option<OnDisk>>| -> Result<(), Error> {
+        if present[i] && disk[i].is_none() {
+            disk[i] = Some(read_database(&d.files[i].path)?);
+        }
+        Ok(())
+    };
+    for (s, step) in d.steps.iter().enumerate() {
+        let need = |i: usize, will_exist: &[bool]| -> Result<(), Error> {
+            if will_exist[i] {
+                Ok(())
+            } else if present[i] || s == 0 || !d.steps[..s].iter().any(|p| p.op.target() == i) {
+                Err(Error::Missing(d.files[i].path.clone()))
+            } else {
+                Err(Error::BadDeployment {
+                    path: d.files[i].path.clone(),
+                    why: format!("step {} needs it, and an earlier step consumed it", s + 1),
+                })
+            }
+        };
+        let (src, dst) = (step.op.source(), step.op.target());
+        origins.push((origin[src], origin[dst]));
+        need(src, &will_exist)?;
+        inspect(src, &mut disk)?;
+        inspect(dst, &mut disk)?;
+        written.push(dst);
+        match step.op {
+            Operation::Snapshot { .. } => {
+                if will_exist[dst] {
+                    return Err(Error::Exists(d.files[dst].path.clone()));
+                }
+                origin[dst] = origin[src];
+            }
+            Operation::Apply { .. } => need(dst, &will_exist)?,
+            Operation::Swap { .. } => {
+                will_exist[src] = false;
+                origin[dst] = origin[src];
+            }
+            Operation::Replace { .. } => origin[dst] = origin[src],
+        }
+        will_exist[dst] = true;
+    }
+    for (i, info) in report.files.iter_mut().enumerate() {
+        if let Some(o) = &disk[i] {
+            info.bytes = Some(o.bytes);
+            info.mode = Some(format!("{:04o}", o.mode));
+            info.journal_mode = Some(o.header.journal.as_str());
+        }
+    }
+    check(
+        report,
+        "files",
+        true,
+        d.files
+            .iter()
+            .zip(&disk)
+            .filter_map(|(f, o)| {
+                o.as_ref().map(|o| {
+                    format!(
+                        "{} is a database ({}, {} mode)",
+                        f.path.display(),
+                        size(o.bytes),
+                        o.header.journal.as_str()
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+
+    // No two names for one file.
+    let mut ids: Vec<(usize, FileId)> = Vec::new();
+    for (i, f) in d.files.iter().enumerate() {
+        if let Ok(id) = FileId::of(&f.path) {
+            if let Some((j, _)) = ids.iter().find(|(_, other)| *other == id) {
+                return Err(Error::SameFile {
+                    a: d.files[*j].path.clone(),
+                    b: f.path.clone(),
+                });
+            }
+            ids.push((i, id));
+        }
+    }
+    for (i, a) in d.files.iter().enumerate() {
+        if let Some(b) = d.files[i + 1..].iter().find(|b| b.path == a.path) {
+            return Err(Error::SameFile {
+                a: a.path.clone(),
+                b: b.path.clone(),
+            });
+        }
+    }
+    check(report, "distinct", true, "no file is named twice".into());
+
+    // One text encoding per apply step.
+    for (s, step) in d.steps.iter().enumerate() {
+        if let Operation::Apply { .. } = step.op {
+            let (a, b) = origins[s];
+            if let (Some(x), Some(y)) = (&disk[a], &disk[b]) {
+                let (ex, ey) = (x.header.encoding, y.header.encoding);
+                if let (Some(ex), Some(ey)) = (ex, ey) {
+                    if ex != ey {
+                        return Err(Error::Encodings {
+                            a: d.files[a].path.clone(),
+                            b: d.files[b].path.clone(),
+                            a_encoding: ex.as_str(),
+                            b_encoding: ey.as_str(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    check(
+        report,
+        "encoding",
+        true,
+        "the schema and data of each migration share one text encoding".into(),
+    );
+
+    // Local file systems, folders that exist and can be written.
+    for (i, f) in d.files.iter().enumerate() {
+        let folder = parent_dir(&f.path);
+        if !folder.is_dir() {
+            return Err(Error::FolderMissing(folder.to_owned()));
+        }
+        let probe = if present[i] { f.path.as_path() } else { folder };
+        match network_fs(probe) {
+            Ok(Some(kind)) => {
+                return Err(Error::NetworkFs {
+                    path: f.path.clone(),
+                    kind,
+                })
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Error::Io {
+                    path: f.path.clone(),
+                    action: "statfs",
+                    source: e,
+                })
+            }
+        }
+    }
+    let mut folders: Vec<PathBuf> = written
+        .iter()
+        .map(|&i| parent_dir(&d.files[i].path).to_owned())
+        .collect();
+    folders.extend(temporaries.iter().map(|t| parent_dir(t).to_owned()));
+    folders.sort();
+    folders.dedup();
+    for folder in &folders {
+        let writable = dir_writable(folder).map_err(|e| Error::Io {
+            path: folder.clone(),
+            action: "access",
+            source: e,
+        })?;
+        if !writable {
+            return Err(Error::PermissionDenied {
+                path: folder.clone(),
+                action: "create files in folder",
+            });
+        }
+    }
+    check(
+        report,
+        "local",
+        true,
+        "every file is on a local file system; the folders written are writable".into(),
+    );
+
+    let mut prepared = Prepared {
+        disk,
+        origins,
+        temporaries,
+        locks: Vec::new(),
+        diffs: BTreeMap::new(),
+        blockers: Vec::new(),
+    };
+
+    // One run at a time per file written; then a killed run's leftovers go.
+    let mut lock_targets: Vec<PathBuf> = Vec::new();
+    for &i in &written {
+        if !d.files[i].temporary {
+            lock_targets.push(d.files[i].path.clone());
+        }
+    }
+    lock_targets.extend(prepared.temporaries.iter().cloned());
+    lock_targets.dedup();
+    for target in &lock_targets {
+        if options.dry_run {
+            if let Some(h) = holder(target) {
+                prepared.blockers.push(Error::Locked {
+                    db: target.clone(),
+                    lock: crate::lock::lock_path(target),
+                    holder: h,
+                });
+            }
+        } else {
+            let lock = Lock::take(target, &options.command)?;
+            if let Some(previous) = &lock.took_over {
+                events.event(
+                    "warn",
+                    None,
+                    &format!("took over a killed run's lock ({previous})"),
+                    Some(&lock.path),
+                );
+            }
+            prepared.locks.push(lock);
+        }
+    }
+    let mut leftovers: Vec<PathBuf> = prepared.temporaries.iter().filter(|t| exists(t)).cloned().collect();
+    for &i in &written {
+        leftovers.extend(stale_plan_copies(&d.files[i].path));
+    }
+    for path in leftovers {
+        if !options.dry_run {
+            remove_with_sidecars(&path);
+            events.event("info", None, "removed a killed run's leftover", Some(&path));
+        }
+        report.leftovers_removed.push(path);
+    }
+    match prepared.blockers.last() {
+        Some(e) => check(report, "lock", false, e.to_string()),
+        None => check(report, "lock", true, "no other run holds the files written".into()),
+    }
+
+    // The files to replace are not in use.
+    for step in &d.steps {
+        let (to, live) = match step.op {
+            Operation::Swap { to, swap, .. } | Operation::Replace { to, swap, .. } => (to, swap.live),
+            _ => continue,
+        };
+        if !present[to] {
+            continue;
+        }
+        let path = &d.files[to].path;
+        let users = swap::users(path).map_err(|e| Error::Io {
+            path: path.clone(),
+            action: "look for processes using it",
+            source: e,
+        })?;
+        if users.is_empty() {
+            check(
+                report,
+                "in use",
+                true,
+                format!("{}: no process has it open", path.display()),
+            );
+        } else if live {
+            check(
+                report,
+                "in use",
+                true,
+                format!(
+                    "{}: open by {} (--live: written through SQLite)",
+                    path.display(),
+                    list(&users)
+                ),
+            );
+        } else {
+            let e = Error::InUse {
+                path: path.clone(),
+                users: list(&users),
+            };
+            check(report, "in use", false, e.to_string());
+            blocked(&mut prepared, options, e)?;
+        }
+    }
+
+    // The migration: counted before any write where that keeps PROD's
+    // writers from waiting (WAL mode), or on a temporary snapshot when planning.
+    let mut rebuild_bytes: BTreeMap<usize, (u64, String)> = BTreeMap::new();
+    for (s, step) in d.steps.iter().enumerate() {
+        let Operation::Apply {
+            to,
+            on_violation,
+            ref hints,
+            ref extensions,
+            ..
+        } = step.op
+        else {
+            continue;
+        };
+        let (schema_file, data_file) = prepared.origins[s];
+        let (Some(_), Some(data_disk)) = (&prepared.disk[schema_file], &prepared.disk[data_file]) else {
+            continue;
+        };
+        let data_path = d.files[data_file].path.clone();
+        let wal = data_disk.header.journal == JournalFlag::Wal;
+        if !wal && !options.dry_run {
+            check(
+                report,
+                "schema",
+                true,
+                format!(
+                    "{} is in rollback mode: the data impact is counted on the copy, before it is changed",
+                    data_path.display()
+                ),
+            );
+            continue;
+        }
+        if events.cancelled() {
+            return Err(Error::Interrupted);
+        }
+        events.event("info", Some(&step.name), "counting the data impact", Some(&data_path));
+        let counted_on = if wal {
+            data_path.clone()
+        } else {
+            // Rollback mode: a reader would hold PROD's writers back for the
+            // whole count; a snapshot holds them for one copy at most.
+            let temp = side_name(&d.files[to].path, &format!("refresh-plan-{}", std::process::id()));
+            let copy = snapshot::Snapshot::new(&data_path, &temp, snapshot::Options::default());
+            let mut adapter = Adapter(events);
+            copy.run(&mut adapter)?;
+            temp
+        };
+        let diff = schema_diff::compare(&d.files[schema_file].path, &counted_on, hints, extensions);
+        let rebuilt = diff.as_ref().ok().map(|diff| measure_rebuilds(&counted_on, diff));
+        if counted_on != data_path {
+            remove_with_sidecars(&counted_on);
+        }
+        let diff = diff?;
+        if let Some(measured) = rebuilt {
+            rebuild_bytes.insert(s, measured);
+        }
+        let violations: Vec<String> = diff
+            .data_impact
+            .iter()
+            .filter(|i| i.kind == ImpactKind::Violation)
+            .map(|i| {
+                format!(
+                    "{}{}: {} rows: {}",
+                    i.table,
+                    i.column.as_ref().map(|c| format!(".{c}")).unwrap_or_default(),
+                    i.rows,
+                    i.reason
+                )
+            })
+            .collect();
+        let lost: i64 = diff
+            .data_impact
+            .iter()
+            .filter(|i| i.kind == ImpactKind::DataLoss)
+            .map(|i| i.rows)
+            .sum();
+        if !violations.is_empty() && on_violation == OnViolation::Abort {
+            let e = Error::Violations {
+                path: data_path.clone(),
+                list: violations.join("; "),
+            };
+            check(report, "schema", false, e.to_string());
+            prepared.diffs.insert(s, diff);
+            blocked(&mut prepared, options, e)?;
+            continue;
+        }
+        check(
+            report,
+            "schema",
+            true,
+            format!(
+                "{} changes, counted on {}: {} rows break new constraints{}, {} values or rows not carried{}",
+                diff.changes.len(),
+                data_path.display(),
+                violations.len(),
+                if violations.is_empty() {
+                    ""
+                } else {
+                    " (skipped into rejects)"
+                },
+                lost,
+                if diff.unreadable.is_empty() && diff.not_counted.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; not counted: {}",
+                        [diff.unreadable.clone(), diff.not_counted.clone()].concat().join("; ")
+                    )
+                }
+            ),
+        );
+        prepared.diffs.insert(s, diff);
+    }
+
+    // Free space, per folder: each copy made there, and each migration's
+    // journal and temporary files (twice the tables it rebuilds).
+    let mut needs: BTreeMap<PathBuf, (u64, Vec<String>)> = BTreeMap::new();
+    for (s, step) in d.steps.iter().enumerate() {
+        let folder = match step.op {
+            Operation::Snapshot { to, .. } | Operation::Replace { to, .. } => parent_dir(&d.files[to].path).to_owned(),
+            _ => continue,
+        };
+        let src = prepared.origins[s].0;
+        if let Some(o) = &prepared.disk[src] {
+            let entry = needs.entry(folder).or_default();
+            entry.0 += o.bytes + o.wal_bytes;
+            entry.1.push(format!("a copy of {}", d.files[src].path.display()));
+        }
+    }
+    for (s, step) in d.steps.iter().enumerate() {
+        if let Operation::Apply { to, .. } = step.op {
+            let folder = parent_dir(&d.files[to].path).to_owned();
+            match rebuild_bytes.get(&s) {
+                Some((bytes, why)) => {
+                    let entry = needs.entry(folder).or_default();
+                    entry.0 += 2 * bytes + (1 << 20);
+                    entry.1.push(why.clone());
+                }
+                None => {
+                    // Not counted yet (rollback mode): assume every table is rebuilt.
+                    if let Some(o) = &prepared.disk[prepared.origins[s].1] {
+                        let entry = needs.entry(folder).or_default();
+                        entry.0 += o.bytes + o.wal_bytes + (1 << 20);
+                        entry.1.push("the migration's journal (at most the whole copy)".into());
+                    }
+                }
+            }
+        }
+    }
+    for (folder, (needed, why)) in needs {
+        let available = available_space(&folder).map_err(|e| Error::Io {
+            path: folder.clone(),
+            action: "statvfs",
+            source: e,
+        })?;
+        let why = why.join(" + ");
+        report.space.push(Space {
+            folder: folder.clone(),
+            needed,
+            available,
+            why: why.clone(),
+        });
+        if needed > available {
+            let e = Error::NoSpace {
+                folder,
+                needed,
+                available,
+                why,
+            };
+            check(report, "space", false, e.to_string());
+            blocked(&mut prepared, options, e)?;
+        }
+    }
+    Ok(prepared)
+}
+
+fn list(users: &[swap::User]) -> String {
+    users.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// A blocking finding: the run stops here; a plan notes it and goes on.
+fn blocked(prepared: &mut Prepared, options: &RunOptions, e: Error) -> Result<(), Error> {
+    if options.dry_run {
+        prepared.blockers.push(e);
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// The bytes of the tables (with their indexes) the migration rebuilds, from
+/// `dbstat`; the whole file where this SQLite lacks it.
+fn measure_rebuilds(db: &Path, diff: &schema_diff::Report) -> (u64, String) {
+    let rebuilt: Vec<&str> = diff
+        .plan
+        .iter()
+        .filter(|t| t.strategy == Strategy::Rebuild)
+        .map(|t| t.table.as_str())
+        .collect();
+    if rebuilt.is_empty() {
+        return (0, "no table is rebuilt".into());
+    }
+    let whole = || {
+        let bytes = std::fs::metadata(db).map(|m| m.len()).unwrap_or(0);
+        (
+            bytes,
+            format!(
+                "{} tables rebuilt (dbstat missing: assumed the whole file)",
+                rebuilt.len()
+            ),
+        )
+    };
+    let measured = (|| -> rusqlite::Result<u64> {
+        let header = Header::read(db).map_err(|_| rusqlite::Error::InvalidQuery)?;
+        let sidecars = Sidecars::of(db).map_err(|_| rusqlite::Error::InvalidQuery)?;
+        let conn = open_read_only(db, &header, &sidecars)?;
+        let mut names = conn
+            .conn
+            .prepare("SELECT name FROM sqlite_schema WHERE tbl_name = ?1 COLLATE NOCASE")?;
+        let mut pages = conn
+            .conn
+            .prepare("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1")?;
+        let mut total = 0u64;
+        for table in &rebuilt {
+            let objects: Vec<String> = names
+                .query_map([table], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for name in objects {
+                total += pages.query_row([&name], |r| r.get::<_, i64>(0))? as u64;
+            }
+        }
+        Ok(total)
+    })();
+    match measured {
+        Ok(bytes) => (
+            bytes,
+            format!("the journal of {} rebuilt tables ({})", rebuilt.len(), size(bytes)),
+        ),
+        Err(_) => whole(),
+    }
+}
+
+/// Forwards a snapshot's progress and cancellation to [`Events`].
+struct Adapter<'a>(&'a mut dyn Events);
+
+impl snapshot::Observer for Adapter<'_> {
+    fn progress(&mut self, done: u64, total: u64) {
+        self.0.progress(done, total);
+    }
+    fn cancelled(&self) -> bool {
+        self.0.cancelled()
+    }
+}
+
+fn execute(
+    d: &Deployment,
+    options: &RunOptions,
+    events: &mut dyn Events,
+    prepared: &mut Prepared,
+    report: &mut Report,
+) {
+    // Files this run made that must go if it is aborted.
+    let mut created: Vec<PathBuf> = Vec::new();
+    let mut first_error: Option<Error> = None;
+    let mut aborted = false;
+    for (i, step) in d.steps.iter().enumerate() {
+        let (from, to) = step_paths(d, &step.op);
+        let mut sr = StepReport {
+            index: i + 1,
+            name: step.name.clone(),
+            op: step.op.name(),
+            from,
+            to,
+            status: Status::Skipped,
+            seconds: 0.0,
+            bytes: None,
+            error: None,
+            exit_code: None,
+            operations: Vec::new(),
+            snapshot: None,
+            diff: None,
+            apply: None,
+            swap: None,
+        };
+        if aborted {
+            report.steps.push(sr);
+            continue;
+        }
+        events.step_started(i + 1, &step.name, step.op.name());
+        events.event("info", Some(&step.name), "started", Some(&sr.to));
+        let started = Instant::now();
+        let result = if events.cancelled() {
+            Err(Error::Interrupted)
+        } else {
+            run_step(d, i, step, events, prepared, &mut sr, &mut created)
+        };
+        sr.seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                sr.status = Status::Succeeded;
+                events.event("info", Some(&step.name), "succeeded", Some(&sr.to));
+            }
+            Err(e) => {
+                sr.status = Status::Failed;
+                sr.error = Some(e.to_string());
+                sr.exit_code = Some(e.exit().code().into());
+                events.event("error", Some(&step.name), &e.to_string(), Some(&sr.to));
+                report.failed_step.get_or_insert(i + 1);
+                if step.abort_remaining || matches!(e, Error::Interrupted) {
+                    aborted = true;
+                }
+                first_error.get_or_insert(e);
+            }
+        }
+        events.step_finished(&sr);
+        report.steps.push(sr);
+    }
+    summarize_first_diff(report);
+    finish(report);
+
+    // Cleanup: temporaries always; on abort, everything this run made.
+    let mut to_remove: Vec<PathBuf> = prepared.temporaries.iter().filter(|t| exists(t)).cloned().collect();
+    if aborted {
+        to_remove.extend(created.iter().filter(|c| exists(c)).cloned());
+        report.rejects = None;
+    }
+    to_remove.dedup();
+    for path in to_remove {
+        let keep = options.keep_staging && (aborted || first_error.is_some());
+        if keep {
+            events.event("info", None, "kept for inspection (--keep-staging)", Some(&path));
+            report.kept.push(path);
+        } else if remove_with_sidecars(&path) {
+            events.event("info", None, "removed", Some(&path));
+            report.removed.push(path);
+        }
+    }
+    if let Some(e) = first_error {
+        report.result = if aborted { Outcome::Aborted } else { Outcome::Failed };
+        report.exit_code = e.exit().code().into();
+        report.error = Some(e.to_string());
+    }
+}
+
+fn run_step(
+    d: &Deployment,
+    index: usize,
+    step: &crate::Step,
+    events: &mut dyn Events,
+    prepared: &Prepared,
+    sr: &mut StepReport,
+    created: &mut Vec<PathBuf>,
+) -> Result<(), Error> {
+    let path = |i: usize| d.files[i].path.clone();
+    // PROD's permission bits: the ceiling for every file holding its data.
+    let ceiling = |s: usize| prepared.disk[prepared.origins[s].0].as_ref().map(|o| o.mode);
+    match &step.op {
+        Operation::Snapshot {
+            from,
+            to,
+            verify,
+            timeout,
+        } => {
+            let r = snapshot_into(&path(*from), &path(*to), *verify, *timeout, events)?;
+            created.push(path(*to));
+            sr.bytes = Some(r.bytes);
+            sr.operations
+                .push(format!("created {} ({})", r.dest.display(), size(r.bytes)));
+            sr.snapshot = Some(r);
+        }
+        Operation::Apply {
+            schema,
+            to,
+            on_violation,
+            hints,
+            rejects,
+            extensions,
+        } => {
+            let rejects = match (on_violation, rejects) {
+                (OnViolation::Skip, None) => Some(PathBuf::from(format!(
+                    "{}.rejects-{}.sqlite",
+                    path(*schema).display(),
+                    sqlite_file::fs::utc_stamp(SystemTime::now())
+                ))),
+                (_, r) => r.clone(),
+            };
+            let r = schema_diff::apply::apply(
+                &path(*schema),
+                &path(*to),
+                hints,
+                extensions,
+                *on_violation,
+                rejects.as_deref(),
+            )?;
+            if let Some(rejects) = &r.rejects {
+                created.push(rejects.clone());
+                sr.operations
+                    .push(format!("rows left out went to {}", rejects.display()));
+            }
+            sr.operations.push(if r.changed {
+                format!("{} now has {}'s schema", path(*to).display(), path(*schema).display())
+            } else {
+                format!(
+                    "{} already had {}'s schema",
+                    path(*to).display(),
+                    path(*schema).display()
+                )
+            });
+            if events.cancelled() {
+                return Err(Error::Interrupted);
+            }
+            sr.apply = Some(r);
+        }
+        Operation::Swap { from, to, swap } => {
+            if events.cancelled() {
+                return Err(Error::Interrupted);
+            }
+            let r = swap_into(&path(*from), &path(*to), *swap, ceiling(index))?;
+            created.retain(|c| *c != path(*from));
+            sr.operations
+                .push(format!("{} now holds {}", r.target.display(), r.new.display()));
+            sr.swap = Some(r);
+        }
+        Operation::Replace {
+            from,
+            to,
+            swap,
+            timeout,
+        } => {
+            let staging = side_name(&path(*to), "refresh-staging");
+            let r = snapshot_into(&path(*from), &staging, false, *timeout, events)?;
+            sr.bytes = Some(r.bytes);
+            sr.operations
+                .push(format!("created {} ({})", staging.display(), size(r.bytes)));
+            sr.snapshot = Some(r);
+            if events.cancelled() {
+                return Err(Error::Interrupted);
+            }
+            let r = swap_into(&staging, &path(*to), *swap, ceiling(index))?;
+            sr.operations
+                .push(format!("{} now holds {}", r.target.display(), r.new.display()));
+            sr.swap = Some(r);
+        }
+    }
+    Ok(())
+}
+
+fn snapshot_into(
+    from: &Path,
+    to: &Path,
+    verify: bool,
+    timeout: Duration,
+    events: &mut dyn Events,
+) -> Result<snapshot::Report, Error> {
+    let copy = snapshot::Snapshot::new(
+        from,
+        to,
+        snapshot::Options {
+            force: false,
+            verify,
+            timeout,
+            method: snapshot::Method::Auto,
+        },
+    );
+    let mut adapter = Adapter(events);
+    Ok(copy.run(&mut adapter)?)
+}
+
+fn swap_into(from: &Path, to: &Path, options: SwapOptions, ceiling: Option<u32>) -> Result<swap::Report, Error> {
+    let swap = swap::Swap::new(
+        from,
+        to,
+        swap::Options {
+            backup: options.backup,
+            keep_backups: options.keep_backups.max(1),
+            live: options.live,
+            wait: Duration::ZERO,
+            busy_timeout: Duration::from_secs(10),
+            max_mode: ceiling,
+        },
+    );
+    Ok(swap.run()?)
+}
+
+/// Report fields filled from the steps: the backup and the rejects.
+fn finish(report: &mut Report) {
+    for step in &report.steps {
+        if let Some(b) = step.swap.as_ref().and_then(|s| s.backup.clone()) {
+            report.backup = Some(b);
+        }
+        if let Some(a) = &step.apply {
+            if let Some(path) = &a.rejects {
+                report.rejects = Some(Rejects {
+                    path: path.clone(),
+                    rows: a.skipped.iter().map(|k| k.rows).sum(),
+                    tables: a.skipped.clone(),
+                });
+            }
+        }
+    }
+}

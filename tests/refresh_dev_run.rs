@@ -1,0 +1,801 @@
+//! End to end: the `refresh-dev` binary over temporary folders, on the shop
+//! fixtures and on small hand-made databases. Each test checks what a user
+//! would look at: the rows and schema of DEV, its backup, PROD's bytes and
+//! folder, the files left behind, the exit code and the message.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::types::Value;
+use support::*;
+
+fn refresh_dev() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_refresh-dev"))
+}
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name);
+    std::fs::read_to_string(&path).expect("fixture")
+}
+
+/// PROD (the shop at v3) in `prod/`, DEV (v4) in `dev/`, each its own folder.
+struct Shop {
+    dir: tempfile::TempDir,
+    prod: PathBuf,
+    dev: PathBuf,
+}
+
+impl Shop {
+    fn new() -> Shop {
+        Shop::with(&fixture("prod.sql"), &fixture("dev.sql"), "wal")
+    }
+
+    /// PROD from `prod_sql` in `prod_mode` (`wal` or `delete`), DEV from `dev_sql`.
+    fn with(prod_sql: &str, dev_sql: &str, prod_mode: &str) -> Shop {
+        let dir = tempdir();
+        for sub in ["prod", "dev"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let prod = dir.path().join("prod/shop.db");
+        let dev = dir.path().join("dev/shop.db");
+        make_db(&prod, prod_mode, prod_sql);
+        if prod_mode != "wal" {
+            // The fixture may switch the mode itself: put it back.
+            make_db(&prod, prod_mode, "");
+        }
+        make_db(&dev, "delete", dev_sql);
+        Shop { dir, prod, dev }
+    }
+
+    fn prod_dir(&self) -> PathBuf {
+        self.dir.path().join("prod")
+    }
+
+    fn dev_dir(&self) -> PathBuf {
+        self.dir.path().join("dev")
+    }
+
+    fn args(&self, command: &str) -> Vec<String> {
+        vec![
+            command.to_owned(),
+            "--prod".into(),
+            self.prod.display().to_string(),
+            "--dev".into(),
+            self.dev.display().to_string(),
+        ]
+    }
+
+    /// Runs `refresh-dev COMMAND --prod PROD --dev DEV EXTRA...`.
+    fn run(&self, command: &str, extra: &[&str]) -> (i32, String, String) {
+        run(refresh_dev().args(self.args(command)).args(extra))
+    }
+
+    fn backups(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(self.dev_dir())
+            .expect("read_dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("shop.db.bak-"))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// The columns of `table`, in order.
+fn columns(db: &Path, table: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+        .expect("prepare");
+    stmt.query_map([table], |r| r.get(0))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("columns")
+}
+
+/// Every row of `table` (those `columns`), sorted, as debug strings.
+fn rows(db: &Path, table: &str, columns: &[String]) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let list = columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut stmt = conn
+        .prepare(&format!("SELECT {list} FROM \"{table}\""))
+        .expect("prepare");
+    let mut out: Vec<String> = stmt
+        .query_map([], |r| {
+            (0..columns.len())
+                .map(|i| r.get::<_, Value>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .expect("query")
+        .map(|r| format!("{:?}", r.expect("row")))
+        .collect();
+    out.sort();
+    out
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn run_gives_dev_prods_rows_in_devs_exact_schema_and_keeps_the_old_dev() {
+    let shop = Shop::new();
+    let old_dev = std::fs::read(&shop.dev).expect("read");
+    let old_schema = schema_rows(&shop.dev);
+    let old_version = query_i64(&shop.dev, "PRAGMA user_version");
+    let prod_before = folder(&shop.prod_dir());
+
+    let (code, out, err) = shop.run("run", &["--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report = json(&out);
+    assert_eq!(report["result"], "succeeded");
+    assert_eq!(report["steps"].as_array().expect("steps").len(), 3);
+    for step in report["steps"].as_array().expect("steps") {
+        assert_eq!(step["status"], "succeeded", "{step}");
+    }
+
+    // DEV's schema, exactly; PROD's rows, DEV's rows where DEV owns the table.
+    assert_eq!(schema_rows(&shop.dev), old_schema);
+    assert_eq!(query_i64(&shop.dev, "PRAGMA user_version"), old_version);
+    assert_eq!(integrity(&shop.dev), "ok");
+    let backups = shop.backups();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(
+        std::fs::read(&backups[0]).expect("backup"),
+        old_dev,
+        "the backup is the old DEV"
+    );
+    assert_eq!(report["backup"], backups[0].display().to_string());
+    let mut compared = 0;
+    for table in report["plan"].as_array().expect("plan") {
+        let name = table["table"].as_str().expect("name");
+        let dev_columns = columns(&shop.dev, name);
+        let (source, cols): (&Path, Vec<String>) = if table["rows_from"] == "dev" {
+            (&backups[0], dev_columns)
+        } else {
+            let prod_columns = columns(&shop.prod, name);
+            (
+                &shop.prod,
+                dev_columns.into_iter().filter(|c| prod_columns.contains(c)).collect(),
+            )
+        };
+        assert_eq!(rows(&shop.dev, name, &cols), rows(source, name, &cols), "table {name}");
+        compared += 1;
+    }
+    assert!(compared >= 6, "{compared} tables compared");
+    assert_eq!(
+        query_i64(&shop.dev, "SELECT count(*) FROM customers"),
+        query_i64(&shop.prod, "SELECT count(*) FROM customers")
+    );
+
+    // PROD and its folder as found; in DEV's folder, DEV and its backup only.
+    assert_eq!(folder(&shop.prod_dir()), prod_before);
+    let backup_name = backups[0].file_name().expect("name").to_string_lossy().into_owned();
+    assert_eq!(names(&shop.dev_dir()), vec!["shop.db".to_owned(), backup_name]);
+}
+
+#[test]
+fn a_second_run_keeps_devs_development_and_rollback_puts_the_old_dev_back() {
+    let shop = Shop::new();
+    let original = std::fs::read(&shop.dev).expect("read");
+    assert_eq!(shop.run("run", &["--quiet"]).0, 0);
+    let refreshed = std::fs::read(&shop.dev).expect("read");
+    // DEV's development goes on: a new table, then a second refresh keeps it.
+    make_db(
+        &shop.dev,
+        "delete",
+        "CREATE TABLE wishlist(id INTEGER PRIMARY KEY, sku TEXT);",
+    );
+    let (code, out, err) = shop.run("run", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        query_i64(&shop.dev, "SELECT count(*) FROM sqlite_schema WHERE name = 'wishlist'"),
+        1
+    );
+    assert_eq!(shop.backups().len(), 2);
+
+    let (code, out, err) = run(refresh_dev().args(["rollback", "--dev"]).arg(&shop.dev));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("is back from"), "{out}");
+    assert_eq!(
+        query_i64(&shop.dev, "SELECT count(*) FROM sqlite_schema WHERE name = 'wishlist'"),
+        1
+    );
+    assert_ne!(std::fs::read(&shop.dev).expect("read"), refreshed);
+    // Backups hold the first refresh and the very first DEV.
+    assert!(shop
+        .backups()
+        .iter()
+        .any(|b| std::fs::read(b).expect("read") == original));
+    assert!(!names(&shop.dev_dir()).iter().any(|n| n.contains("lock")));
+}
+
+#[test]
+fn replace_makes_dev_a_copy_of_prod_with_a_backup() {
+    let shop = Shop::new();
+    let old_dev = std::fs::read(&shop.dev).expect("read");
+    let prod_before = folder(&shop.prod_dir());
+    let (code, out, err) = shop.run("replace", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("succeeded"), "{out}");
+    assert_eq!(schema_rows(&shop.dev), schema_rows(&shop.prod));
+    for (_, name, _, _) in schema_rows(&shop.prod).iter().filter(|r| r.0 == "table") {
+        let cols = columns(&shop.prod, name);
+        assert_eq!(rows(&shop.dev, name, &cols), rows(&shop.prod, name, &cols), "{name}");
+    }
+    let backups = shop.backups();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(std::fs::read(&backups[0]).expect("read"), old_dev);
+    assert_eq!(folder(&shop.prod_dir()), prod_before);
+    assert_eq!(names(&shop.dev_dir()).len(), 2, "{:?}", names(&shop.dev_dir()));
+}
+
+#[test]
+fn staging_holds_prods_rows_in_devs_schema_and_dev_is_byte_identical() {
+    let shop = Shop::new();
+    chmod(&shop.prod, 0o640);
+    let out_dir = shop.dir.path().join("staging");
+    std::fs::create_dir(&out_dir).expect("mkdir");
+    let staging = out_dir.join("shop-staging.db");
+    let dev_before = folder(&shop.dev_dir());
+    let prod_before = folder(&shop.prod_dir());
+    let (code, out, err) = shop.run("staging", &["--out", staging.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(folder(&shop.dev_dir()), dev_before);
+    assert_eq!(folder(&shop.prod_dir()), prod_before);
+    assert_eq!(schema_rows(&staging), schema_rows(&shop.dev));
+    let cols = columns(&shop.dev, "customers");
+    let common: Vec<String> = cols
+        .into_iter()
+        .filter(|c| columns(&shop.prod, "customers").contains(c))
+        .collect();
+    assert_eq!(
+        rows(&staging, "customers", &common),
+        rows(&shop.prod, "customers", &common)
+    );
+    assert_eq!(mode(&staging), 0o640, "the staging copy has PROD's permission bits");
+    assert_eq!(names(&out_dir), vec!["shop-staging.db".to_owned()]);
+
+    // STAGING exists now: a second run refuses rather than overwrite it.
+    let (code, _, err) = shop.run("staging", &["--out", staging.to_str().expect("utf-8")]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn plan_writes_nothing_and_says_what_would_happen() {
+    for prod_mode in ["wal", "delete"] {
+        let shop = Shop::with(&fixture("prod.sql"), &fixture("dev.sql"), prod_mode);
+        let prod_before = folder(&shop.prod_dir());
+        let dev_before = folder(&shop.dev_dir());
+        let (code, out, err) = shop.run("plan", &["--json"]);
+        assert_eq!(code, 1, "schemas differ: {out}{err}");
+        let report = json(&out);
+        assert_eq!(report["dry_run"], true);
+        assert_eq!(report["result"], "succeeded");
+        assert!(!report["changes"].as_array().expect("changes").is_empty());
+        let lost = report["data_impact"]
+            .as_array()
+            .expect("impact")
+            .iter()
+            .find(|i| i["kind"] == "data_loss")
+            .expect("the fixtures drop customers.fax");
+        assert_eq!(lost["column"], "fax");
+        assert!(lost["rows"].as_i64().expect("rows") > 0);
+        assert!(report["space"][0]["needed"].as_u64().expect("needed") > 0);
+        assert!(report["preflight"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .any(|c| c["check"] == "in use" && c["ok"] == true));
+        for step in report["steps"].as_array().expect("steps") {
+            assert_eq!(step["status"], "planned");
+            assert!(!step["operations"].as_array().expect("ops").is_empty());
+        }
+        assert_eq!(folder(&shop.prod_dir()), prod_before, "{prod_mode}");
+        assert_eq!(folder(&shop.dev_dir()), dev_before, "{prod_mode}");
+
+        // `run --dry-run` is the same plan, in words.
+        let (code, out, _) = shop.run("run", &["--dry-run"]);
+        assert_eq!(code, 1);
+        assert!(out.contains("would snapshot") && out.contains("customers.fax"), "{out}");
+        assert_eq!(folder(&shop.dev_dir()), dev_before);
+    }
+}
+
+#[test]
+fn plan_of_identical_schemas_exits_zero() {
+    let sql = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('a'), ('b');";
+    let shop = Shop::with(sql, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);", "wal");
+    let (code, out, err) = shop.run("plan", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("schemas identical"), "{out}");
+}
+
+#[test]
+fn a_dev_open_by_its_application_makes_run_refuse_with_dev_untouched() {
+    let shop = Shop::new();
+    let app = HeldConnection::start(&shop.dev, "idle");
+    let dev_before = folder(&shop.dev_dir());
+    let (code, out, err) = shop.run("run", &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains(&format!("pid {}", app.pid())) && err.contains("in use"),
+        "{err}"
+    );
+    assert_eq!(folder(&shop.dev_dir()), dev_before, "DEV untouched, no staging left");
+    // `plan` tells the same, and `replace` refuses the same way.
+    let (code, out, _) = shop.run("plan", &[]);
+    assert_eq!(code, 3);
+    assert!(out.contains("NO  in use"), "{out}");
+    assert_eq!(shop.run("replace", &[]).0, 3);
+    assert_eq!(folder(&shop.dev_dir()), dev_before);
+    drop(app);
+}
+
+const PROD_WITH_NEGATIVES: &str = "CREATE TABLE stock(id INTEGER PRIMARY KEY, sku TEXT, qty INT);
+    INSERT INTO stock(sku, qty) VALUES ('a', 5), ('b', -1), ('c', 7), ('d', -3);";
+const DEV_WITH_CHECK: &str = "CREATE TABLE stock(id INTEGER PRIMARY KEY, sku TEXT, qty INT CHECK (qty >= 0));";
+
+#[test]
+fn a_violation_aborts_before_any_write_when_prod_is_in_wal_mode() {
+    let shop = Shop::with(PROD_WITH_NEGATIVES, DEV_WITH_CHECK, "wal");
+    let dev_before = folder(&shop.dev_dir());
+    let (code, out, err) = shop.run("run", &["--json"]);
+    assert_eq!(code, 3, "{out}{err}");
+    let report = json(&out);
+    assert_eq!(report["result"], "aborted");
+    assert!(report["error"].as_str().expect("error").contains("2 rows"), "{report}");
+    assert!(err.contains("stock"), "{err}");
+    for step in report["steps"].as_array().expect("steps") {
+        assert_eq!(step["status"], "skipped");
+    }
+    assert_eq!(folder(&shop.dev_dir()), dev_before);
+}
+
+#[test]
+fn a_violation_in_the_apply_step_aborts_the_remaining_ones_and_leaves_no_file() {
+    // Rollback-mode PROD: the data impact is counted on the copy.
+    let shop = Shop::with(PROD_WITH_NEGATIVES, DEV_WITH_CHECK, "delete");
+    let dev_before = folder(&shop.dev_dir());
+    let prod_before = folder(&shop.prod_dir());
+    let (code, out, err) = shop.run("run", &["--json"]);
+    assert_eq!(code, 3, "{out}{err}");
+    let report = json(&out);
+    assert_eq!(report["result"], "aborted");
+    assert_eq!(report["failed_step"], 2);
+    let statuses: Vec<&str> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(statuses, ["succeeded", "failed", "skipped"]);
+    assert!(
+        report["steps"][1]["error"].as_str().expect("error").contains("qty"),
+        "{report}"
+    );
+    assert_eq!(
+        folder(&shop.dev_dir()),
+        dev_before,
+        "DEV byte-identical, staging removed"
+    );
+    assert_eq!(folder(&shop.prod_dir()), prod_before);
+
+    // --keep-staging keeps the copy for inspection, and says where.
+    let (code, out, _) = shop.run("run", &["--keep-staging", "--json"]);
+    assert_eq!(code, 3);
+    let kept = json(&out)["kept"][0].as_str().expect("kept").to_owned();
+    assert!(Path::new(&kept).exists());
+    assert_eq!(query_i64(Path::new(&kept), "SELECT count(*) FROM stock"), 4);
+    std::fs::remove_file(&kept).expect("rm");
+    assert_eq!(folder(&shop.dev_dir()), dev_before);
+}
+
+#[test]
+fn skipped_rows_land_in_a_rejects_database_beside_dev_no_wider_than_prod() {
+    let shop = Shop::with(PROD_WITH_NEGATIVES, DEV_WITH_CHECK, "wal");
+    chmod(&shop.prod, 0o600);
+    chmod(&shop.dev, 0o644);
+    let (code, out, err) = shop.run("run", &["--on-violation", "skip", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report = json(&out);
+    let rejects = PathBuf::from(report["rejects"]["path"].as_str().expect("rejects path"));
+    assert_eq!(report["rejects"]["rows"], 2);
+    assert_eq!(rejects.parent(), Some(shop.dev_dir().as_path()));
+    let name = rejects.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("shop.db.rejects-") && name.ends_with(".sqlite"),
+        "{name}"
+    );
+    assert_eq!(query_i64(&rejects, "SELECT count(*) FROM stock"), 2);
+    assert_eq!(query_i64(&shop.dev, "SELECT count(*) FROM stock"), 2);
+    assert_eq!(query_i64(&shop.dev, "SELECT min(qty) FROM stock"), 5);
+    // Every file holding PROD's rows: no wider than PROD's 0600.
+    assert_eq!(mode(&rejects) & !0o600, 0, "rejects {:o}", mode(&rejects));
+    assert_eq!(mode(&shop.dev) & !0o600, 0, "dev {:o}", mode(&shop.dev));
+    let (_, text, _) = shop.run("plan", &["--on-violation", "skip"]);
+    assert!(text.contains("skipped into rejects"), "{text}");
+}
+
+/// Waits (polling, with a deadline) until the lock file `path` names `pid`:
+/// the file exists a moment before its holder has it.
+fn wait_for_lock(path: &Path, pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let holder = format!("pid {pid} ");
+    while !std::fs::read_to_string(path).is_ok_and(|t| t.starts_with(&holder)) {
+        assert!(Instant::now() < deadline, "{} never named pid {pid}", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn one_run_at_a_time_per_dev_and_the_second_says_who_holds_it() {
+    let shop = Shop::with(
+        PROD_WITH_NEGATIVES,
+        "CREATE TABLE stock(id INTEGER PRIMARY KEY, sku TEXT, qty INT);",
+        "delete",
+    );
+    // PROD's application holds an exclusive lock: the first run waits in its snapshot.
+    let mut app = HeldConnection::start(&shop.prod, "exclusive");
+    let first = KillOnDrop(Some(
+        refresh_dev()
+            .args(shop.args("run"))
+            .args(["--quiet", "--timeout", "60"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    ));
+    let pid = first.0.as_ref().expect("child").id();
+    let lock = shop.dev_dir().join("shop.db.refresh-dev.lock");
+    wait_for_lock(&lock, pid);
+    let (code, out, err) = shop.run("run", &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains(&format!("pid {pid}")) && err.contains("refresh-dev.lock"),
+        "{err}"
+    );
+    assert_eq!(shop.run("rollback", &[]).0, 2, "rollback takes --dev only");
+    let (code, _, err) = run(refresh_dev().args(["rollback", "--dev"]).arg(&shop.dev));
+    assert_eq!(code, 3, "{err}");
+
+    assert_eq!(app.ask("end"), "ok");
+    assert!(first.wait(), "the first run finishes once PROD is free");
+    assert_eq!(query_i64(&shop.dev, "SELECT count(*) FROM stock"), 4);
+    assert!(!lock.exists());
+    drop(app);
+}
+
+#[test]
+fn sigterm_cleans_up_like_a_failure_and_exits_with_the_refusal_code() {
+    let shop = Shop::with(
+        PROD_WITH_NEGATIVES,
+        "CREATE TABLE stock(id INTEGER PRIMARY KEY, sku TEXT, qty INT);",
+        "delete",
+    );
+    let dev_before = folder(&shop.dev_dir());
+    let prod_before = std::fs::read(&shop.prod).expect("read");
+    let mut app = HeldConnection::start(&shop.prod, "exclusive");
+    let mut child = refresh_dev()
+        .args(shop.args("run"))
+        .args(["--json", "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for_lock(&shop.dev_dir().join("shop.db.refresh-dev.lock"), child.id());
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    assert_eq!(app.ask("end"), "ok");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the run did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let output = child.wait_with_output().expect("output");
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(status.code(), Some(3), "{out}{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(json(&out)["result"], "aborted");
+    assert_eq!(
+        folder(&shop.dev_dir()),
+        dev_before,
+        "no staging, no lock, DEV untouched"
+    );
+    drop(app);
+    assert_eq!(std::fs::read(&shop.prod).expect("read"), prod_before);
+}
+
+#[test]
+fn a_killed_runs_leftovers_go_only_once_its_process_is_gone() {
+    let shop = Shop::new();
+    let staging = shop.dev_dir().join(".shop.refresh-staging.db");
+    let journal = shop.dev_dir().join(".shop.refresh-staging.db-journal");
+    let lock = shop.dev_dir().join("shop.db.refresh-dev.lock");
+    std::fs::write(&staging, b"half a copy").expect("write");
+    std::fs::write(&journal, b"").expect("write");
+
+    // The lock names a live process: its files stay, and the run refuses.
+    let mut live = KillOnDrop(Some(Command::new("sleep").arg("60").spawn().expect("sleep")));
+    let pid = live.0.as_ref().expect("child").id();
+    std::fs::write(&lock, format!("pid {pid} refresh-dev run\n")).expect("write");
+    let (code, _, err) = shop.run("run", &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    assert_eq!(std::fs::read(&staging).expect("still there"), b"half a copy");
+
+    // The process is gone: the next run takes the lock over and cleans up.
+    if let Some(mut child) = live.0.take() {
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+    }
+    let (code, out, err) = shop.run("run", &["--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let removed = json(&out)["leftovers_removed"].to_string();
+    assert!(removed.contains(".shop.refresh-staging.db"), "{removed}");
+    let left = names(&shop.dev_dir());
+    assert_eq!(left.len(), 2, "DEV and its backup only: {left:?}");
+}
+
+#[test]
+fn not_enough_space_in_devs_folder_is_refused_before_copying() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let dir = tempdir();
+    let disk = Tmpfs::mount(dir.path(), "2M");
+    let prod = dir.path().join("prod.db");
+    make_db(
+        &prod,
+        "wal",
+        "CREATE TABLE blob(b BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
+         INSERT INTO blob SELECT randomblob(8000) FROM n;",
+    );
+    let dev = disk.path.join("dev.db");
+    make_db(&dev, "delete", "CREATE TABLE blob(b BLOB);");
+    let before = folder(&disk.path);
+    let (code, out, err) = run(refresh_dev().args(["run", "--prod"]).arg(&prod).arg("--dev").arg(&dev));
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains("not enough free space") && err.contains("small-disk"),
+        "{err}"
+    );
+    assert_eq!(folder(&disk.path), before);
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_exit_2_and_changes_nothing() {
+    let shop = Shop::new();
+    let junk = shop.dir.path().join("junk.db");
+    std::fs::write(
+        &junk,
+        "this is not a database, just text that is long enough for a header.............................",
+    )
+    .expect("write");
+    let truncated = shop.dir.path().join("truncated.db");
+    let bytes = std::fs::read(&shop.dev).expect("read");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let missing = shop.dir.path().join("missing.db");
+    let folder_path = shop.dir.path().join("prod");
+    let before = (folder(&shop.dev_dir()), folder(&shop.prod_dir()));
+    let dev = shop.dev.display().to_string();
+    let prod = shop.prod.display().to_string();
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec![
+                "run".into(),
+                "--prod".into(),
+                missing.display().to_string(),
+                "--dev".into(),
+                dev.clone(),
+            ],
+            "no such file".into(),
+        ),
+        (
+            vec![
+                "run".into(),
+                "--prod".into(),
+                prod.clone(),
+                "--dev".into(),
+                missing.display().to_string(),
+            ],
+            "no such file".into(),
+        ),
+        (
+            vec![
+                "run".into(),
+                "--prod".into(),
+                folder_path.display().to_string(),
+                "--dev".into(),
+                dev.clone(),
+            ],
+            "is a directory".into(),
+        ),
+        (
+            vec![
+                "run".into(),
+                "--prod".into(),
+                junk.display().to_string(),
+                "--dev".into(),
+                dev.clone(),
+            ],
+            "not an SQLite database".into(),
+        ),
+        (
+            vec![
+                "run".into(),
+                "--prod".into(),
+                truncated.display().to_string(),
+                "--dev".into(),
+                dev.clone(),
+            ],
+            "truncated".into(),
+        ),
+        (
+            vec!["run".into(), "--prod".into(), dev.clone(), "--dev".into(), dev.clone()],
+            "same file".into(),
+        ),
+        (
+            vec![
+                "plan".into(),
+                "--prod".into(),
+                junk.display().to_string(),
+                "--dev".into(),
+                dev.clone(),
+            ],
+            "not an SQLite database".into(),
+        ),
+        (
+            vec![
+                "replace".into(),
+                "--prod".into(),
+                missing.display().to_string(),
+                "--dev".into(),
+                dev.clone(),
+            ],
+            "no such file".into(),
+        ),
+        (
+            vec![
+                "staging".into(),
+                "--prod".into(),
+                prod.clone(),
+                "--dev".into(),
+                dev.clone(),
+                "--out".into(),
+                shop.dir.path().join("nowhere/x.db").display().to_string(),
+            ],
+            "folder does not exist".into(),
+        ),
+        (
+            vec!["deploy".into(), missing.display().to_string()],
+            "no such file".into(),
+        ),
+        (vec!["rollback".into(), "--dev".into(), dev.clone()], "no backup".into()),
+        (
+            vec![
+                "run".into(),
+                "--prod".into(),
+                prod.clone(),
+                "--dev".into(),
+                dev.clone(),
+                "--rename".into(),
+                "nodot".into(),
+            ],
+            "TABLE.OLD=NEW".into(),
+        ),
+        (vec!["run".into(), "--prod".into(), prod.clone()], "--dev".into()),
+    ];
+    for (args, expected) in cases {
+        let (code, out, err) = run(refresh_dev().args(&args));
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(&expected), "{args:?}: {err}");
+        let first = err
+            .lines()
+            .find(|l| l.starts_with("refresh-dev: error:") || l.starts_with("error:"));
+        assert!(first.is_some(), "{args:?}: {err}");
+        assert_eq!((folder(&shop.dev_dir()), folder(&shop.prod_dir())), before, "{args:?}");
+    }
+}
+
+#[test]
+fn utf16_prod_and_utf8_dev_are_refused() {
+    let dir = tempdir();
+    let prod = dir.path().join("prod.db");
+    let dev = dir.path().join("dev.db");
+    make_db(&prod, "delete", "PRAGMA encoding = 'UTF-16le'; CREATE TABLE t(x);");
+    make_db(&dev, "delete", "CREATE TABLE t(x);");
+    let before = folder(dir.path());
+    let (code, _, err) = run(refresh_dev().args(["run", "--prod"]).arg(&prod).arg("--dev").arg(&dev));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("encoding"), "{err}");
+    assert_eq!(folder(dir.path()), before);
+}
+
+#[test]
+fn the_log_has_one_json_line_per_event() {
+    let shop = Shop::new();
+    let log = shop.dir.path().join("refresh.log");
+    let (code, _, err) = shop.run("run", &["--quiet", "--log", log.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let events: Vec<serde_json::Value> = text.lines().map(json).collect();
+    assert!(events.len() >= 7, "{text}");
+    for e in &events {
+        for key in ["time", "elapsed", "level", "step", "message", "file"] {
+            assert!(e.get(key).is_some(), "{key} missing in {e}");
+        }
+    }
+    assert!(events
+        .iter()
+        .any(|e| e["step"] == "overwrite development with staging" && e["message"] == "succeeded"));
+}
+
+#[test]
+fn run_live_refreshes_a_dev_its_application_has_open() {
+    let shop = Shop::new();
+    let mut app = HeldConnection::start(&shop.dev, "idle");
+    let (code, out, err) = shop.run("run", &["--live"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let prod_customers = query_i64(&shop.prod, "SELECT count(*) FROM customers");
+    assert_eq!(
+        app.ask("sql SELECT count(*) FROM customers"),
+        prod_customers.to_string()
+    );
+    drop(app);
+    assert_eq!(integrity(&shop.dev), "ok");
+}
+
+#[test]
+fn the_tools_run_as_subcommands_with_their_own_arguments() {
+    let shop = Shop::new();
+    let copy = shop.dev_dir().join("copy.db");
+    let (code, _, err) = run(refresh_dev().arg("snapshot").arg(&shop.prod).arg(&copy).arg("--quiet"));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = run(refresh_dev().arg("diff").arg(&shop.dev).arg(&copy));
+    assert_eq!(code, 1, "{out}");
+    let (code, out, err) = run(refresh_dev()
+        .arg("apply")
+        .arg(&shop.dev)
+        .arg(&copy)
+        .arg("--on-violation")
+        .arg("abort"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(schema_rows(&copy), schema_rows(&shop.dev));
+    let (code, _, err) = run(refresh_dev().arg("swap").arg(&copy).arg(&shop.dev).arg("--quiet"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(shop.backups().len(), 1);
+    let (code, _, _) = run(refresh_dev()
+        .arg("diff")
+        .arg(&shop.dev)
+        .arg(&shop.backups()[0])
+        .arg("--quiet"));
+    assert_eq!(code, 0, "same schema");
+}
