@@ -1,6 +1,7 @@
 //! `cargo xtask`: development tasks. Never needed by a user of the tools.
 //!
-//!     cargo xtask demo                  build the demo PROD and DEV and run what exists of the pattern
+//!     cargo xtask demo                  build the demo PROD and DEV, then `refresh-dev plan` and `refresh-dev run`
+//!     cargo xtask refresh-dev -- ARGS   build and run the driver (`refresh-dev ARGS`)
 //!     cargo xtask fixtures [DIR]        build prod.db and dev.db from fixtures/*.sql (default target/fixtures)
 //!     cargo xtask ci                    what .ci/run runs: fmt, clippy, the tests
 //!     cargo xtask bench snapshot [MiB]  time `snapshot` beside cp, cat, sqlite3 .backup and VACUUM INTO
@@ -13,7 +14,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask <demo | fixtures [DIR] | ci | bench [snapshot|apply] [SIZE_MIB]>";
+const USAGE: &str =
+    "usage: cargo xtask <demo | refresh-dev -- ARGS | fixtures [DIR] | ci | bench [snapshot|apply] [SIZE_MIB]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +25,7 @@ fn main() -> Result<()> {
         ["fixtures"] => fixtures(&root().join("target/fixtures")).map(|_| ()),
         ["fixtures", dir] => fixtures(Path::new(dir)).map(|_| ()),
         ["ci"] => ci(),
+        ["refresh-dev", rest @ ..] => refresh_dev(rest),
         ["bench", "snapshot"] => bench::snapshot(1024),
         ["bench", "snapshot", mib] => bench::snapshot(mib.parse().context("SIZE_MIB must be a number")?),
         ["bench", "apply"] => bench::apply(1024),
@@ -85,6 +88,8 @@ pub fn build_binaries(release: bool) -> Result<PathBuf> {
         "swap",
         "--package",
         "schema-diff",
+        "--package",
+        "refresh-dev",
     ]);
     if release {
         cmd.arg("--release");
@@ -147,47 +152,31 @@ fn demo() -> Result<()> {
             count(db, "SELECT count(*) FROM orders")?
         );
     }
-    let bin = build_binaries(false)?;
+    let bin = build_binaries(false)?.join("refresh-dev");
     let prod_bytes = std::fs::read(&prod).context("read prod.db")?;
+    let dev_before = std::fs::read(&dev).context("read dev.db")?;
 
-    let staging = dir.join(".dev.db.refresh-staging.db");
-    println!("\n== step 1 of the pattern: snapshot PROD to a staging file beside DEV");
-    sh(Command::new(bin.join("snapshot"))
-        .arg("--verify")
+    println!("\n== refresh-dev plan: what a run would do, writing nothing (exit 1: the schemas differ)");
+    sh_allowing(
+        Command::new(&bin)
+            .arg("plan")
+            .arg("--prod")
+            .arg(&prod)
+            .arg("--dev")
+            .arg(&dev),
+        &[1],
+    )?;
+    if std::fs::read(&dev).context("read dev.db")? != dev_before {
+        bail!("plan changed DEV");
+    }
+
+    println!("\n== refresh-dev run: snapshot PROD beside DEV, apply DEV's schema onto it, swap it into DEV");
+    sh(Command::new(&bin)
+        .arg("run")
+        .arg("--prod")
         .arg(&prod)
-        .arg(&staging))?;
-
-    println!("\n== what the staging file holds");
-    for (what, sql) in [
-        ("customers", "SELECT count(*) FROM customers"),
-        ("orders", "SELECT count(*) FROM orders"),
-        ("order items", "SELECT count(*) FROM order_items"),
-        (
-            "products matching 'mug'",
-            "SELECT count(*) FROM products_fts WHERE products_fts MATCH 'mug'",
-        ),
-    ] {
-        let (p, s) = (count(&prod, sql)?, count(&staging, sql)?);
-        println!("   {what:<26} PROD {p:>6}   staging {s:>6}");
-        if p != s {
-            bail!("the staging copy differs from PROD in {what}");
-        }
-    }
-    if std::fs::read(&prod).context("read prod.db")? != prod_bytes {
-        bail!("PROD changed");
-    }
-    println!("   PROD is byte-identical to before the snapshot");
-
-    println!("\n== step 2 of the pattern: apply DEV's schema onto the staging file");
-    println!("   first the preview (exit 1: the schemas differ), then --apply");
-    sh_allowing(Command::new(bin.join("schema-diff")).arg(&dev).arg(&staging), &[1])?;
-    sh(Command::new(bin.join("schema-diff"))
-        .arg("--apply")
-        .arg(&dev)
-        .arg(&staging))?;
-
-    println!("\n== step 3 of the pattern: swap the staging file into DEV, keeping a backup");
-    sh(Command::new(bin.join("swap")).arg(&staging).arg(&dev))?;
+        .arg("--dev")
+        .arg(&dev))?;
     let backup = std::fs::read_dir(&dir)?
         .flatten()
         .map(|e| e.path())
@@ -214,8 +203,10 @@ fn demo() -> Result<()> {
             "SELECT count(*) FROM products_fts WHERE products_fts MATCH 'mug'",
         ),
     ] {
+        // PROD has no coupons table: a dash.
+        let prod_count = count(&prod, sql).map_or_else(|_| "-".to_owned(), |n| n.to_string());
         println!(
-            "   {what:<38} DEV now {:>5}   backup of old DEV {:>5}",
+            "   {what:<38} DEV now {:>5}   PROD {prod_count:>5}   backup of old DEV {:>5}",
             count(&dev, sql)?,
             count(&backup, sql)?
         );
@@ -223,25 +214,39 @@ fn demo() -> Result<()> {
     if std::fs::read(&prod).context("read prod.db")? != prod_bytes {
         bail!("PROD changed");
     }
+    if std::fs::read(&backup).context("read the backup")? != dev_before {
+        bail!("the backup differs from the old DEV");
+    }
     println!(
-        "   PROD is byte-identical to before; the old DEV is kept as {}",
+        "   PROD is byte-identical to before; the old DEV is kept, byte for byte, as {}",
         backup.display()
     );
-
-    println!("\n== and back: swap --undo puts the newest backup back (run it again to return)");
-    sh(Command::new(bin.join("swap")).arg("--undo").arg(&dev))?;
+    let mut left: Vec<String> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    println!("   files in {}: {}", dir.display(), left.join(", "));
     println!(
-        "   DEV      schema version {}, {} customers (the developer's own rows are back)",
-        count(&dev, "PRAGMA user_version")?,
-        count(&dev, "SELECT count(*) FROM customers")?
+        "\n   `refresh-dev rollback --dev {}` puts the old DEV back.",
+        dev.display()
     );
-    sh(Command::new(bin.join("swap")).arg("--undo").arg(&dev))?;
-    println!(
-        "   DEV      {} customers again after a second --undo",
-        count(&dev, "SELECT count(*) FROM customers")?
-    );
-    println!("\nThe demo files are in {}.", dir.display());
     Ok(())
+}
+
+/// `cargo xtask refresh-dev -- ARGS`: builds and runs the driver from the
+/// caller's folder, with its exit code.
+fn refresh_dev(args: &[&str]) -> Result<()> {
+    let bin = build_binaries(false)?.join("refresh-dev");
+    let args = match args.first() {
+        Some(&"--") => &args[1..],
+        _ => args,
+    };
+    let status = Command::new(&bin)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    std::process::exit(status.code().unwrap_or(4));
 }
 
 fn ci() -> Result<()> {

@@ -266,7 +266,13 @@ impl Deployment {
         let file: FileToml = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .map(|s| {
+                    text.as_bytes()[..s.start.min(text.len())]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count()
+                        + 1
+                })
                 .map(|l| format!("line {l}: "))
                 .unwrap_or_default();
             bad(format!("{line}{}", e.message().trim()))
