@@ -799,3 +799,71 @@ fn the_tools_run_as_subcommands_with_their_own_arguments() {
         .arg("--quiet"));
     assert_eq!(code, 0, "same schema");
 }
+
+/// PROD's application keeps committing transfers between accounts during the
+/// run: DEV must hold one committed state of PROD (the total never changes).
+fn run_under_a_busy_writer(prod_mode: &str) {
+    const ACCOUNTS: i64 = 500;
+    let prod_sql = format!(
+        "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+         CREATE TABLE meta(commits INTEGER NOT NULL);
+         INSERT INTO meta VALUES (0);
+         CREATE TABLE padding(id INTEGER PRIMARY KEY, b BLOB);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ACCOUNTS})
+         INSERT INTO accounts(balance) SELECT 1000 FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+         INSERT INTO padding(b) SELECT randomblob(4000) FROM n;"
+    );
+    let dev_sql = "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL, note TEXT);
+         CREATE TABLE meta(commits INTEGER NOT NULL);
+         CREATE TABLE padding(id INTEGER PRIMARY KEY, b BLOB);
+         CREATE INDEX accounts_balance ON accounts(balance);";
+    let shop = Shop::with(&prod_sql, dev_sql, prod_mode);
+    let dev_schema = schema_rows(&shop.dev);
+    let stop = shop.dir.path().join("stop-writer");
+    let writer = KillOnDrop(Some(
+        app()
+            .args([
+                "transfer",
+                shop.prod.to_str().expect("utf-8"),
+                stop.to_str().expect("utf-8"),
+                "checkpoint",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn writer"),
+    ));
+    let started = Instant::now();
+    while query_i64(&shop.prod, "SELECT commits FROM meta") < 50 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the writer never got going"
+        );
+        std::thread::yield_now();
+    }
+    for round in 0..2 {
+        let (code, out, err) = shop.run("run", &["--quiet", "--no-backup"]);
+        assert_eq!(code, 0, "{prod_mode} round {round}: {out}{err}");
+        assert_eq!(schema_rows(&shop.dev), dev_schema);
+        assert_eq!(integrity(&shop.dev), "ok");
+        assert_eq!(
+            query_i64(&shop.dev, "SELECT sum(balance) FROM accounts"),
+            ACCOUNTS * 1000,
+            "{prod_mode} round {round}: a torn copy"
+        );
+        assert!(query_i64(&shop.dev, "SELECT commits FROM meta") >= 50);
+    }
+    std::fs::write(&stop, b"").expect("stop");
+    assert!(writer.wait(), "the writer failed");
+    assert_eq!(names(&shop.dev_dir()), vec!["shop.db".to_owned()]);
+}
+
+#[test]
+fn run_gives_dev_one_committed_state_of_a_wal_prod_under_a_busy_writer() {
+    run_under_a_busy_writer("wal");
+}
+
+#[test]
+fn run_gives_dev_one_committed_state_of_a_rollback_prod_under_a_busy_writer() {
+    run_under_a_busy_writer("delete");
+}

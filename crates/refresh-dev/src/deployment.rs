@@ -596,6 +596,22 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_a_file_that_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n").expect("a toml block in the README") + 8;
+        let end = start + readme[start..].find("```").expect("its end");
+        let d = parse(&readme[start..end]).expect("the README's example is valid");
+        let ops: Vec<&str> = d.steps.iter().map(|s| s.op.name()).collect();
+        assert_eq!(ops, ["snapshot", "apply", "swap"]);
+        for example in ["refresh-dev.toml", "replace.toml", "refresh-staging.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../fixtures/deployments")
+                .join(example);
+            Deployment::from_file(&path).unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let base = "[files]\na = \"a.db\"\nb = \"b.db\"\n";
         let cases = [
