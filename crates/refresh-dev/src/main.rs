@@ -453,7 +453,8 @@ fn rollback(args: &RollbackArgs) -> Exit {
 struct Terminal {
     show: bool,
     bar: Option<ProgressBar>,
-    steps: usize,
+    /// The running step's label.
+    step: Option<String>,
     log: Option<(PathBuf, File)>,
     started: Instant,
     stop: Arc<AtomicBool>,
@@ -482,7 +483,7 @@ impl Terminal {
         Ok(Terminal {
             show: !output.quiet && !output.json && std::io::stderr().is_terminal(),
             bar: None,
-            steps: 0,
+            step: None,
             log,
             started: Instant::now(),
             stop,
@@ -490,7 +491,6 @@ impl Terminal {
     }
 
     fn done(&mut self, report: &Report) {
-        self.steps = report.steps.len();
         let message = format!("{:?}", report.result).to_lowercase();
         let level = if report.exit_code >= 2 { "error" } else { "info" };
         self.write_log(level, None, &format!("{} {message}", report.command), None);
@@ -529,9 +529,17 @@ impl Events for Terminal {
             ProgressStyle::with_template("{spinner} {msg} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        bar.set_message(format!("[{index}] {op}: {name}"));
+        let label = format!("[{index}] {op}: {name}");
+        bar.set_message(label.clone());
+        self.step = Some(label);
         bar.enable_steady_tick(Duration::from_millis(120));
         self.bar = Some(bar);
+    }
+
+    fn detail(&mut self, message: &str) {
+        if let (Some(bar), Some(step)) = (&self.bar, &self.step) {
+            bar.set_message(format!("{step}: {message}"));
+        }
     }
 
     fn progress(&mut self, done: u64, total: u64) {
@@ -551,9 +559,14 @@ impl Events for Terminal {
     fn step_finished(&mut self, step: &StepReport) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
+            let status = match step.status {
+                refresh_dev::report::Status::Succeeded => "done",
+                refresh_dev::report::Status::Failed => "FAILED",
+                _ => "skipped",
+            };
             eprintln!(
-                "[{}] {:?} {}: {} ({:.2} s)",
-                step.index, step.status, step.op, step.name, step.seconds
+                "[{}] {status} {}: {} ({:.2} s)",
+                step.index, step.op, step.name, step.seconds
             );
         }
     }

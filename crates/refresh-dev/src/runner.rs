@@ -37,6 +37,8 @@ pub trait Events {
     fn step_started(&mut self, _index: usize, _name: &str, _op: &'static str) {}
     /// A step ended.
     fn step_finished(&mut self, _step: &StepReport) {}
+    /// What the running step is doing now (`copying the rows of orders (2500 rows)`).
+    fn detail(&mut self, _message: &str) {}
     /// `done` of `total` bytes copied by the running step.
     fn progress(&mut self, _done: u64, _total: u64) {}
     /// Asked between steps and while copying: `true` stops the run, which cleans up.
@@ -1047,13 +1049,23 @@ fn run_step(
                 ))),
                 (_, r) => r.clone(),
             };
-            let r = schema_diff::apply::apply(
+            let planned = prepared.diffs.get(&index);
+            let mut copying = |table: &str| {
+                let rows = planned
+                    .and_then(|d| d.plan.iter().find(|t| t.table.eq_ignore_ascii_case(table)))
+                    .filter(|t| t.rows_touched > 0)
+                    .map(|t| format!(" ({} rows)", t.rows_touched))
+                    .unwrap_or_default();
+                events.detail(&format!("copying the rows of {table}{rows}"));
+            };
+            let r = schema_diff::apply::apply_with_progress(
                 &path(*schema),
                 &path(*to),
                 hints,
                 extensions,
                 *on_violation,
                 rejects.as_deref(),
+                &mut copying,
             )?;
             if let Some(rejects) = &r.rejects {
                 created.push(rejects.clone());

@@ -80,6 +80,28 @@ pub fn apply(
     on_violation: OnViolation,
     rejects: Option<&Path>,
 ) -> Result<ApplyReport, Error> {
+    apply_with_progress(
+        dev_path,
+        target_path,
+        hints,
+        extensions,
+        on_violation,
+        rejects,
+        &mut |_| {},
+    )
+}
+
+/// [`apply`], calling `copying(table)` before the rows of each table are
+/// copied (a rebuild, or DEV's rows), for progress displays.
+pub fn apply_with_progress(
+    dev_path: &Path,
+    target_path: &Path,
+    hints: &Hints,
+    extensions: &[PathBuf],
+    on_violation: OnViolation,
+    rejects: Option<&Path>,
+    copying: &mut dyn FnMut(&str),
+) -> Result<ApplyReport, Error> {
     let started = Instant::now();
     let diff = compare(dev_path, target_path, hints, extensions)?;
     let needs_dev = diff.plan.iter().any(|p| p.rows_from == RowsFrom::Dev);
@@ -143,6 +165,7 @@ pub fn apply(
         conn: &conn,
         path: target_path,
         statements: Vec::new(),
+        copying,
     };
     // Outside the transaction: inside it, `foreign_keys` is silently ignored.
     run.exec("PRAGMA foreign_keys = OFF")?;
@@ -387,6 +410,7 @@ struct Runner<'a> {
     conn: &'a Connection,
     path: &'a Path,
     statements: Vec<String>,
+    copying: &'a mut dyn FnMut(&str),
 }
 
 impl Runner<'_> {
@@ -488,6 +512,7 @@ fn copy_rows(
     if into.is_empty() {
         return Ok(());
     }
+    (run.copying)(&dev.name);
     run.exec(&format!(
         "INSERT INTO main.{to} ({}) SELECT {} FROM {from_schema}.{}",
         into.join(", "),
