@@ -867,3 +867,49 @@ fn run_gives_dev_one_committed_state_of_a_wal_prod_under_a_busy_writer() {
 fn run_gives_dev_one_committed_state_of_a_rollback_prod_under_a_busy_writer() {
     run_under_a_busy_writer("delete");
 }
+
+#[test]
+fn after_kill_9_at_any_moment_dev_is_old_or_new_and_the_next_run_cleans_up() {
+    let big = "CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB, n INT);
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8000)
+        INSERT INTO big(b, n) SELECT randomblob(3000), i FROM n;";
+    let dev_sql = "CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB, n INT NOT NULL DEFAULT 0 CHECK (n >= 0));";
+    let shop = Shop::with(big, dev_sql, "wal");
+    let dev_schema = schema_rows(&shop.dev);
+    let mut outcomes = (0, 0);
+    // Kill points spread over the run: preflight, copy, migration, swap.
+    for delay_ms in [0u64, 5, 20, 60, 100, 150, 200, 250, 300, 350, 400, 500, 700] {
+        // PROD's application adds a row: a new DEV is told from the old by its count.
+        make_db(&shop.prod, "wal", "INSERT INTO big(b, n) VALUES (x'00', 0);");
+        let old = std::fs::read(&shop.dev).expect("read");
+        let new_rows = query_i64(&shop.prod, "SELECT count(*) FROM big");
+        let mut child = refresh_dev()
+            .args(shop.args("run"))
+            .args(["--quiet", "--keep-backups", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Wholly old or wholly new.
+        assert_eq!(integrity(&shop.dev), "ok", "kill after {delay_ms} ms");
+        if std::fs::read(&shop.dev).expect("read") == old {
+            outcomes.0 += 1;
+        } else {
+            assert_eq!(schema_rows(&shop.dev), dev_schema, "kill after {delay_ms} ms");
+            assert_eq!(query_i64(&shop.dev, "SELECT count(*) FROM big"), new_rows);
+            outcomes.1 += 1;
+        }
+        // The next run takes over the dead run's lock and removes its leftovers.
+        let (code, out, err) = shop.run("run", &["--quiet", "--keep-backups", "1"]);
+        assert_eq!(code, 0, "after a kill at {delay_ms} ms: {out}{err}");
+        assert_eq!(query_i64(&shop.dev, "SELECT count(*) FROM big"), new_rows);
+        let left = names(&shop.dev_dir());
+        assert_eq!(left.len(), 2, "after a kill at {delay_ms} ms: {left:?}");
+        assert!(left[1].starts_with("shop.db.bak-"), "{left:?}");
+    }
+    // Which state each kill left depends on the machine's speed; both are fine.
+    eprintln!("DEV was old after {} kills and new after {}", outcomes.0, outcomes.1);
+}
