@@ -155,7 +155,8 @@ impl Report {
                 (true, _) => "the run would be refused",
                 (false, Outcome::Succeeded) => "succeeded",
                 (false, Outcome::Failed) => "failed (later steps ran: abort_remaining = false)",
-                (false, Outcome::Aborted) => "aborted: nothing was changed by the failed step",
+                (false, Outcome::Aborted) if self.failed_step.is_none() => "refused before anything was written",
+                (false, Outcome::Aborted) => "aborted: the failed step changed nothing, later steps did not run",
             },
             self.deployment,
             self.seconds
@@ -179,7 +180,8 @@ impl Report {
                 size(s.available)
             );
         }
-        for step in &self.steps {
+        let refused = self.result == Outcome::Aborted && self.failed_step.is_none() && !self.dry_run;
+        for step in self.steps.iter().filter(|_| !refused) {
             let mark = match step.status {
                 Status::Succeeded => "done",
                 Status::Failed => "FAILED",

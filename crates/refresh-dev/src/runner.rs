@@ -389,6 +389,29 @@ fn preflight(
         });
     }
 
+    // No two names for one file.
+    let mut ids: Vec<(usize, FileId)> = Vec::new();
+    for (i, f) in d.files.iter().enumerate() {
+        if let Ok(id) = FileId::of(&f.path) {
+            if let Some((j, _)) = ids.iter().find(|(_, other)| *other == id) {
+                return Err(Error::SameFile {
+                    a: d.files[*j].path.clone(),
+                    b: f.path.clone(),
+                });
+            }
+            ids.push((i, id));
+        }
+    }
+    for (i, a) in d.files.iter().enumerate() {
+        if let Some(b) = d.files[i + 1..].iter().find(|b| b.path == a.path) {
+            return Err(Error::SameFile {
+                a: a.path.clone(),
+                b: b.path.clone(),
+            });
+        }
+    }
+    check(report, "distinct", true, "no file is named twice".into());
+
     // Walk the steps: every input exists when its step runs, every new file
     // does not, every existing file touched is a database.
     let mut origin: Vec<usize> = (0..n).collect();
@@ -463,29 +486,6 @@ fn preflight(
             .collect::<Vec<_>>()
             .join("; "),
     );
-
-    // No two names for one file.
-    let mut ids: Vec<(usize, FileId)> = Vec::new();
-    for (i, f) in d.files.iter().enumerate() {
-        if let Ok(id) = FileId::of(&f.path) {
-            if let Some((j, _)) = ids.iter().find(|(_, other)| *other == id) {
-                return Err(Error::SameFile {
-                    a: d.files[*j].path.clone(),
-                    b: f.path.clone(),
-                });
-            }
-            ids.push((i, id));
-        }
-    }
-    for (i, a) in d.files.iter().enumerate() {
-        if let Some(b) = d.files[i + 1..].iter().find(|b| b.path == a.path) {
-            return Err(Error::SameFile {
-                a: a.path.clone(),
-                b: b.path.clone(),
-            });
-        }
-    }
-    check(report, "distinct", true, "no file is named twice".into());
 
     // One text encoding per apply step.
     for (s, step) in d.steps.iter().enumerate() {
