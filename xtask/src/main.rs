@@ -6,6 +6,7 @@
 //!     cargo xtask ci                    what .ci/run runs: fmt, clippy, the tests
 //!     cargo xtask bench snapshot [MiB]  time `snapshot` beside cp, cat, sqlite3 .backup and VACUUM INTO
 //!     cargo xtask bench apply [MiB]     time `schema-diff --apply` beside the same change as hand-written SQL
+//!     cargo xtask bench run [MiB]       time `refresh-dev run` beside the same refresh by hand (cp/.backup, SQL, mv)
 
 mod bench;
 
@@ -15,7 +16,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 const USAGE: &str =
-    "usage: cargo xtask <demo | refresh-dev -- ARGS | fixtures [DIR] | ci | bench [snapshot|apply] [SIZE_MIB]>";
+    "usage: cargo xtask <demo | refresh-dev -- ARGS | fixtures [DIR] | ci | bench [snapshot|apply|run] [SIZE_MIB]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,7 +31,11 @@ fn main() -> Result<()> {
         ["bench", "snapshot", mib] => bench::snapshot(mib.parse().context("SIZE_MIB must be a number")?),
         ["bench", "apply"] => bench::apply(1024),
         ["bench", "apply", mib] => bench::apply(mib.parse().context("SIZE_MIB must be a number")?),
-        ["bench"] => bench::snapshot(1024).and_then(|()| bench::apply(1024)),
+        ["bench", "run"] => bench::run(1024),
+        ["bench", "run", mib] => bench::run(mib.parse().context("SIZE_MIB must be a number")?),
+        ["bench"] => bench::snapshot(1024)
+            .and_then(|()| bench::apply(1024))
+            .and_then(|()| bench::run(1024)),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
