@@ -148,7 +148,26 @@ pub struct ApplyOptions {
     pub extensions: Vec<PathBuf>,
 }
 
+impl Step {
+    /// A step that aborts the remaining ones when it fails.
+    fn new(name: &str, op: Operation) -> Step {
+        Step {
+            name: name.to_owned(),
+            op,
+            abort_remaining: true,
+        }
+    }
+}
+
 impl Deployment {
+    fn new(origin: &str) -> Deployment {
+        Deployment {
+            origin: origin.to_owned(),
+            files: Vec::new(),
+            steps: Vec::new(),
+        }
+    }
+
     fn file(&mut self, name: &str, path: PathBuf, temporary: bool) -> usize {
         self.files.push(NamedFile {
             name: name.to_owned(),
@@ -158,96 +177,81 @@ impl Deployment {
         self.files.len() - 1
     }
 
+    /// The first two sub-deployments of the pattern: a snapshot of PROD into
+    /// `staging`, then DEV's schema onto it.
+    fn snapshot_and_migrate(
+        &mut self,
+        prod: usize,
+        dev: usize,
+        staging: usize,
+        apply: ApplyOptions,
+        timeout: Duration,
+    ) {
+        self.steps.push(Step::new(
+            "copy data from production",
+            Operation::Snapshot {
+                from: prod,
+                to: staging,
+                verify: false,
+                timeout,
+            },
+        ));
+        self.steps.push(Step::new(
+            "migrate schema from development",
+            Operation::Apply {
+                schema: dev,
+                to: staging,
+                on_violation: apply.on_violation,
+                hints: apply.hints,
+                rejects: apply.rejects,
+                extensions: apply.extensions,
+            },
+        ));
+    }
+
     /// The Refresh Dev pattern: snapshot PROD beside DEV, apply DEV's schema
     /// onto it, swap it into DEV.
     pub fn refresh_dev(prod: &Path, dev: &Path, apply: ApplyOptions, swap: SwapOptions, timeout: Duration) -> Self {
-        let mut d = Deployment {
-            origin: "run".into(),
-            files: Vec::new(),
-            steps: Vec::new(),
-        };
+        let mut d = Deployment::new("run");
         let prod = d.file("prod", prod.to_owned(), false);
-        let dev_path = dev.to_owned();
-        let staging = d.file("staging", staging_path(&dev_path), true);
-        let dev = d.file("dev", dev_path, false);
-        d.steps = vec![
-            Step {
-                name: "copy data from production".into(),
-                op: Operation::Snapshot {
-                    from: prod,
-                    to: staging,
-                    verify: false,
-                    timeout,
-                },
-                abort_remaining: true,
+        let staging = d.file("staging", staging_path(dev), true);
+        let dev = d.file("dev", dev.to_owned(), false);
+        d.snapshot_and_migrate(prod, dev, staging, apply, timeout);
+        d.steps.push(Step::new(
+            "overwrite development with staging",
+            Operation::Swap {
+                from: staging,
+                to: dev,
+                swap,
             },
-            Step {
-                name: "migrate schema from development".into(),
-                op: apply_op(dev, staging, apply),
-                abort_remaining: true,
-            },
-            Step {
-                name: "overwrite development with staging".into(),
-                op: Operation::Swap {
-                    from: staging,
-                    to: dev,
-                    swap,
-                },
-                abort_remaining: true,
-            },
-        ];
+        ));
         d
     }
 
     /// Refresh Staging: snapshot PROD to STAGING, apply DEV's schema onto it, stop.
     pub fn refresh_staging(prod: &Path, dev: &Path, out: &Path, apply: ApplyOptions, timeout: Duration) -> Self {
-        let mut d = Deployment {
-            origin: "staging".into(),
-            files: Vec::new(),
-            steps: Vec::new(),
-        };
+        let mut d = Deployment::new("staging");
         let prod = d.file("prod", prod.to_owned(), false);
         let dev = d.file("dev", dev.to_owned(), false);
         let staging = d.file("staging", out.to_owned(), false);
-        d.steps = vec![
-            Step {
-                name: "copy data from production".into(),
-                op: Operation::Snapshot {
-                    from: prod,
-                    to: staging,
-                    verify: false,
-                    timeout,
-                },
-                abort_remaining: true,
-            },
-            Step {
-                name: "migrate schema from development".into(),
-                op: apply_op(dev, staging, apply),
-                abort_remaining: true,
-            },
-        ];
+        d.snapshot_and_migrate(prod, dev, staging, apply, timeout);
         d
     }
 
     /// Solution 1: DEV becomes a copy of PROD (with the backup).
     pub fn replace(prod: &Path, dev: &Path, swap: SwapOptions, timeout: Duration) -> Self {
-        let mut d = Deployment {
-            origin: "replace".into(),
-            files: Vec::new(),
-            steps: Vec::new(),
-        };
+        let mut d = Deployment::new("replace");
         let prod = d.file("prod", prod.to_owned(), false);
         let dev = d.file("dev", dev.to_owned(), false);
-        d.steps = vec![Step {
-            name: "replace development with a copy of production".into(),
-            op: Operation::Replace {
+        d.steps.push(Step::new(
+            "replace development with a copy of production",
+            Operation::Replace {
                 from: prod,
                 to: dev,
                 swap,
                 timeout,
             },
-            abort_remaining: true,
-        }];
+        ));
         d
     }
 
@@ -282,11 +286,7 @@ impl Deployment {
     }
 
     fn from_toml(file: FileToml, base: &Path, origin: &str) -> Result<Deployment, String> {
-        let mut d = Deployment {
-            origin: origin.to_owned(),
-            files: Vec::new(),
-            steps: Vec::new(),
-        };
+        let mut d = Deployment::new(origin);
         if file.files.is_empty() {
             return Err("[files] names no file".into());
         }
@@ -317,17 +317,6 @@ impl Deployment {
             });
         }
         Ok(d)
-    }
-}
-
-fn apply_op(schema: usize, to: usize, apply: ApplyOptions) -> Operation {
-    Operation::Apply {
-        schema,
-        to,
-        on_violation: apply.on_violation,
-        hints: apply.hints,
-        rejects: apply.rejects,
-        extensions: apply.extensions,
     }
 }
 

@@ -90,18 +90,9 @@ struct Migration {
 
 impl Migration {
     fn options(&self) -> Result<ApplyOptions, String> {
-        let mut hints = schema_diff::Hints::default();
-        for hint in &self.rename_table {
-            hints.add_table(hint)?;
-        }
-        for hint in &self.rename {
-            hints.add_column(hint)?;
-        }
-        hints.dev_data = self.dev_data.clone();
-        hints.prod_data = self.prod_data.clone();
         Ok(ApplyOptions {
             on_violation: self.on_violation,
-            hints,
+            hints: schema_diff::Hints::parse(&self.rename_table, &self.rename, &self.dev_data, &self.prod_data)?,
             rejects: None,
             extensions: self.load_extension.clone(),
         })

@@ -2,7 +2,6 @@
 //! write, then the steps in order, then the cleanup.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -11,7 +10,7 @@ use exit_code::Exit;
 use schema_diff::apply::OnViolation;
 use schema_diff::plan::{ImpactKind, Strategy};
 use sqlite_file::fs::{available_space, dir_writable, network_fs, parent_dir, FileId};
-use sqlite_file::{open_read_only, sidecar_path, Header, HeaderError, JournalFlag, Sidecar, Sidecars};
+use sqlite_file::{open_read_only, sidecar_path, Header, InputError, JournalFlag, Sidecar, Sidecars};
 
 use crate::deployment::{side_name, Deployment, Operation, SwapOptions};
 use crate::lock::{holder, Lock};
@@ -274,34 +273,21 @@ fn check(report: &mut Report, name: &'static str, ok: bool, detail: String) {
 
 /// A readable, regular SQLite file with a sound header.
 fn read_database(path: &Path) -> Result<OnDisk, Error> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::Missing(path.to_owned()),
-        io::ErrorKind::PermissionDenied => Error::PermissionDenied {
-            path: path.to_owned(),
-            action: "stat",
-        },
-        _ => Error::Io {
-            path: path.to_owned(),
-            action: "stat",
-            source: e,
-        },
-    })?;
-    if meta.is_dir() {
-        return Err(Error::IsDirectory(path.to_owned()));
-    }
-    let header = Header::read(path).map_err(|e| match e {
-        HeaderError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+    let found = sqlite_file::inspect(path, false).map_err(|e| match e {
+        InputError::Missing => Error::Missing(path.to_owned()),
+        InputError::IsDirectory => Error::IsDirectory(path.to_owned()),
+        InputError::PermissionDenied => Error::PermissionDenied {
             path: path.to_owned(),
             action: "read",
         },
-        HeaderError::Io(e) => Error::Io {
+        InputError::NotADatabase(e) => Error::NotADatabase {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+        InputError::Io(e) => Error::Io {
             path: path.to_owned(),
             action: "read the header",
             source: e,
-        },
-        e => Error::NotADatabase {
-            path: path.to_owned(),
-            reason: e.to_string(),
         },
     })?;
     let sidecars = Sidecars::of(path).map_err(|e| Error::Io {
@@ -310,10 +296,10 @@ fn read_database(path: &Path) -> Result<OnDisk, Error> {
         source: e,
     })?;
     Ok(OnDisk {
-        header,
-        bytes: meta.len(),
+        header: found.header,
+        bytes: found.meta.len(),
         wal_bytes: sidecars.wal.unwrap_or(0),
-        mode: meta.permissions().mode() & 0o777,
+        mode: found.meta.permissions().mode() & 0o777,
     })
 }
 
@@ -719,20 +705,7 @@ fn preflight(
         if let Some(measured) = rebuilt {
             rebuild_bytes.insert(s, measured);
         }
-        let violations: Vec<String> = diff
-            .data_impact
-            .iter()
-            .filter(|i| i.kind == ImpactKind::Violation)
-            .map(|i| {
-                format!(
-                    "{}{}: {} rows: {}",
-                    i.table,
-                    i.column.as_ref().map(|c| format!(".{c}")).unwrap_or_default(),
-                    i.rows,
-                    i.reason
-                )
-            })
-            .collect();
+        let violations = diff.violations();
         let lost: i64 = diff
             .data_impact
             .iter()
@@ -757,7 +730,11 @@ fn preflight(
                 "{} changes, counted on {}: {} rows break new constraints{}, {} values or rows not carried{}",
                 diff.changes.len(),
                 data_path.display(),
-                violations.len(),
+                diff.data_impact
+                    .iter()
+                    .filter(|i| i.kind == ImpactKind::Violation)
+                    .map(|i| i.rows)
+                    .sum::<i64>(),
                 if violations.is_empty() {
                     ""
                 } else {

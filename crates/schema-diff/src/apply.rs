@@ -108,25 +108,7 @@ pub fn apply_with_progress(
     if diff.identical && !needs_dev {
         return Ok(ApplyReport::unchanged(diff, started));
     }
-    let violations: Vec<String> = diff
-        .data_impact
-        .iter()
-        .filter(|i| i.kind == ImpactKind::Violation)
-        .map(|i| {
-            format!(
-                "{}{}: {} rows: {}{}",
-                i.table,
-                i.column.as_ref().map(|c| format!(".{c}")).unwrap_or_default(),
-                i.rows,
-                i.reason,
-                if i.examples.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (e.g. {})", i.examples.join(", "))
-                }
-            )
-        })
-        .collect();
+    let violations = diff.violations();
     let to_skip: Vec<&crate::plan::Impact> = diff
         .data_impact
         .iter()

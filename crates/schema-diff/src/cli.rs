@@ -59,16 +59,7 @@ pub struct DiffArgs {
 impl DiffArgs {
     /// The rename hints, parsed.
     pub fn hints(&self) -> Result<Hints, String> {
-        let mut hints = Hints::default();
-        for hint in &self.rename_table {
-            hints.add_table(hint)?;
-        }
-        for hint in &self.rename {
-            hints.add_column(hint)?;
-        }
-        hints.dev_data = self.dev_data.clone();
-        hints.prod_data = self.prod_data.clone();
-        Ok(hints)
+        Hints::parse(&self.rename_table, &self.rename, &self.dev_data, &self.prod_data)
     }
 }
 

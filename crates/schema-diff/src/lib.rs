@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use exit_code::Exit;
 use serde::Serialize;
 use sqlite_file::fs::FileId;
-use sqlite_file::{open_read_only, Header, HeaderError, ReadOnlyDb, Sidecars};
+use sqlite_file::{open_read_only, Header, InputError, ReadOnlyDb, Sidecars};
 
 pub use catalog::Catalog;
 pub use diff::SchemaDiff;
@@ -76,6 +76,26 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 impl Hints {
+    /// The hints of a command line: `--rename-table OLD=NEW`, `--rename
+    /// TABLE.OLD=NEW`, `--dev-data` and `--prod-data` globs.
+    pub fn parse(
+        tables: &[String],
+        columns: &[String],
+        dev_data: &[String],
+        prod_data: &[String],
+    ) -> Result<Hints, String> {
+        let mut hints = Hints::default();
+        for hint in tables {
+            hints.add_table(hint)?;
+        }
+        for hint in columns {
+            hints.add_column(hint)?;
+        }
+        hints.dev_data = dev_data.to_vec();
+        hints.prod_data = prod_data.to_vec();
+        Ok(hints)
+    }
+
     /// TARGET's name for DEV's table `dev_name`.
     pub fn table_in_target(&self, dev_name: &str) -> String {
         let k = catalog::key(dev_name);
@@ -215,6 +235,31 @@ pub struct Report {
     pub not_counted: Vec<String>,
 }
 
+impl Report {
+    /// The rows breaking a new constraint, one line per constraint:
+    /// `table.column: N rows: why (e.g. rowid 3, rowid 7)`.
+    pub fn violations(&self) -> Vec<String> {
+        self.data_impact
+            .iter()
+            .filter(|i| i.kind == plan::ImpactKind::Violation)
+            .map(|i| {
+                format!(
+                    "{}{}: {} rows: {}{}",
+                    i.table,
+                    i.column.as_ref().map(|c| format!(".{c}")).unwrap_or_default(),
+                    i.rows,
+                    i.reason,
+                    if i.examples.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (e.g. {})", i.examples.join(", "))
+                    }
+                )
+            })
+            .collect()
+    }
+}
+
 /// Why a comparison could not be made. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -301,33 +346,22 @@ pub(crate) fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error
 /// Opens `path` read-only, leaving it and its folder as found, with the
 /// extensions loaded (collations, functions, virtual table modules).
 pub(crate) fn open(path: &Path, extensions: &[PathBuf]) -> Result<(ReadOnlyDb, Header), Error> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::Missing(path.to_owned()),
-        io::ErrorKind::PermissionDenied => Error::PermissionDenied(path.to_owned()),
-        _ => Error::Io {
-            path: path.to_owned(),
-            source: e,
-        },
-    })?;
-    if meta.is_dir() {
-        return Err(Error::IsDirectory(path.to_owned()));
-    }
     // SQLite reads an empty file as an empty database: so does schema-diff.
-    let header = Header::read(path).or_else(|e| match e {
-        HeaderError::Empty => Ok(Header::of_empty_file()),
-        e => Err(e),
-    });
-    let header = header.map_err(|e| match e {
-        HeaderError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => Error::PermissionDenied(path.to_owned()),
-        HeaderError::Io(e) => Error::Io {
-            path: path.to_owned(),
-            source: e,
-        },
-        e => Error::NotADatabase {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        },
-    })?;
+    let header = sqlite_file::inspect(path, true)
+        .map_err(|e| match e {
+            InputError::Missing => Error::Missing(path.to_owned()),
+            InputError::IsDirectory => Error::IsDirectory(path.to_owned()),
+            InputError::PermissionDenied => Error::PermissionDenied(path.to_owned()),
+            InputError::NotADatabase(e) => Error::NotADatabase {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
+            InputError::Io(e) => Error::Io {
+                path: path.to_owned(),
+                source: e,
+            },
+        })?
+        .header;
     let sidecars = Sidecars::of(path).map_err(|e| Error::Io {
         path: path.to_owned(),
         source: e,

@@ -250,3 +250,48 @@ mod tests {
         assert!(matches!(Header::read(&path), Err(HeaderError::Truncated { .. })));
     }
 }
+
+/// Why a path is not a database file that can be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("no such file")]
+    Missing,
+    #[error("is a directory, not a database file")]
+    IsDirectory,
+    #[error("permission denied")]
+    PermissionDenied,
+    /// The header's verdict: not a database, empty, truncated or corrupt.
+    #[error("{0}")]
+    NotADatabase(HeaderError),
+    #[error("{0}")]
+    Io(io::Error),
+}
+
+/// A regular file that can be read and has a sound SQLite header.
+#[derive(Debug)]
+pub struct Inspected {
+    pub meta: std::fs::Metadata,
+    pub header: Header,
+}
+
+/// Checks that `path` is a readable SQLite database file, without SQLite.
+/// With `empty_is_database`, an empty file reads as an empty database, as
+/// SQLite itself treats it.
+pub fn inspect(path: &Path, empty_is_database: bool) -> Result<Inspected, InputError> {
+    let io = |e: io::Error| match e.kind() {
+        io::ErrorKind::NotFound => InputError::Missing,
+        io::ErrorKind::PermissionDenied => InputError::PermissionDenied,
+        _ => InputError::Io(e),
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(InputError::IsDirectory);
+    }
+    let header = match Header::read(path) {
+        Ok(h) => h,
+        Err(HeaderError::Empty) if empty_is_database => Header::of_empty_file(),
+        Err(HeaderError::Io(e)) => return Err(io(e)),
+        Err(e) => return Err(InputError::NotADatabase(e)),
+    };
+    Ok(Inspected { meta, header })
+}

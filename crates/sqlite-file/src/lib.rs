@@ -4,7 +4,8 @@
 //! - [`Header`]: reads and checks the 100-byte database header without SQLite
 //!   (page size, page count, WAL flag, text encoding, `user_version`, …), so a
 //!   file that is not a database, or is truncated, is refused before SQLite
-//!   ever opens it.
+//!   ever opens it. [`inspect`] does the checks every tool makes of an input
+//!   file (exists, not a folder, readable, a sound header).
 //! - [`Sidecars`]: what lies beside a database (`-wal`, `-shm`, `-journal`), and
 //!   whether a `-journal` is live (a header that SQLite would roll back) or an
 //!   inactive leftover of `journal_mode=TRUNCATE`/`PERSIST`.
@@ -22,6 +23,6 @@ mod header;
 mod open;
 mod sidecars;
 
-pub use header::{Encoding, Header, HeaderError, JournalFlag, HEADER_LEN};
+pub use header::{inspect, Encoding, Header, HeaderError, InputError, Inspected, JournalFlag, HEADER_LEN};
 pub use open::{open_read_only, uri_path, OpenMode, ReadOnlyDb};
 pub use sidecars::{sidecar_path, wal_page_numbers, JournalState, Sidecar, Sidecars};

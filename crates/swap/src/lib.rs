@@ -52,7 +52,7 @@ use sqlite_file::fs::{
     available_space, copy_range, dir_writable, fsync_dir, network_fs, parent_dir, rename_exchange, rename_noreplace,
     same_file, FileId,
 };
-use sqlite_file::{open_read_only, sidecar_path, Header, HeaderError, JournalFlag, JournalState, Sidecar, Sidecars};
+use sqlite_file::{open_read_only, sidecar_path, Header, InputError, JournalFlag, JournalState, Sidecar, Sidecars};
 
 pub use users::{users, User};
 
@@ -263,21 +263,20 @@ fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error) -> Error 
 
 /// A regular, readable SQLite file with a sound header.
 fn check_database(path: &Path) -> Result<(std::fs::Metadata, Header), Error> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::Missing(path.to_owned()),
-        _ => io_error(path, "stat", e),
-    })?;
-    if meta.is_dir() {
-        return Err(Error::IsDirectory(path.to_owned()));
-    }
-    let header = Header::read(path).map_err(|e| match e {
-        HeaderError::Io(e) => io_error(path, "read", e),
-        e => Error::NotADatabase {
+    let found = sqlite_file::inspect(path, false).map_err(|e| match e {
+        InputError::Missing => Error::Missing(path.to_owned()),
+        InputError::IsDirectory => Error::IsDirectory(path.to_owned()),
+        InputError::PermissionDenied => Error::PermissionDenied {
+            path: path.to_owned(),
+            action: "read",
+        },
+        InputError::NotADatabase(e) => Error::NotADatabase {
             path: path.to_owned(),
             reason: e.to_string(),
         },
+        InputError::Io(e) => io_error(path, "read", e),
     })?;
-    Ok((meta, header))
+    Ok((found.meta, found.header))
 }
 
 fn check_local(path: &Path) -> Result<(), Error> {
