@@ -948,3 +948,52 @@ fn after_kill_9_at_any_moment_dev_is_old_or_new_and_the_next_run_cleans_up() {
     // Which state each kill left depends on the machine's speed; both are fine.
     eprintln!("DEV was old after {} kills and new after {}", outcomes.0, outcomes.1);
 }
+
+#[test]
+fn sigint_during_the_migration_interrupts_it_and_cleans_up() {
+    let prod_sql = "CREATE TABLE big(id INTEGER PRIMARY KEY, s TEXT, n INT);
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
+        INSERT INTO big(s, n) SELECT hex(randomblob(16)), i FROM n;
+        CREATE INDEX big_s ON big(s);";
+    let dev_sql = "CREATE TABLE big(id INTEGER PRIMARY KEY, s TEXT, n INT NOT NULL DEFAULT 0 CHECK (n >= 0));
+        CREATE INDEX big_s ON big(s);";
+    let shop = Shop::with(prod_sql, dev_sql, "wal");
+    let dev_before = folder(&shop.dev_dir());
+    let log = shop.dir.path().join("run.log");
+    let child = refresh_dev()
+        .args(shop.args("run"))
+        .args(["--json", "--log", log.to_str().expect("utf-8")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Wait (polling the log, with a deadline) until the migration has started.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .is_ok_and(|t| t.contains(r#""message":"started","step":"migrate schema from development""#))
+    {
+        assert!(Instant::now() < deadline, "the migration never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().expect("wait");
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(3), "{out}{err}");
+    let report = json(&out);
+    assert_eq!(report["result"], "aborted");
+    assert_eq!(report["steps"][1]["status"], "failed");
+    assert!(report["steps"][1]["error"]
+        .as_str()
+        .expect("error")
+        .contains("interrupted"));
+    assert_eq!(report["steps"][2]["status"], "skipped");
+    assert_eq!(
+        folder(&shop.dev_dir()),
+        dev_before,
+        "DEV untouched, the staging copy gone"
+    );
+}

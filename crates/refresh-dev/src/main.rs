@@ -565,4 +565,8 @@ impl Events for Terminal {
     fn cancelled(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
+
+    fn stop_flag(&self) -> Option<Arc<AtomicBool>> {
+        Some(self.stop.clone())
+    }
 }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use exit_code::Exit;
@@ -43,6 +45,11 @@ pub trait Events {
     /// Asked between steps and while copying: `true` stops the run, which cleans up.
     fn cancelled(&self) -> bool {
         false
+    }
+    /// The flag behind `cancelled`, for work that runs inside SQLite (a
+    /// migration's statements are interrupted when it is set).
+    fn stop_flag(&self) -> Option<Arc<AtomicBool>> {
+        None
     }
 }
 
@@ -1027,6 +1034,7 @@ fn run_step(
                 (_, r) => r.clone(),
             };
             let planned = prepared.diffs.get(&index);
+            let stop = events.stop_flag();
             let mut copying = |table: &str| {
                 let rows = planned
                     .and_then(|d| d.plan.iter().find(|t| t.table.eq_ignore_ascii_case(table)))
@@ -1042,8 +1050,15 @@ fn run_step(
                 extensions,
                 *on_violation,
                 rejects.as_deref(),
-                &mut copying,
-            )?;
+                schema_diff::apply::Progress {
+                    copying: &mut copying,
+                    stop,
+                },
+            );
+            let r = match r {
+                Err(_) if events.cancelled() => return Err(Error::Interrupted),
+                r => r?,
+            };
             if let Some(rejects) = &r.rejects {
                 created.push(rejects.clone());
                 sr.operations

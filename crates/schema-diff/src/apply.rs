@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rusqlite::{params, Connection, OpenFlags};
@@ -80,6 +82,10 @@ pub fn apply(
     on_violation: OnViolation,
     rejects: Option<&Path>,
 ) -> Result<ApplyReport, Error> {
+    let progress = Progress {
+        copying: &mut |_| {},
+        stop: None,
+    };
     apply_with_progress(
         dev_path,
         target_path,
@@ -87,12 +93,20 @@ pub fn apply(
         extensions,
         on_violation,
         rejects,
-        &mut |_| {},
+        progress,
     )
 }
 
-/// [`apply`], calling `copying(table)` before the rows of each table are
-/// copied (a rebuild, or DEV's rows), for progress displays.
+/// What [`apply_with_progress`] tells while it works, and how to stop it.
+pub struct Progress<'a> {
+    /// Called before the rows of each table are copied (a rebuild, or DEV's rows).
+    pub copying: &'a mut dyn FnMut(&str),
+    /// Once set, the running statement is interrupted and TARGET rolled back
+    /// (`Error::Sqlite` with SQLite's "interrupted").
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// [`apply`], for progress displays and Ctrl-C.
 pub fn apply_with_progress(
     dev_path: &Path,
     target_path: &Path,
@@ -100,7 +114,7 @@ pub fn apply_with_progress(
     extensions: &[PathBuf],
     on_violation: OnViolation,
     rejects: Option<&Path>,
-    copying: &mut dyn FnMut(&str),
+    progress: Progress,
 ) -> Result<ApplyReport, Error> {
     let started = Instant::now();
     let diff = compare(dev_path, target_path, hints, extensions)?;
@@ -138,16 +152,22 @@ pub fn apply_with_progress(
         });
     }
 
-    let conn = Connection::open_with_flags(
+    let mut conn = Connection::open_with_flags(
         target_path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| sqlite_error(target_path, "open", e))?;
+    if let Some(stop) = progress.stop {
+        // Checked every thousand VM steps: a long copy stops within
+        // microseconds; a ROLLBACK (a few steps) is never cut short.
+        conn.progress_handler(1000, Some(move || stop.load(Ordering::Relaxed)))
+            .map_err(|e| sqlite_error(target_path, "progress handler", e))?;
+    }
     let mut run = Runner {
         conn: &conn,
         path: target_path,
         statements: Vec::new(),
-        copying,
+        copying: progress.copying,
     };
     // Outside the transaction: inside it, `foreign_keys` is silently ignored.
     run.exec("PRAGMA foreign_keys = OFF")?;
