@@ -257,18 +257,37 @@ impl Snapshot {
 
         let sidecars = Sidecars::of(&self.source).map_err(|e| io_error(&self.source, "look for sidecars", e))?;
         let source = open_read_only(&self.source, &header, &sidecars).map_err(|e| self.source_error(e, "open"))?;
+        // SQLite waits for a writer's lock in slices, so that the observer is
+        // asked between them (Ctrl-C while PROD's writer holds it back).
+        let slice = Duration::from_millis(100).min(self.options.timeout);
+        source
+            .conn
+            .busy_timeout(slice)
+            .map_err(|e| self.source_error(e, "set busy timeout"))?;
+        let deadline = Instant::now() + self.options.timeout;
+
+        // One read transaction for the whole copy: its snapshot is DEST.
+        let (state, locked_at) = loop {
+            source
+                .conn
+                .execute_batch("BEGIN")
+                .map_err(|e| self.source_error(e, "begin"))?;
+            let locked_at = Instant::now();
+            match read_state(&source.conn) {
+                Ok(state) => break (state, locked_at),
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    let _ = source.conn.execute_batch("ROLLBACK");
+                    if observer.cancelled() {
+                        return Err(Error::Interrupted(self.dest.clone()));
+                    }
+                }
+                Err(e) => return Err(self.source_error(e, "read schema")),
+            }
+        };
         source
             .conn
             .busy_timeout(self.options.timeout)
             .map_err(|e| self.source_error(e, "set busy timeout"))?;
-
-        // One read transaction for the whole copy: its snapshot is DEST.
-        source
-            .conn
-            .execute_batch("BEGIN")
-            .map_err(|e| self.source_error(e, "begin"))?;
-        let locked_at = Instant::now();
-        let state = read_state(&source.conn).map_err(|e| self.source_error(e, "read schema"))?;
         // A WAL-mode byte copy reads the pages in the -wal through SQLite's
         // `sqlite_dbpage`, which a build of SQLite may lack.
         let dbpage = header.journal == JournalFlag::Rollback
@@ -625,6 +644,12 @@ impl Snapshot {
 
     /// Classifies an SQLite error met while reading SOURCE.
     fn source_error(&self, e: rusqlite::Error, action: &'static str) -> Error {
+        if is_busy(&e) {
+            return Error::Busy {
+                path: self.source.clone(),
+                secs: self.options.timeout.as_secs_f64(),
+            };
+        }
         let path = self.source.clone();
         match e.sqlite_error() {
             Some(f) if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK => Error::HotJournal(path),
@@ -634,10 +659,6 @@ impl Snapshot {
                     reason: format!("corrupt: {e}"),
                 }
             }
-            Some(f) if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked => Error::Busy {
-                path,
-                secs: self.options.timeout.as_secs_f64(),
-            },
             Some(f) if f.code == ErrorCode::PermissionDenied || f.code == ErrorCode::CannotOpen => {
                 Error::PermissionDenied {
                     path,
@@ -770,6 +791,14 @@ fn remove_with_sidecars(path: &Path) {
     for kind in Sidecar::ALL {
         let _ = std::fs::remove_file(sidecar_path(path, kind));
     }
+}
+
+/// SQLite's "a writer holds the lock" (`SQLITE_BUSY` or `SQLITE_LOCKED`).
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Removes temporary files (and their sidecars) left in `folder` by killed
