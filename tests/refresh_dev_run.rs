@@ -998,3 +998,33 @@ fn sigint_during_the_migration_interrupts_it_and_cleans_up() {
         "DEV untouched, the staging copy gone"
     );
 }
+
+#[test]
+fn a_dev_named_through_a_symbolic_link_is_refreshed_in_place_and_the_link_stays() {
+    let shop = Shop::new();
+    let real_dir = shop.dir.path().join("real");
+    std::fs::create_dir(&real_dir).expect("mkdir");
+    let real = real_dir.join("shop.db");
+    std::fs::rename(&shop.dev, &real).expect("move DEV");
+    std::os::unix::fs::symlink(&real, &shop.dev).expect("symlink");
+    let old = std::fs::read(&real).expect("read");
+    let (code, out, err) = shop.run("run", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(std::fs::symlink_metadata(&shop.dev)
+        .expect("link")
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_link(&shop.dev).expect("link"), real);
+    assert_eq!(
+        query_i64(&real, "SELECT count(*) FROM customers"),
+        query_i64(&shop.prod, "SELECT count(*) FROM customers")
+    );
+    let left = names(&real_dir);
+    assert_eq!(left.len(), 2, "the real file and its backup: {left:?}");
+    assert_eq!(std::fs::read(real_dir.join(&left[1])).expect("backup"), old);
+    assert_eq!(names(&shop.dev_dir()), vec!["shop.db".to_owned()], "only the link");
+    // Rollback through the link puts the real file back.
+    let (code, _, err) = run(refresh_dev().args(["rollback", "--dev"]).arg(&shop.dev));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&real).expect("read"), old);
+}

@@ -233,6 +233,30 @@ fn live_refuses_a_wal_target_with_another_page_size() {
 }
 
 #[test]
+fn a_symlinked_target_is_replaced_where_it_points_and_the_link_stays() {
+    let dir = tempdir();
+    let real_dir = dir.path().join("real");
+    std::fs::create_dir(&real_dir).expect("mkdir");
+    let (new, real, link) = (
+        dir.path().join("staging.db"),
+        real_dir.join("dev.db"),
+        dir.path().join("dev.db"),
+    );
+    db(&new, "delete", "new", 10);
+    db(&real, "delete", "old", 5);
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let (rc, _, stderr) = run(swap().arg(&new).arg(&link));
+    assert_eq!(rc, 0, "{stderr}");
+    assert_eq!(std::fs::read_link(&link).expect("still a link"), real);
+    assert_eq!(contents(&real), "new×10");
+    assert_eq!(contents(&backups(&real_dir)[0]), "old×5");
+    let (rc, _, stderr) = run(swap().arg("--undo").arg(&link));
+    assert_eq!(rc, 0, "{stderr}");
+    assert_eq!(contents(&real), "old×5");
+    assert_eq!(std::fs::read_link(&link).expect("still a link"), real);
+}
+
+#[test]
 fn undo_twice_returns_to_where_it_started() {
     let dir = tempdir();
     let (new, dev) = (dir.path().join("staging.db"), dir.path().join("dev.db"));

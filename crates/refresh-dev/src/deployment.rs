@@ -168,10 +168,12 @@ impl Deployment {
         }
     }
 
+    /// Names a file. A symbolic link stands for the file it points to, as
+    /// for SQLite: that file is the one replaced, the link stays.
     fn file(&mut self, name: &str, path: PathBuf, temporary: bool) -> usize {
         self.files.push(NamedFile {
             name: name.to_owned(),
-            path,
+            path: sqlite_file::fs::resolve_link(&path),
             temporary,
         });
         self.files.len() - 1
@@ -214,8 +216,8 @@ impl Deployment {
     pub fn refresh_dev(prod: &Path, dev: &Path, apply: ApplyOptions, swap: SwapOptions, timeout: Duration) -> Self {
         let mut d = Deployment::new("run");
         let prod = d.file("prod", prod.to_owned(), false);
-        let staging = d.file("staging", staging_path(dev), true);
         let dev = d.file("dev", dev.to_owned(), false);
+        let staging = d.file("staging", staging_path(&d.files[dev].path), true);
         d.snapshot_and_migrate(prod, dev, staging, apply, timeout);
         d.steps.push(Step::new(
             "overwrite development with staging",

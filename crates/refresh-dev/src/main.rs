@@ -399,7 +399,9 @@ fn rollback(args: &RollbackArgs) -> Exit {
             return Exit::BadInput;
         }
     };
-    let lock = match refresh_dev::lock::Lock::take(&args.dev, "rollback") {
+    // The lock of the file a symbolic link names, as `run` takes it.
+    let dev = sqlite_file::fs::resolve_link(&args.dev);
+    let lock = match refresh_dev::lock::Lock::take(&dev, "rollback") {
         Ok(lock) => lock,
         Err(e) => {
             terminal.event("error", None, &e.to_string(), Some(&args.dev));
@@ -407,7 +409,7 @@ fn rollback(args: &RollbackArgs) -> Exit {
             return e.exit();
         }
     };
-    let result = swap::undo(&args.dev, &swap::Options::default());
+    let result = swap::undo(&dev, &swap::Options::default());
     drop(lock);
     match result {
         Ok(r) => {

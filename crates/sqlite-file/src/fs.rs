@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Identity of a file: device and inode. Equal for hard links and symlinks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,16 @@ pub fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
         (Ok(x), Ok(y)) => Ok(x == y),
         (Err(e), _) | (_, Err(e)) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// The file a database path names: the target of a symbolic link (followed
+/// to the end, as SQLite follows it to place its `-wal` and `-journal`), or
+/// `path` itself. Replacing a database means replacing that file, never the link.
+pub fn resolve_link(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
+        _ => path.to_owned(),
     }
 }
 

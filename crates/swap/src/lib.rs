@@ -50,7 +50,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::Serialize;
 use sqlite_file::fs::{
     available_space, copy_range, dir_writable, fsync_dir, network_fs, parent_dir, rename_exchange, rename_noreplace,
-    same_file, FileId,
+    resolve_link, same_file, FileId,
 };
 use sqlite_file::{open_read_only, sidecar_path, Header, InputError, JournalFlag, JournalState, Sidecar, Sidecars};
 
@@ -510,6 +510,16 @@ impl Swap {
     /// Runs the swap. On any error before the exchange, TARGET, its sidecars
     /// and NEW are as they were.
     pub fn run(&self) -> Result<Report, Error> {
+        // A symbolic link names the file to replace: the link itself stays.
+        let (new, target) = (resolve_link(&self.new), resolve_link(&self.target));
+        if (&new, &target) != (&self.new, &self.target) {
+            return Swap {
+                new,
+                target,
+                options: self.options.clone(),
+            }
+            .run();
+        }
         let started = Instant::now();
         let (new, target) = (&self.new, &self.target);
         let folder = parent_dir(target).to_owned();
@@ -797,6 +807,8 @@ impl Swap {
 /// backup name then holds what TARGET was: running it twice returns to
 /// where it started.
 pub fn undo(target: &Path, options: &Options) -> Result<UndoReport, Error> {
+    let resolved = resolve_link(target);
+    let target = resolved.as_path();
     let started = Instant::now();
     let folder = parent_dir(target).to_owned();
     match std::fs::metadata(&folder) {
