@@ -290,6 +290,13 @@ fn the_whole_file_and_every_path_are_validated_before_anything_runs() {
         assert_eq!(code, 2, "{toml}\n{out}{err}");
         assert!(err.contains(expected), "{expected}: {err}");
         assert_eq!(folder(dir.path()), before, "{toml}");
+        // Scripts get a report object whatever went wrong.
+        let (code, out, _) = deploy(&file, &["--json"]);
+        assert_eq!(code, 2);
+        let report = json(&out);
+        assert_eq!(report["result"], "aborted");
+        assert_eq!(report["exit_code"], 2);
+        assert!(report["error"].as_str().expect("error").contains(expected), "{report}");
     }
 }
 

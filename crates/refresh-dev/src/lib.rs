@@ -64,6 +64,8 @@ pub enum Error {
     FolderMissing(PathBuf),
     #[error("{}: {why}", path.display())]
     BadDeployment { path: PathBuf, why: String },
+    #[error("{0}")]
+    Usage(String),
     #[error("{}: already exists; not replacing it", .0.display())]
     Exists(PathBuf),
     #[error("{}: in use by {users}; stop the application (or pass --live)", path.display())]
@@ -105,7 +107,8 @@ impl Error {
             | Error::Encodings { .. }
             | Error::NetworkFs { .. }
             | Error::FolderMissing(_)
-            | Error::BadDeployment { .. } => Exit::BadInput,
+            | Error::BadDeployment { .. }
+            | Error::Usage(_) => Exit::BadInput,
             Error::Exists(_)
             | Error::InUse { .. }
             | Error::Locked { .. }

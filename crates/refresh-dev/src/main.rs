@@ -89,10 +89,12 @@ struct Migration {
 }
 
 impl Migration {
-    fn options(&self) -> Result<ApplyOptions, String> {
+    fn options(&self) -> Result<ApplyOptions, refresh_dev::Error> {
+        let hints = schema_diff::Hints::parse(&self.rename_table, &self.rename, &self.dev_data, &self.prod_data)
+            .map_err(|e| refresh_dev::Error::Usage(format!("bad rename hint {e}")))?;
         Ok(ApplyOptions {
             on_violation: self.on_violation,
-            hints: schema_diff::Hints::parse(&self.rename_table, &self.rename, &self.dev_data, &self.prod_data)?,
+            hints,
             rejects: None,
             extensions: self.load_extension.clone(),
         })
@@ -253,39 +255,35 @@ fn main() -> ExitCode {
         Command::Rollback(args) => rollback(&args),
         Command::Run(args) => {
             let command = if args.dry_run { "plan" } else { "run" };
-            match args.migration.options() {
-                Ok(apply) => deploy(
-                    command,
-                    Ok(Deployment::refresh_dev(
-                        &args.pair.prod,
-                        &args.pair.dev,
-                        apply,
-                        args.swapping.options(),
-                        seconds(args.running.timeout),
-                    )),
-                    args.dry_run,
-                    args.running.keep_staging,
-                    &args.output,
-                ),
-                Err(e) => bad_hint(&e),
-            }
+            let deployment = args.migration.options().map(|apply| {
+                Deployment::refresh_dev(
+                    &args.pair.prod,
+                    &args.pair.dev,
+                    apply,
+                    args.swapping.options(),
+                    seconds(args.running.timeout),
+                )
+            });
+            deploy(
+                command,
+                deployment,
+                args.dry_run,
+                args.running.keep_staging,
+                &args.output,
+            )
         }
-        Command::Plan(args) => match args.migration.options() {
-            Ok(apply) => deploy(
-                "plan",
-                Ok(Deployment::refresh_dev(
+        Command::Plan(args) => {
+            let deployment = args.migration.options().map(|apply| {
+                Deployment::refresh_dev(
                     &args.pair.prod,
                     &args.pair.dev,
                     apply,
                     args.swapping.options(),
                     Duration::from_secs(60),
-                )),
-                true,
-                false,
-                &args.output,
-            ),
-            Err(e) => bad_hint(&e),
-        },
+                )
+            });
+            deploy("plan", deployment, true, false, &args.output)
+        }
         Command::Replace(args) => deploy(
             "replace",
             Ok(Deployment::replace(
@@ -298,22 +296,24 @@ fn main() -> ExitCode {
             args.running.keep_staging,
             &args.output,
         ),
-        Command::Staging(args) => match args.migration.options() {
-            Ok(apply) => deploy(
-                "staging",
-                Ok(Deployment::refresh_staging(
+        Command::Staging(args) => {
+            let deployment = args.migration.options().map(|apply| {
+                Deployment::refresh_staging(
                     &args.pair.prod,
                     &args.pair.dev,
                     &args.out,
                     apply,
                     seconds(args.running.timeout),
-                )),
+                )
+            });
+            deploy(
+                "staging",
+                deployment,
                 args.dry_run,
                 args.running.keep_staging,
                 &args.output,
-            ),
-            Err(e) => bad_hint(&e),
-        },
+            )
+        }
         Command::Deploy(args) => deploy(
             "deploy",
             Deployment::from_file(&args.file),
@@ -329,11 +329,6 @@ fn seconds(s: f64) -> Duration {
     Duration::from_secs_f64(if s.is_finite() { s.max(0.0) } else { 0.0 })
 }
 
-fn bad_hint(e: &str) -> Exit {
-    eprintln!("refresh-dev: error: bad rename hint {e}");
-    Exit::BadInput
-}
-
 /// Runs a deployment and prints its report.
 fn deploy(
     command: &str,
@@ -345,6 +340,18 @@ fn deploy(
     let deployment = match deployment {
         Ok(d) => d,
         Err(e) => {
+            if output.json {
+                // Scripts get an object whatever went wrong.
+                let json = serde_json::json!({
+                    "command": command,
+                    "result": "aborted",
+                    "exit_code": e.exit().code(),
+                    "dry_run": dry_run,
+                    "error": e.to_string(),
+                    "steps": [],
+                });
+                println!("{json:#}");
+            }
             eprintln!("refresh-dev: error: {e}");
             return e.exit();
         }
