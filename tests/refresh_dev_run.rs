@@ -685,6 +685,16 @@ fn bad_input_gets_one_clear_line_exit_2_and_changes_nothing() {
         ),
         (
             vec![
+                "replace".into(),
+                "--prod".into(),
+                prod.clone(),
+                "--dev".into(),
+                missing.display().to_string(),
+            ],
+            "missing.db: no such file".into(),
+        ),
+        (
+            vec![
                 "staging".into(),
                 "--prod".into(),
                 prod.clone(),

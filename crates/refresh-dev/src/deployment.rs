@@ -121,6 +121,9 @@ pub struct Deployment {
     pub origin: String,
     pub files: Vec<NamedFile>,
     pub steps: Vec<Step>,
+    /// Files that must exist before anything runs (PROD and DEV for the
+    /// commands; a deployment file's steps say what they need).
+    pub required: Vec<usize>,
 }
 
 /// The name of the staging file beside `dev`: `dev/.shop.refresh-staging.db`
@@ -165,6 +168,7 @@ impl Deployment {
             origin: origin.to_owned(),
             files: Vec::new(),
             steps: Vec::new(),
+            required: Vec::new(),
         }
     }
 
@@ -218,6 +222,7 @@ impl Deployment {
         let prod = d.file("prod", prod.to_owned(), false);
         let dev = d.file("dev", dev.to_owned(), false);
         let staging = d.file("staging", staging_path(&d.files[dev].path), true);
+        d.required = vec![prod, dev];
         d.snapshot_and_migrate(prod, dev, staging, apply, timeout);
         d.steps.push(Step::new(
             "overwrite development with staging",
@@ -236,6 +241,7 @@ impl Deployment {
         let prod = d.file("prod", prod.to_owned(), false);
         let dev = d.file("dev", dev.to_owned(), false);
         let staging = d.file("staging", out.to_owned(), false);
+        d.required = vec![prod, dev];
         d.snapshot_and_migrate(prod, dev, staging, apply, timeout);
         d
     }
@@ -245,6 +251,7 @@ impl Deployment {
         let mut d = Deployment::new("replace");
         let prod = d.file("prod", prod.to_owned(), false);
         let dev = d.file("dev", dev.to_owned(), false);
+        d.required = vec![prod, dev];
         d.steps.push(Step::new(
             "replace development with a copy of production",
             Operation::Replace {

@@ -405,6 +405,10 @@ fn preflight(
     }
     check(report, "distinct", true, "no file is named twice".into());
 
+    for &i in &d.required {
+        disk[i] = Some(read_database(&d.files[i].path)?);
+    }
+
     // Walk the steps: every input exists when its step runs, every new file
     // does not, every existing file touched is a database.
     let mut origin: Vec<usize> = (0..n).collect();
