@@ -309,3 +309,32 @@ fn deploy_dry_run_writes_nothing() {
     assert!(out.contains("would swap"), "{out}");
     assert_eq!(folder(dir.path()), before);
 }
+
+#[test]
+fn a_file_written_by_steps_apart_is_locked_once() {
+    let toml = r#"
+        [files]
+        prod = "prod.db"
+        dev = "dev.db"
+        a = "a.db"
+        b = "b.db"
+        [[step]]
+        op = "snapshot"
+        from = "prod"
+        to = "a"
+        [[step]]
+        op = "snapshot"
+        from = "prod"
+        to = "b"
+        [[step]]
+        op = "apply"
+        schema = "dev"
+        to = "a"
+    "#;
+    let (dir, file) = folder_with(toml);
+    let (code, out, err) = deploy(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(schema_rows(&dir.path().join("a.db")), schema_rows(&dir.path().join("dev.db")));
+    assert_eq!(schema_rows(&dir.path().join("b.db")), schema_rows(&dir.path().join("prod.db")));
+    assert!(!names(dir.path()).iter().any(|n| n.ends_with(".lock")));
+}

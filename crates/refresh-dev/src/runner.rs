@@ -356,6 +356,58 @@ fn preflight(
     events: &mut dyn Events,
     report: &mut Report,
 ) -> Result<Prepared, Error> {
+    distinct(d)?;
+    check(report, "distinct", true, "no file is named twice".into());
+    let walk = walk(d, report)?;
+    same_encodings(d, &walk)?;
+    check(
+        report,
+        "encoding",
+        true,
+        "the schema and data of each migration share one text encoding".into(),
+    );
+    local_and_writable(d, &walk)?;
+    check(
+        report,
+        "local",
+        true,
+        "every file is on a local file system; the folders written are writable".into(),
+    );
+    let mut prepared = Prepared {
+        disk: walk.disk,
+        origins: walk.origins,
+        temporaries: walk.temporaries,
+        locks: Vec::new(),
+        diffs: BTreeMap::new(),
+        blockers: Vec::new(),
+    };
+    lock_and_clean(d, &walk.written, options, events, report, &mut prepared)?;
+    not_in_use(d, &walk.present, options, report, &mut prepared)?;
+    // Cheap before costly: room for the copies, then the counts, then room
+    // for the migrations' journals as the counts measured them.
+    if !options.dry_run {
+        free_space(d, None, options, report, &mut prepared)?;
+    }
+    let rebuilds = count_migrations(d, options, events, report, &mut prepared)?;
+    report.space.clear();
+    free_space(d, Some(&rebuilds), options, report, &mut prepared)?;
+    Ok(prepared)
+}
+
+/// The files as the steps will find them.
+struct Walk {
+    disk: Vec<Option<OnDisk>>,
+    /// On disk now (a temporary file found there is a leftover, not present).
+    present: Vec<bool>,
+    origins: Vec<(usize, usize)>,
+    /// The files the steps write, each once, in order.
+    written: Vec<usize>,
+    temporaries: Vec<PathBuf>,
+}
+
+/// Walks the steps: every input exists when its step runs, every new file
+/// does not, every existing file touched is a readable database.
+fn walk(d: &Deployment, report: &mut Report) -> Result<Walk, Error> {
     let n = d.files.len();
     // Each `replace` step stages its copy beside its target.
     let mut temporaries: Vec<PathBuf> = d.files.iter().filter(|f| f.temporary).map(|f| f.path.clone()).collect();
@@ -364,68 +416,20 @@ fn preflight(
             temporaries.push(side_name(&d.files[to].path, "refresh-staging"));
         }
     }
-
-    // Files: what is there now. A temporary file found on disk is a killed
-    // run's leftover (removed once the lock is ours): it counts as absent.
+    let present: Vec<bool> = d.files.iter().map(|f| exists(&f.path) && !f.temporary).collect();
     let mut disk: Vec<Option<OnDisk>> = vec![None; n];
-    let mut present = vec![false; n];
-    for (i, f) in d.files.iter().enumerate() {
-        present[i] = exists(&f.path) && !f.temporary;
-        report.files.push(FileInfo {
-            name: f.name.clone(),
-            path: f.path.clone(),
-            temporary: f.temporary,
-            existed: exists(&f.path),
-            bytes: None,
-            mode: None,
-            journal_mode: None,
-        });
-    }
-
-    // No two names for one file.
-    let mut ids: Vec<(usize, FileId)> = Vec::new();
-    for (i, f) in d.files.iter().enumerate() {
-        if let Ok(id) = FileId::of(&f.path) {
-            if let Some((j, _)) = ids.iter().find(|(_, other)| *other == id) {
-                return Err(Error::SameFile {
-                    a: d.files[*j].path.clone(),
-                    b: f.path.clone(),
-                });
-            }
-            ids.push((i, id));
-        }
-    }
-    for (i, a) in d.files.iter().enumerate() {
-        if let Some(b) = d.files[i + 1..].iter().find(|b| b.path == a.path) {
-            return Err(Error::SameFile {
-                a: a.path.clone(),
-                b: b.path.clone(),
-            });
-        }
-    }
-    check(report, "distinct", true, "no file is named twice".into());
-
     for &i in &d.required {
         disk[i] = Some(read_database(&d.files[i].path)?);
     }
-
-    // Walk the steps: every input exists when its step runs, every new file
-    // does not, every existing file touched is a database.
     let mut origin: Vec<usize> = (0..n).collect();
     let mut origins: Vec<(usize, usize)> = Vec::new();
     let mut will_exist = present.clone();
     let mut written: Vec<usize> = Vec::new();
-    let inspect = |i: usize, disk: &mut Vec<Option<OnDisk>>| -> Result<(), Error> {
-        if present[i] && disk[i].is_none() {
-            disk[i] = Some(read_database(&d.files[i].path)?);
-        }
-        Ok(())
-    };
     for (s, step) in d.steps.iter().enumerate() {
         let need = |i: usize, will_exist: &[bool]| -> Result<(), Error> {
             if will_exist[i] {
                 Ok(())
-            } else if present[i] || s == 0 || !d.steps[..s].iter().any(|p| p.op.target() == i) {
+            } else if present[i] || !d.steps[..s].iter().any(|p| p.op.target() == i) {
                 Err(Error::Missing(d.files[i].path.clone()))
             } else {
                 Err(Error::BadDeployment {
@@ -437,9 +441,14 @@ fn preflight(
         let (src, dst) = (step.op.source(), step.op.target());
         origins.push((origin[src], origin[dst]));
         need(src, &will_exist)?;
-        inspect(src, &mut disk)?;
-        inspect(dst, &mut disk)?;
-        written.push(dst);
+        for i in [src, dst] {
+            if present[i] && disk[i].is_none() {
+                disk[i] = Some(read_database(&d.files[i].path)?);
+            }
+        }
+        if !written.contains(&dst) {
+            written.push(dst);
+        }
         match step.op {
             Operation::Snapshot { .. } => {
                 if will_exist[dst] {
@@ -456,130 +465,147 @@ fn preflight(
         }
         will_exist[dst] = true;
     }
-    for (i, info) in report.files.iter_mut().enumerate() {
-        if let Some(o) = &disk[i] {
-            info.bytes = Some(o.bytes);
-            info.mode = Some(format!("{:04o}", o.mode));
-            info.journal_mode = Some(o.header.journal.as_str());
+    let mut found = Vec::new();
+    for (i, f) in d.files.iter().enumerate() {
+        let on_disk = disk[i].as_ref();
+        report.files.push(FileInfo {
+            name: f.name.clone(),
+            path: f.path.clone(),
+            temporary: f.temporary,
+            existed: exists(&f.path),
+            bytes: on_disk.map(|o| o.bytes),
+            mode: on_disk.map(|o| format!("{:04o}", o.mode)),
+            journal_mode: on_disk.map(|o| o.header.journal.as_str()),
+        });
+        if let Some(o) = on_disk {
+            found.push(format!(
+                "{} is a database ({}, {} mode)",
+                f.path.display(),
+                size(o.bytes),
+                o.header.journal.as_str()
+            ));
         }
     }
-    check(
-        report,
-        "files",
-        true,
-        d.files
-            .iter()
-            .zip(&disk)
-            .filter_map(|(f, o)| {
-                o.as_ref().map(|o| {
-                    format!(
-                        "{} is a database ({}, {} mode)",
-                        f.path.display(),
-                        size(o.bytes),
-                        o.header.journal.as_str()
-                    )
-                })
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-    );
+    check(report, "files", true, found.join("; "));
+    Ok(Walk {
+        disk,
+        present,
+        origins,
+        written,
+        temporaries,
+    })
+}
 
-    // One text encoding per apply step.
+/// No two names for one file (links included).
+fn distinct(d: &Deployment) -> Result<(), Error> {
+    let mut ids: Vec<(usize, FileId)> = Vec::new();
+    for (i, f) in d.files.iter().enumerate() {
+        if let Some(b) = d.files[i + 1..].iter().find(|b| b.path == f.path) {
+            return Err(Error::SameFile {
+                a: f.path.clone(),
+                b: b.path.clone(),
+            });
+        }
+        if let Ok(id) = FileId::of(&f.path) {
+            if let Some((j, _)) = ids.iter().find(|(_, other)| *other == id) {
+                return Err(Error::SameFile {
+                    a: d.files[*j].path.clone(),
+                    b: f.path.clone(),
+                });
+            }
+            ids.push((i, id));
+        }
+    }
+    Ok(())
+}
+
+/// The schema and the data of each migration in one text encoding.
+fn same_encodings(d: &Deployment, walk: &Walk) -> Result<(), Error> {
     for (s, step) in d.steps.iter().enumerate() {
-        if let Operation::Apply { .. } = step.op {
-            let (a, b) = origins[s];
-            if let (Some(x), Some(y)) = (&disk[a], &disk[b]) {
-                let (ex, ey) = (x.header.encoding, y.header.encoding);
-                if let (Some(ex), Some(ey)) = (ex, ey) {
-                    if ex != ey {
-                        return Err(Error::Encodings {
-                            a: d.files[a].path.clone(),
-                            b: d.files[b].path.clone(),
-                            a_encoding: ex.as_str(),
-                            b_encoding: ey.as_str(),
-                        });
-                    }
-                }
+        if !matches!(step.op, Operation::Apply { .. }) {
+            continue;
+        }
+        let (a, b) = walk.origins[s];
+        let encodings = |i: usize| walk.disk[i].as_ref().and_then(|o| o.header.encoding);
+        if let (Some(x), Some(y)) = (encodings(a), encodings(b)) {
+            if x != y {
+                return Err(Error::Encodings {
+                    a: d.files[a].path.clone(),
+                    b: d.files[b].path.clone(),
+                    a_encoding: x.as_str(),
+                    b_encoding: y.as_str(),
+                });
             }
         }
     }
-    check(
-        report,
-        "encoding",
-        true,
-        "the schema and data of each migration share one text encoding".into(),
-    );
+    Ok(())
+}
 
-    // Local file systems, folders that exist and can be written.
+/// Every file on a local file system, every folder written there and writable.
+fn local_and_writable(d: &Deployment, walk: &Walk) -> Result<(), Error> {
     for (i, f) in d.files.iter().enumerate() {
         let folder = parent_dir(&f.path);
         if !folder.is_dir() {
             return Err(Error::FolderMissing(folder.to_owned()));
         }
-        let probe = if present[i] { f.path.as_path() } else { folder };
-        match network_fs(probe) {
-            Ok(Some(kind)) => {
-                return Err(Error::NetworkFs {
-                    path: f.path.clone(),
-                    kind,
-                })
-            }
-            Ok(None) => {}
-            Err(e) => {
-                return Err(Error::Io {
-                    path: f.path.clone(),
-                    action: "statfs",
-                    source: e,
-                })
-            }
+        let probe = if walk.present[i] { f.path.as_path() } else { folder };
+        let kind = network_fs(probe).map_err(|e| Error::Io {
+            path: f.path.clone(),
+            action: "statfs",
+            source: e,
+        })?;
+        if let Some(kind) = kind {
+            return Err(Error::NetworkFs {
+                path: f.path.clone(),
+                kind,
+            });
         }
     }
-    let mut folders: Vec<PathBuf> = written
+    let mut folders: Vec<PathBuf> = walk
+        .written
         .iter()
         .map(|&i| parent_dir(&d.files[i].path).to_owned())
+        .chain(walk.temporaries.iter().map(|t| parent_dir(t).to_owned()))
         .collect();
-    folders.extend(temporaries.iter().map(|t| parent_dir(t).to_owned()));
     folders.sort();
     folders.dedup();
-    for folder in &folders {
-        let writable = dir_writable(folder).map_err(|e| Error::Io {
+    for folder in folders {
+        let writable = dir_writable(&folder).map_err(|e| Error::Io {
             path: folder.clone(),
             action: "access",
             source: e,
         })?;
         if !writable {
             return Err(Error::PermissionDenied {
-                path: folder.clone(),
+                path: folder,
                 action: "create files in folder",
             });
         }
     }
-    check(
-        report,
-        "local",
-        true,
-        "every file is on a local file system; the folders written are writable".into(),
-    );
+    Ok(())
+}
 
-    let mut prepared = Prepared {
-        disk,
-        origins,
-        temporaries,
-        locks: Vec::new(),
-        diffs: BTreeMap::new(),
-        blockers: Vec::new(),
-    };
-
-    // One run at a time per file written; then a killed run's leftovers go.
-    let mut lock_targets: Vec<PathBuf> = Vec::new();
-    for &i in &written {
-        if !d.files[i].temporary {
-            lock_targets.push(d.files[i].path.clone());
+/// One run at a time per file written (a plan only looks); then a killed
+/// run's leftovers go, now that the lock says that run is gone.
+fn lock_and_clean(
+    d: &Deployment,
+    written: &[usize],
+    options: &RunOptions,
+    events: &mut dyn Events,
+    report: &mut Report,
+    prepared: &mut Prepared,
+) -> Result<(), Error> {
+    let mut targets: Vec<PathBuf> = Vec::new();
+    let durable = written
+        .iter()
+        .filter(|&&i| !d.files[i].temporary)
+        .map(|&i| d.files[i].path.clone());
+    for target in durable.chain(prepared.temporaries.iter().cloned()) {
+        if !targets.contains(&target) {
+            targets.push(target);
         }
     }
-    lock_targets.extend(prepared.temporaries.iter().cloned());
-    lock_targets.dedup();
-    for target in &lock_targets {
+    for target in &targets {
         if options.dry_run {
             if let Some(h) = holder(target) {
                 prepared.blockers.push(Error::Locked {
@@ -588,21 +614,17 @@ fn preflight(
                     holder: h,
                 });
             }
-        } else {
-            let lock = Lock::take(target, &options.command)?;
-            if let Some(previous) = &lock.took_over {
-                events.event(
-                    "warn",
-                    None,
-                    &format!("took over a killed run's lock ({previous})"),
-                    Some(&lock.path),
-                );
-            }
-            prepared.locks.push(lock);
+            continue;
         }
+        let lock = Lock::take(target, &options.command)?;
+        if let Some(previous) = &lock.took_over {
+            let message = format!("took over a killed run's lock ({previous})");
+            events.event("warn", None, &message, Some(&lock.path));
+        }
+        prepared.locks.push(lock);
     }
     let mut leftovers: Vec<PathBuf> = prepared.temporaries.iter().filter(|t| exists(t)).cloned().collect();
-    for &i in &written {
+    for &i in written {
         leftovers.extend(stale_plan_copies(&d.files[i].path));
     }
     for path in leftovers {
@@ -616,8 +638,17 @@ fn preflight(
         Some(e) => check(report, "lock", false, e.to_string()),
         None => check(report, "lock", true, "no other run holds the files written".into()),
     }
+    Ok(())
+}
 
-    // The files to replace are not in use.
+/// The files to replace are not open by another process (unless `live`).
+fn not_in_use(
+    d: &Deployment,
+    present: &[bool],
+    options: &RunOptions,
+    report: &mut Report,
+    prepared: &mut Prepared,
+) -> Result<(), Error> {
     for step in &d.steps {
         let (to, live) = match step.op {
             Operation::Swap { to, swap, .. } | Operation::Replace { to, swap, .. } => (to, swap.live),
@@ -640,29 +671,38 @@ fn preflight(
                 format!("{}: no process has it open", path.display()),
             );
         } else if live {
-            check(
-                report,
-                "in use",
-                true,
-                format!(
-                    "{}: open by {} (--live: written through SQLite)",
-                    path.display(),
-                    list(&users)
-                ),
+            let detail = format!(
+                "{}: open by {} (--live: written through SQLite)",
+                path.display(),
+                list(&users)
             );
+            check(report, "in use", true, detail);
         } else {
             let e = Error::InUse {
                 path: path.clone(),
                 users: list(&users),
             };
             check(report, "in use", false, e.to_string());
-            blocked(&mut prepared, options, e)?;
+            blocked(prepared, options, e)?;
         }
     }
+    Ok(())
+}
 
-    // The migration: counted before any write where that keeps PROD's
-    // writers from waiting (WAL mode), or on a temporary snapshot when planning.
-    let mut rebuild_bytes: BTreeMap<usize, (u64, String)> = BTreeMap::new();
+/// Each migration compared and its data impact counted before any write:
+/// on PROD itself in WAL mode (its writers never wait for readers), on a
+/// temporary snapshot when planning a rollback-mode PROD (its writers wait
+/// for one copy at most); a run with a rollback-mode PROD counts on its
+/// staging copy instead, before changing it. Returns, per apply step, the
+/// bytes of the tables it rebuilds.
+fn count_migrations(
+    d: &Deployment,
+    options: &RunOptions,
+    events: &mut dyn Events,
+    report: &mut Report,
+    prepared: &mut Prepared,
+) -> Result<BTreeMap<usize, (u64, String)>, Error> {
+    let mut rebuilds = BTreeMap::new();
     for (s, step) in d.steps.iter().enumerate() {
         let Operation::Apply {
             to,
@@ -681,15 +721,11 @@ fn preflight(
         let data_path = d.files[data_file].path.clone();
         let wal = data_disk.header.journal == JournalFlag::Wal;
         if !wal && !options.dry_run {
-            check(
-                report,
-                "schema",
-                true,
-                format!(
-                    "{} is in rollback mode: the data impact is counted on the copy, before it is changed",
-                    data_path.display()
-                ),
+            let detail = format!(
+                "{} is in rollback mode: the data impact is counted on the copy, before it is changed",
+                data_path.display()
             );
+            check(report, "schema", true, detail);
             continue;
         }
         if events.cancelled() {
@@ -699,12 +735,9 @@ fn preflight(
         let counted_on = if wal {
             data_path.clone()
         } else {
-            // Rollback mode: a reader would hold PROD's writers back for the
-            // whole count; a snapshot holds them for one copy at most.
             let temp = side_name(&d.files[to].path, &format!("refresh-plan-{}", std::process::id()));
             let copy = snapshot::Snapshot::new(&data_path, &temp, snapshot::Options::default());
-            let mut adapter = Adapter(events);
-            copy.run(&mut adapter)?;
+            copy.run(&mut Adapter(events))?;
             temp
         };
         let diff = schema_diff::compare(&d.files[schema_file].path, &counted_on, hints, extensions);
@@ -714,93 +747,87 @@ fn preflight(
         }
         let diff = diff?;
         if let Some(measured) = rebuilt {
-            rebuild_bytes.insert(s, measured);
+            rebuilds.insert(s, measured);
         }
-        let violations = diff.violations();
-        let lost: i64 = diff
-            .data_impact
-            .iter()
-            .filter(|i| i.kind == ImpactKind::DataLoss)
-            .map(|i| i.rows)
-            .sum();
-        if !violations.is_empty() && on_violation == OnViolation::Abort {
+        let rows =
+            |kind: ImpactKind| -> i64 { diff.data_impact.iter().filter(|i| i.kind == kind).map(|i| i.rows).sum() };
+        let violating = rows(ImpactKind::Violation);
+        if violating > 0 && on_violation == OnViolation::Abort {
             let e = Error::Violations {
                 path: data_path.clone(),
-                list: violations.join("; "),
+                list: diff.violations().join("; "),
             };
             check(report, "schema", false, e.to_string());
             prepared.diffs.insert(s, diff);
-            blocked(&mut prepared, options, e)?;
+            blocked(prepared, options, e)?;
             continue;
         }
-        check(
-            report,
-            "schema",
-            true,
-            format!(
-                "{} changes, counted on {}: {} rows break new constraints{}, {} values or rows not carried{}",
-                diff.changes.len(),
-                data_path.display(),
-                diff.data_impact
-                    .iter()
-                    .filter(|i| i.kind == ImpactKind::Violation)
-                    .map(|i| i.rows)
-                    .sum::<i64>(),
-                if violations.is_empty() {
-                    ""
-                } else {
-                    " (skipped into rejects)"
-                },
-                lost,
-                if diff.unreadable.is_empty() && diff.not_counted.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; not counted: {}",
-                        [diff.unreadable.clone(), diff.not_counted.clone()].concat().join("; ")
-                    )
-                }
-            ),
+        let not_counted = [diff.unreadable.clone(), diff.not_counted.clone()].concat();
+        let detail = format!(
+            "{} changes, counted on {}: {violating} rows break new constraints{}, {} values or rows not carried{}",
+            diff.changes.len(),
+            data_path.display(),
+            if violating > 0 { " (skipped into rejects)" } else { "" },
+            rows(ImpactKind::DataLoss),
+            if not_counted.is_empty() {
+                String::new()
+            } else {
+                format!("; not counted: {}", not_counted.join("; "))
+            }
         );
+        check(report, "schema", true, detail);
         prepared.diffs.insert(s, diff);
     }
+    Ok(rebuilds)
+}
 
-    // Free space, per folder: each copy made there, and each migration's
-    // journal and temporary files (twice the tables it rebuilds).
-    let mut needs: BTreeMap<PathBuf, (u64, Vec<String>)> = BTreeMap::new();
+/// Free space per file system: each copy made there and, once the
+/// migrations are counted (`rebuilds`), each migration's journal and
+/// temporary files (twice the tables it rebuilds; the whole copy where it
+/// was not counted).
+fn free_space(
+    d: &Deployment,
+    rebuilds: Option<&BTreeMap<usize, (u64, String)>>,
+    options: &RunOptions,
+    report: &mut Report,
+    prepared: &mut Prepared,
+) -> Result<(), Error> {
+    // Keyed by device: two folders on one file system share its free space.
+    let mut needs: BTreeMap<u64, (PathBuf, u64, Vec<String>)> = BTreeMap::new();
+    let mut need = |folder: &Path, bytes: u64, why: String| {
+        let device = FileId::of(folder).map(|id| id.dev).unwrap_or(0);
+        let entry = needs
+            .entry(device)
+            .or_insert_with(|| (folder.to_owned(), 0, Vec::new()));
+        entry.1 += bytes;
+        entry.2.push(why);
+    };
     for (s, step) in d.steps.iter().enumerate() {
-        let folder = match step.op {
-            Operation::Snapshot { to, .. } | Operation::Replace { to, .. } => parent_dir(&d.files[to].path).to_owned(),
-            _ => continue,
-        };
-        let src = prepared.origins[s].0;
-        if let Some(o) = &prepared.disk[src] {
-            let entry = needs.entry(folder).or_default();
-            entry.0 += o.bytes + o.wal_bytes;
-            entry.1.push(format!("a copy of {}", d.files[src].path.display()));
-        }
-    }
-    for (s, step) in d.steps.iter().enumerate() {
-        if let Operation::Apply { to, .. } = step.op {
-            let folder = parent_dir(&d.files[to].path).to_owned();
-            match rebuild_bytes.get(&s) {
-                Some((bytes, why)) => {
-                    let entry = needs.entry(folder).or_default();
-                    entry.0 += 2 * bytes + (1 << 20);
-                    entry.1.push(why.clone());
-                }
-                None => {
-                    // Not counted yet (rollback mode): assume every table is rebuilt.
-                    if let Some(o) = &prepared.disk[prepared.origins[s].1] {
-                        let entry = needs.entry(folder).or_default();
-                        entry.0 += o.bytes + o.wal_bytes + (1 << 20);
-                        entry.1.push("the migration's journal (at most the whole copy)".into());
-                    }
+        let (src, data) = prepared.origins[s];
+        match step.op {
+            Operation::Snapshot { to, .. } | Operation::Replace { to, .. } => {
+                if let Some(o) = &prepared.disk[src] {
+                    let why = format!("a copy of {}", d.files[src].path.display());
+                    need(parent_dir(&d.files[to].path), o.bytes + o.wal_bytes, why);
                 }
             }
+            Operation::Apply { to, .. } => {
+                let Some(rebuilds) = rebuilds else { continue };
+                let folder = parent_dir(&d.files[to].path);
+                match (rebuilds.get(&s), &prepared.disk[data]) {
+                    (Some((bytes, why)), _) => need(folder, 2 * bytes + (1 << 20), why.clone()),
+                    (None, Some(o)) => need(
+                        folder,
+                        o.bytes + o.wal_bytes + (1 << 20),
+                        "the migration's journal (at most the whole copy)".into(),
+                    ),
+                    (None, None) => {}
+                }
+            }
+            Operation::Swap { .. } => {}
         }
     }
-    for (folder, (needed, why)) in needs {
+    for (_, (folder, needed, why)) in needs {
         let available = available_space(&folder).map_err(|e| Error::Io {
             path: folder.clone(),
             action: "statvfs",
@@ -821,10 +848,10 @@ fn preflight(
                 why,
             };
             check(report, "space", false, e.to_string());
-            blocked(&mut prepared, options, e)?;
+            blocked(prepared, options, e)?;
         }
     }
-    Ok(prepared)
+    Ok(())
 }
 
 fn list(users: &[swap::User]) -> String {
