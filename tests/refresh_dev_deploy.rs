@@ -334,7 +334,13 @@ fn a_file_written_by_steps_apart_is_locked_once() {
     let (dir, file) = folder_with(toml);
     let (code, out, err) = deploy(&file, &[]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(schema_rows(&dir.path().join("a.db")), schema_rows(&dir.path().join("dev.db")));
-    assert_eq!(schema_rows(&dir.path().join("b.db")), schema_rows(&dir.path().join("prod.db")));
+    assert_eq!(
+        schema_rows(&dir.path().join("a.db")),
+        schema_rows(&dir.path().join("dev.db"))
+    );
+    assert_eq!(
+        schema_rows(&dir.path().join("b.db")),
+        schema_rows(&dir.path().join("prod.db"))
+    );
     assert!(!names(dir.path()).iter().any(|n| n.ends_with(".lock")));
 }

@@ -1038,3 +1038,31 @@ fn a_dev_named_through_a_symbolic_link_is_refreshed_in_place_and_the_link_stays(
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read(&real).expect("read"), old);
 }
+
+#[test]
+fn permission_denied_is_bad_input_and_changes_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run as nobody (root ignores permission bits)");
+        return;
+    }
+    let shop = Shop::new();
+    let bin = Path::new(env!("CARGO_BIN_EXE_refresh-dev"));
+    let before = (folder(&shop.dev_dir()), folder(&shop.prod_dir()));
+    // PROD unreadable.
+    chmod(&shop.prod, 0o600);
+    let (code, out, err) = run(as_nobody(bin).args(shop.args("run")));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("prod/shop.db: permission denied"), "{err}");
+    // PROD readable, DEV's folder not writable by this user.
+    chmod(&shop.prod, 0o644);
+    let (code, out, err) = run(as_nobody(bin).args(shop.args("run")));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("permission denied (create files in folder)"), "{err}");
+    assert_eq!((folder(&shop.dev_dir()), folder(&shop.prod_dir())), before);
+    // Writable for all, DEV open for all: the same user can refresh it.
+    chmod(&shop.dev_dir(), 0o777);
+    chmod(&shop.dev, 0o666);
+    let (code, out, err) = run(as_nobody(bin).args(shop.args("run")));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(folder(&shop.prod_dir()), before.1, "PROD as found");
+}
