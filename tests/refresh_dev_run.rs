@@ -475,6 +475,10 @@ fn one_run_at_a_time_per_dev_and_the_second_says_who_holds_it() {
         err.contains(&format!("pid {pid}")) && err.contains("refresh-dev.lock"),
         "{err}"
     );
+    // A plan says so too, without touching the lock.
+    let (code, out, _) = shop.run("plan", &["--timeout", "0.2"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("NO  lock") && out.contains(&format!("pid {pid}")), "{out}");
     assert_eq!(shop.run("rollback", &[]).0, 2, "rollback takes --dev only");
     let (code, _, err) = run(refresh_dev().args(["rollback", "--dev"]).arg(&shop.dev));
     assert_eq!(code, 3, "{err}");

@@ -32,13 +32,12 @@ pub struct Lock {
 }
 
 /// Who holds a lock, as its file says.
+///
+/// Only reads: a plan must never take the lock, even for an instant, or a
+/// run starting at that instant would refuse. The recorded pid tells.
 pub fn holder(db: &Path) -> Option<String> {
-    let path = lock_path(db);
-    let mut text = String::new();
-    File::open(&path).ok()?.read_to_string(&mut text).ok()?;
-    let file = File::open(&path).ok()?;
-    let held = !try_flock(&file).ok()? || pid_alive(&text);
-    held.then(|| describe(&text))
+    let text = std::fs::read_to_string(lock_path(db)).ok()?;
+    (recorded_pid(&text) == Some(std::process::id()) || pid_alive(&text)).then(|| describe(&text))
 }
 
 fn describe(text: &str) -> String {
@@ -50,22 +49,23 @@ fn describe(text: &str) -> String {
     }
 }
 
-/// Whether the pid recorded in a lock file's text (`pid N ...`) is a live
-/// process other than this one.
+/// The pid a lock file's text (`pid N ...`) records.
+fn recorded_pid(text: &str) -> Option<u32> {
+    text.split_whitespace().skip_while(|w| *w != "pid").nth(1)?.parse().ok()
+}
+
+/// Whether the pid recorded in a lock file's text is a live process other
+/// than this one (a lock file naming this process's pid is a dead run's
+/// whose pid was reused: this process is new).
 fn pid_alive(text: &str) -> bool {
-    let Some(pid) = text
-        .split_whitespace()
-        .skip_while(|w| *w != "pid")
-        .nth(1)
-        .and_then(|p| p.parse::<libc::pid_t>().ok())
-    else {
+    let Some(pid) = recorded_pid(text) else {
         return false;
     };
-    if pid <= 0 || pid as u32 == std::process::id() {
+    if pid == 0 || pid == std::process::id() || pid > libc::pid_t::MAX as u32 {
         return false;
     }
     // SAFETY: kill with signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 

@@ -172,6 +172,9 @@ struct PlanArgs {
     migration: Migration,
     #[command(flatten)]
     swapping: Swapping,
+    /// Seconds to wait for a rollback-mode PROD's writers while copying it to count on.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    timeout: f64,
     #[command(flatten)]
     output: Output,
 }
@@ -279,7 +282,7 @@ fn main() -> ExitCode {
                     &args.pair.dev,
                     apply,
                     args.swapping.options(),
-                    Duration::from_secs(60),
+                    seconds(args.timeout),
                 )
             });
             deploy("plan", deployment, true, false, &args.output)
@@ -500,7 +503,7 @@ impl Terminal {
         let elapsed = self.started.elapsed().as_secs_f64();
         if let Some((path, log)) = &mut self.log {
             let line = serde_json::json!({
-                "time": sqlite_file::fs::utc_stamp(std::time::SystemTime::now()),
+                "time": sqlite_file::fs::utc_rfc3339(std::time::SystemTime::now()),
                 "elapsed": (elapsed * 1000.0).round() / 1000.0,
                 "level": level,
                 "step": step,

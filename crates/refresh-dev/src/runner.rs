@@ -736,7 +736,20 @@ fn count_migrations(
             data_path.clone()
         } else {
             let temp = side_name(&d.files[to].path, &format!("refresh-plan-{}", std::process::id()));
-            let copy = snapshot::Snapshot::new(&data_path, &temp, snapshot::Options::default());
+            // As long a wait for PROD's writer as the step making the copy allows.
+            let timeout = d.steps[..s]
+                .iter()
+                .rev()
+                .find_map(|p| match p.op {
+                    Operation::Snapshot { to: made, timeout, .. } if made == to => Some(timeout),
+                    _ => None,
+                })
+                .unwrap_or(Duration::from_secs(60));
+            let options = snapshot::Options {
+                timeout,
+                ..snapshot::Options::default()
+            };
+            let copy = snapshot::Snapshot::new(&data_path, &temp, options);
             copy.run(&mut Adapter(events))?;
             temp
         };

@@ -127,10 +127,30 @@ pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
 
 /// `%Y%m%dT%H%M%SZ` in UTC for `time`: the stamp in backup and rejects file names.
 pub fn utc_stamp(time: std::time::SystemTime) -> String {
-    let secs = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let (year, month, day, secs, _) = utc_parts(time);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// RFC 3339 in UTC with milliseconds (`2026-12-02T05:53:10.123Z`), for logs.
+pub fn utc_rfc3339(time: std::time::SystemTime) -> String {
+    let (year, month, day, secs, millis) = utc_parts(time);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// (year, month, day, seconds of the day, milliseconds) in UTC.
+fn utc_parts(time: std::time::SystemTime) -> (i64, i64, i64, u64, u32) {
+    let since = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Howard Hinnant's civil-from-days.
     let z = days as i64 + 719_468;
@@ -142,12 +162,7 @@ pub fn utc_stamp(time: std::time::SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (year, month, day, rem, since.subsec_millis())
 }
 
 /// Bytes available to an unprivileged writer in the file system holding `dir`.
