@@ -58,6 +58,10 @@ fn the_refresh_dev_example_keeps_devs_schema_with_prods_rows() {
     assert_eq!(code, 0, "{out}{err}");
     let report = json(&out);
     assert_eq!(report["result"], "succeeded");
+    assert!(report["deployment"]
+        .as_str()
+        .expect("name")
+        .starts_with("refresh dev from production"));
     assert_eq!(report["steps"][2]["name"], "overwrite development with staging");
     assert_eq!(schema_rows(&dev), old_schema);
     assert_eq!(

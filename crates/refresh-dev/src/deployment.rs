@@ -295,7 +295,10 @@ impl Deployment {
     }
 
     fn from_toml(file: FileToml, base: &Path, origin: &str) -> Result<Deployment, String> {
-        let mut d = Deployment::new(origin);
+        let mut d = Deployment::new(&match &file.name {
+            Some(name) => format!("{name} ({origin})"),
+            None => origin.to_owned(),
+        });
         if file.files.is_empty() {
             return Err("[files] names no file".into());
         }
@@ -334,6 +337,10 @@ impl Deployment {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileToml {
+    /// What the deployment is called, shown in its report.
+    name: Option<String>,
+    #[allow(dead_code)] // documentation for the reader of the file
+    description: Option<String>,
     #[serde(default)]
     files: BTreeMap<String, FileSpec>,
     #[serde(default)]
@@ -368,6 +375,8 @@ enum OpToml {
 #[serde(deny_unknown_fields)]
 struct StepToml {
     name: Option<String>,
+    #[allow(dead_code)] // documentation for the reader of the file
+    description: Option<String>,
     op: OpToml,
     from: Option<String>,
     to: Option<String>,
@@ -392,6 +401,8 @@ struct StepToml {
     load_extension: Vec<String>,
     // swap and replace
     backup: Option<bool>,
+    /// The command line's `--no-backup`, as a key: `no_backup = true`.
+    no_backup: Option<bool>,
     keep_backups: Option<u64>,
     live: Option<bool>,
 }
@@ -436,6 +447,7 @@ impl StepToml {
         ];
         let swap_keys = [
             ("backup", self.backup.is_some()),
+            ("no_backup", self.no_backup.is_some()),
             ("keep_backups", self.keep_backups.is_some()),
             ("live", self.live.is_some()),
         ];
@@ -448,8 +460,16 @@ impl StepToml {
             if self.keep_backups == Some(0) {
                 return Err("keep_backups must be at least 1 (use backup = false to keep none)".into());
             }
+            let backup = match (self.backup, self.no_backup) {
+                (Some(b), Some(nb)) if b == nb => {
+                    return Err("`backup` and `no_backup` contradict each other".into());
+                }
+                (Some(b), _) => b,
+                (None, Some(nb)) => !nb,
+                (None, None) => true,
+            };
             Ok(SwapOptions {
-                backup: self.backup.unwrap_or(true),
+                backup,
                 keep_backups: self.keep_backups.unwrap_or(3) as usize,
                 live: self.live.unwrap_or(false),
             })
@@ -630,6 +650,10 @@ mod tests {
                 "TABLE.OLD=NEW",
             ),
             ("", "no [[step]]"),
+            (
+                "[[step]]\nop = \"swap\"\nfrom = \"a\"\nto = \"b\"\nbackup = true\nno_backup = true",
+                "contradict",
+            ),
         ];
         for (steps, expected) in cases {
             let err = parse(&format!("{base}{steps}")).expect_err(steps);
