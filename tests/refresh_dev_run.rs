@@ -1070,3 +1070,50 @@ fn permission_denied_is_bad_input_and_changes_nothing() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(folder(&shop.prod_dir()), before.1, "PROD as found");
 }
+
+#[test]
+fn run_passes_the_migration_hints_through() {
+    let prod = "CREATE TABLE people(id INTEGER PRIMARY KEY, fullname TEXT);
+        INSERT INTO people(fullname) VALUES ('Ada'), ('Grace');
+        CREATE TABLE tags(id INTEGER PRIMARY KEY, tag TEXT);
+        INSERT INTO tags(tag) VALUES ('prod-tag');
+        CREATE TABLE settings(k TEXT PRIMARY KEY, v TEXT);
+        INSERT INTO settings VALUES ('mode', 'prod');
+        CREATE TABLE schema_migrations(version TEXT PRIMARY KEY);
+        INSERT INTO schema_migrations VALUES ('1');";
+    let dev = "CREATE TABLE people(id INTEGER PRIMARY KEY, name TEXT);
+        CREATE TABLE labels(id INTEGER PRIMARY KEY, tag TEXT);
+        CREATE TABLE settings(k TEXT PRIMARY KEY, v TEXT);
+        INSERT INTO settings VALUES ('mode', 'dev');
+        CREATE TABLE schema_migrations(version TEXT PRIMARY KEY);
+        INSERT INTO schema_migrations VALUES ('1'), ('2');";
+    let shop = Shop::with(prod, dev, "wal");
+    let (code, out, err) = shop.run(
+        "run",
+        &[
+            "--rename",
+            "people.fullname=name",
+            "--rename-table",
+            "tags=labels",
+            "--dev-data",
+            "settings",
+            "--prod-data",
+            "schema_migrations",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        query_i64(&shop.dev, "SELECT count(*) FROM people WHERE name IN ('Ada', 'Grace')"),
+        2
+    );
+    assert_eq!(
+        query_i64(&shop.dev, "SELECT count(*) FROM labels WHERE tag = 'prod-tag'"),
+        1
+    );
+    assert_eq!(query_i64(&shop.dev, "SELECT count(*) FROM settings WHERE v = 'dev'"), 1);
+    assert_eq!(
+        query_i64(&shop.dev, "SELECT count(*) FROM schema_migrations"),
+        1,
+        "PROD's, as asked"
+    );
+}
