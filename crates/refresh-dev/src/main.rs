@@ -258,15 +258,7 @@ fn main() -> ExitCode {
         Command::Rollback(args) => rollback(&args),
         Command::Run(args) => {
             let command = if args.dry_run { "plan" } else { "run" };
-            let deployment = args.migration.options().map(|apply| {
-                Deployment::refresh_dev(
-                    &args.pair.prod,
-                    &args.pair.dev,
-                    apply,
-                    args.swapping.options(),
-                    seconds(args.running.timeout),
-                )
-            });
+            let deployment = refresh_dev(&args.pair, &args.migration, &args.swapping, args.running.timeout);
             deploy(
                 command,
                 deployment,
@@ -276,15 +268,7 @@ fn main() -> ExitCode {
             )
         }
         Command::Plan(args) => {
-            let deployment = args.migration.options().map(|apply| {
-                Deployment::refresh_dev(
-                    &args.pair.prod,
-                    &args.pair.dev,
-                    apply,
-                    args.swapping.options(),
-                    seconds(args.timeout),
-                )
-            });
+            let deployment = refresh_dev(&args.pair, &args.migration, &args.swapping, args.timeout);
             deploy("plan", deployment, true, false, &args.output)
         }
         Command::Replace(args) => deploy(
@@ -326,6 +310,23 @@ fn main() -> ExitCode {
         ),
     };
     exit.into()
+}
+
+/// The Refresh Dev pattern's deployment, for `run` and `plan`.
+fn refresh_dev(
+    pair: &Pair,
+    migration: &Migration,
+    swapping: &Swapping,
+    timeout: f64,
+) -> Result<Deployment, refresh_dev::Error> {
+    let apply = migration.options()?;
+    Ok(Deployment::refresh_dev(
+        &pair.prod,
+        &pair.dev,
+        apply,
+        swapping.options(),
+        seconds(timeout),
+    ))
 }
 
 fn seconds(s: f64) -> Duration {
