@@ -433,6 +433,8 @@ fn skipped_rows_land_in_a_rejects_database_beside_dev_no_wider_than_prod() {
     // Every file holding PROD's rows: no wider than PROD's 0600.
     assert_eq!(mode(&rejects) & !0o600, 0, "rejects {:o}", mode(&rejects));
     assert_eq!(mode(&shop.dev) & !0o600, 0, "dev {:o}", mode(&shop.dev));
+    let swap_ops = report["steps"][2]["operations"].to_string();
+    assert!(swap_ops.contains("narrowed from 0644 to 0600"), "{swap_ops}");
     let (_, text, _) = shop.run("plan", &["--on-violation", "skip"]);
     assert!(text.contains("skipped into rejects"), "{text}");
 }

@@ -1130,6 +1130,7 @@ fn run_step(
             created.retain(|c| *c != path(*from));
             sr.operations
                 .push(format!("{} now holds {}", r.target.display(), r.new.display()));
+            narrowed(prepared, index, *to, &path(*to), sr, events);
             sr.swap = Some(r);
         }
         Operation::Replace {
@@ -1150,10 +1151,30 @@ fn run_step(
             let r = swap_into(&staging, &path(*to), *swap, ceiling(index))?;
             sr.operations
                 .push(format!("{} now holds {}", r.target.display(), r.new.display()));
+            narrowed(prepared, index, *to, &path(*to), sr, events);
             sr.swap = Some(r);
         }
     }
     Ok(())
+}
+
+/// Says so when the file a swap replaced had wider permission bits than
+/// the data it now holds came with (PROD's): the new file got the narrower.
+fn narrowed(prepared: &Prepared, step: usize, to: usize, path: &Path, sr: &mut StepReport, events: &mut dyn Events) {
+    let (Some(before), Some(source)) = (&prepared.disk[to], &prepared.disk[prepared.origins[step].0]) else {
+        return;
+    };
+    if before.mode & !source.mode != 0 {
+        let message = format!(
+            "{}: permission bits narrowed from {:04o} to {:04o}: it holds data of a file with {:04o}",
+            path.display(),
+            before.mode,
+            before.mode & source.mode,
+            source.mode
+        );
+        events.event("warn", Some(&sr.name), &message, Some(path));
+        sr.operations.push(message);
+    }
 }
 
 fn snapshot_into(
