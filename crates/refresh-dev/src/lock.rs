@@ -61,12 +61,7 @@ fn pid_alive(text: &str) -> bool {
     let Some(pid) = recorded_pid(text) else {
         return false;
     };
-    if pid == 0 || pid == std::process::id() || pid > libc::pid_t::MAX as u32 {
-        return false;
-    }
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    pid != std::process::id() && sqlite_file::fs::process_alive(pid)
 }
 
 /// `flock(LOCK_EX | LOCK_NB)`: true when taken.

@@ -341,9 +341,7 @@ fn stale_plan_copies(target: &Path) -> Vec<PathBuf> {
                 .chars()
                 .take_while(char::is_ascii_digit)
                 .collect();
-            let pid: libc::pid_t = pid.parse().ok()?;
-            // SAFETY: kill with signal 0 only checks that the process exists.
-            let alive = unsafe { libc::kill(pid, 0) } == 0;
+            let alive = sqlite_file::fs::process_alive(pid.parse().ok()?);
             (!alive && !name.ends_with("-wal") && !name.ends_with("-shm") && !name.ends_with("-journal"))
                 .then(|| e.path())
         })

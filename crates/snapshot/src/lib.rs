@@ -818,7 +818,7 @@ fn remove_leftovers(folder: &Path, dest_name: &str) -> Vec<PathBuf> {
         let Some(pid) = rest.strip_suffix(".tmp").and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+        if pid == std::process::id() || sqlite_file::fs::process_alive(pid) {
             continue; // a live run, maybe ours: not a leftover
         }
         remove_with_sidecars(&entry.path());

@@ -401,7 +401,7 @@ fn remove_leftovers(target: &Path) {
             .and_then(|r| r.strip_suffix(".tmp"))
             .and_then(|p| p.parse::<u32>().ok());
         if let Some(pid) = pid {
-            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            if pid != std::process::id() && !sqlite_file::fs::process_alive(pid) {
                 let _ = std::fs::remove_file(entry.path());
                 for kind in Sidecar::ALL {
                     let _ = std::fs::remove_file(sidecar_path(&entry.path(), kind));
