@@ -156,39 +156,40 @@ fn summarize_first_diff(report: &mut Report) {
     }
 }
 
-fn step_paths(d: &Deployment, op: &Operation) -> (PathBuf, PathBuf) {
-    (d.files[op.source()].path.clone(), d.files[op.target()].path.clone())
-}
-
 fn planned_steps(d: &Deployment, diffs: &BTreeMap<usize, schema_diff::Report>, status: Status) -> Vec<StepReport> {
     d.steps
         .iter()
         .enumerate()
         .map(|(i, step)| {
-            let (from, to) = step_paths(d, &step.op);
-            StepReport {
-                index: i + 1,
-                name: step.name.clone(),
-                op: step.op.name(),
-                from,
-                to,
-                status,
-                seconds: 0.0,
-                bytes: None,
-                error: None,
-                exit_code: None,
-                operations: if status == Status::Planned {
-                    operations(d, &step.op, diffs.get(&i))
-                } else {
-                    Vec::new()
-                },
-                snapshot: None,
-                diff: diffs.get(&i).cloned(),
-                apply: None,
-                swap: None,
+            let mut sr = step_report(d, i, step, status);
+            if status == Status::Planned {
+                sr.operations = operations(d, &step.op, diffs.get(&i));
             }
+            sr.diff = diffs.get(&i).cloned();
+            sr
         })
         .collect()
+}
+
+/// A step's report before anything is known of how it went.
+fn step_report(d: &Deployment, index: usize, step: &crate::Step, status: Status) -> StepReport {
+    StepReport {
+        index: index + 1,
+        name: step.name.clone(),
+        op: step.op.name(),
+        from: d.files[step.op.source()].path.clone(),
+        to: d.files[step.op.target()].path.clone(),
+        status,
+        seconds: 0.0,
+        bytes: None,
+        error: None,
+        exit_code: None,
+        operations: Vec::new(),
+        snapshot: None,
+        diff: None,
+        apply: None,
+        swap: None,
+    }
 }
 
 /// The file operations a step makes, in words.
@@ -955,24 +956,7 @@ fn execute(
     let mut first_error: Option<Error> = None;
     let mut aborted = false;
     for (i, step) in d.steps.iter().enumerate() {
-        let (from, to) = step_paths(d, &step.op);
-        let mut sr = StepReport {
-            index: i + 1,
-            name: step.name.clone(),
-            op: step.op.name(),
-            from,
-            to,
-            status: Status::Skipped,
-            seconds: 0.0,
-            bytes: None,
-            error: None,
-            exit_code: None,
-            operations: Vec::new(),
-            snapshot: None,
-            diff: None,
-            apply: None,
-            swap: None,
-        };
+        let mut sr = step_report(d, i, step, Status::Skipped);
         if aborted {
             report.steps.push(sr);
             continue;
@@ -1010,12 +994,16 @@ fn execute(
     finish(report);
 
     // Cleanup: temporaries always; on abort, everything this run made.
-    let mut to_remove: Vec<PathBuf> = prepared.temporaries.iter().filter(|t| exists(t)).cloned().collect();
+    let mut to_remove: Vec<PathBuf> = Vec::new();
+    let made_here = if aborted { created.as_slice() } else { &[] };
+    for path in prepared.temporaries.iter().chain(made_here) {
+        if exists(path) && !to_remove.contains(path) {
+            to_remove.push(path.clone());
+        }
+    }
     if aborted {
-        to_remove.extend(created.iter().filter(|c| exists(c)).cloned());
         report.rejects = None;
     }
-    to_remove.dedup();
     for path in to_remove {
         let keep = options.keep_staging && (aborted || first_error.is_some());
         if keep {
