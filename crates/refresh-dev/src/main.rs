@@ -467,12 +467,7 @@ struct Terminal {
 impl Terminal {
     fn new(output: &Output) -> anyhow::Result<Terminal> {
         use anyhow::Context as _;
-        let stop = Arc::new(AtomicBool::new(false));
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register_conditional_shutdown(signal, Exit::Refused.code().into(), stop.clone())
-                .context("install the signal handler")?;
-            signal_hook::flag::register(signal, stop.clone()).context("install the signal handler")?;
-        }
+        let stop = snapshot::cli::stop_on_signals().context("install the signal handler")?;
         let log = match &output.log {
             Some(path) => Some((
                 path.clone(),
@@ -548,12 +543,8 @@ impl Events for Terminal {
 
     fn progress(&mut self, done: u64, total: u64) {
         if let Some(bar) = &self.bar {
-            if total >= 32 << 20 && bar.length() != Some(total) {
-                bar.set_style(
-                    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
+            if total >= snapshot::cli::BAR_FROM_BYTES && bar.length() != Some(total) {
+                bar.set_style(snapshot::cli::bytes_bar_style(30));
                 bar.set_length(total);
             }
             bar.set_position(done);

@@ -57,6 +57,30 @@ impl SnapshotArgs {
     }
 }
 
+/// Copies smaller than this are done before a progress bar would be readable.
+pub const BAR_FROM_BYTES: u64 = 32 << 20;
+
+/// The byte bar of a copy, `width` columns wide.
+pub fn bytes_bar_style(width: u16) -> ProgressStyle {
+    ProgressStyle::with_template(&format!(
+        "{{msg}} [{{bar:{width}}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}} {{eta}}"
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
+}
+
+/// SIGINT and SIGTERM as a cancellation: the first sets the returned flag
+/// (the work stops and cleans up), a second ends the process at once with
+/// the refusal code (the next run removes what it left).
+pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, Exit::Refused.code().into(), stop.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    Ok(stop)
+}
+
 /// Draws progress with indicatif on a terminal, and turns SIGINT/SIGTERM
 /// into a cancellation (a second signal kills at once).
 struct Terminal {
@@ -66,18 +90,11 @@ struct Terminal {
 
 impl Terminal {
     fn new(show: bool) -> Terminal {
-        let stop = Arc::new(AtomicBool::new(false));
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            let _ = signal_hook::flag::register_conditional_shutdown(signal, Exit::Refused.code().into(), stop.clone());
-            let _ = signal_hook::flag::register(signal, stop.clone());
-        }
+        // Without handlers a signal still ends the copy, only less tidily.
+        let stop = stop_on_signals().unwrap_or_default();
         let bar = show.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
+            bar.set_style(bytes_bar_style(40));
             bar.set_message("snapshot");
             bar
         });
@@ -88,8 +105,7 @@ impl Terminal {
 impl Observer for Terminal {
     fn progress(&mut self, done: u64, total: u64) {
         if let Some(bar) = &self.bar {
-            // Small files are done before a bar would be readable.
-            if total >= 32 << 20 {
+            if total >= BAR_FROM_BYTES {
                 bar.set_length(total);
                 bar.set_position(done);
             }
