@@ -43,6 +43,28 @@ fn measure(label: &str, argv: &[&str]) -> Result<Measure> {
     })
 }
 
+/// The median of three runs of `argv`, each after `reset` and a `sync`
+/// (so no run pays for another's dirty pages).
+fn median_of_3(label: &str, argv: &[&str], mut reset: impl FnMut() -> Result<()>) -> Result<Measure> {
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        reset()?;
+        Command::new("sync").status().context("sync")?;
+        runs.push(measure(label, argv)?);
+    }
+    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    Ok(runs.swap_remove(1))
+}
+
+/// A new database at `path` made by `sql`.
+fn db_from_sql(path: &Path, sql: &str) -> Result<()> {
+    remove_db(path);
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(sql)?;
+    conn.close().map_err(|(_, e)| e)?;
+    Ok(())
+}
+
 fn remove_db(path: &Path) {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -96,14 +118,10 @@ pub fn snapshot(mib: u64) -> Result<()> {
         // removed and written back, so no run pays for another's dirty
         // pages); the median is kept.
         let mut run = |label: &str, argv: &[&str]| -> Result<()> {
-            let mut runs = Vec::new();
-            for _ in 0..3 {
+            rows.push(median_of_3(label, argv, || {
                 remove_db(&dest);
-                Command::new("sync").status().context("sync")?;
-                runs.push(measure(label, argv)?);
-            }
-            runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-            rows.push(runs.swap_remove(1));
+                Ok(())
+            })?);
             Ok(())
         };
         run("cat > /dev/null (read limit)", &["cat", &src_s])?;
@@ -209,20 +227,13 @@ pub fn apply(mib: u64) -> Result<()> {
         "change", "hand SQL (s)", "apply (s)", "ratio", "apply RSS"
     );
     for (label, dev_sql, hand_sql) in cases {
-        remove_db(&dev);
-        let conn = rusqlite::Connection::open(&dev)?;
-        conn.execute_batch(&dev_sql)?;
-        conn.close().map_err(|(_, e)| e)?;
-        let timed = |argv: &[&str]| -> Result<Measure> {
-            let mut runs = Vec::new();
-            for _ in 0..3 {
+        db_from_sql(&dev, &dev_sql)?;
+        let timed = |argv: &[&str]| {
+            median_of_3(label, argv, || {
                 remove_db(&work);
                 std::fs::copy(&src, &work)?;
-                Command::new("sync").status().context("sync")?;
-                runs.push(measure(label, argv)?);
-            }
-            runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-            Ok(runs.swap_remove(1))
+                Ok(())
+            })
         };
         let hand = timed(&["sqlite3", &work_s, &hand_sql])?;
         let ours = timed(&[&bin, "--apply", "--quiet", &dev_s, &work_s])?;
@@ -295,21 +306,14 @@ pub fn run(mib: u64) -> Result<()> {
         "change", "cp+sql+mv (s)", ".backup+sql+mv", "run (s)", "÷ cp", "÷ .backup"
     );
     for (label, dev_sql, hand_sql) in cases {
-        remove_db(&template);
-        let conn = rusqlite::Connection::open(&template)?;
-        conn.execute_batch(&dev_sql)?;
-        conn.close().map_err(|(_, e)| e)?;
-        let timed = |argv: &[&str]| -> Result<Measure> {
-            let mut runs = Vec::new();
-            for _ in 0..3 {
+        db_from_sql(&template, &dev_sql)?;
+        let timed = |argv: &[&str]| {
+            median_of_3(label, argv, || {
                 remove_db(&dev);
                 remove_db(&staging);
                 std::fs::copy(&template, &dev)?;
-                Command::new("sync").status().context("sync")?;
-                runs.push(measure(label, argv)?);
-            }
-            runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-            Ok(runs.swap_remove(1))
+                Ok(())
+            })
         };
         let by_cp = timed(&[
             "sh",
