@@ -17,10 +17,6 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
 
-fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
 /// A folder with the shop's prod.db (WAL) and dev.db beside `toml` (written as deploy.toml).
 fn folder_with(toml: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempdir();

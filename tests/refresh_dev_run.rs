@@ -88,10 +88,6 @@ impl Shop {
     }
 }
 
-fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
 /// The columns of `table`, in order.
 fn columns(db: &Path, table: &str) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).expect("open");

@@ -160,6 +160,11 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `out` parsed as JSON; a test fails showing it when it is not.
+pub fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
 /// Runs `cmd` and returns its output with the exit code.
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = cmd.output().expect("run");
