@@ -727,6 +727,18 @@ fn bad_input_gets_one_clear_line_exit_2_and_changes_nothing() {
         (vec!["run".into(), "--prod".into(), prod.clone()], "--dev".into()),
         (
             vec![
+                "run".into(),
+                "--prod".into(),
+                prod.clone(),
+                "--dev".into(),
+                dev.clone(),
+                "--timeout".into(),
+                "inf".into(),
+            ],
+            "expected a number of seconds".into(),
+        ),
+        (
+            vec![
                 "staging".into(),
                 "--prod".into(),
                 prod.clone(),

@@ -143,7 +143,7 @@ struct Running {
     #[arg(long)]
     keep_staging: bool,
     /// Seconds to wait for PROD's writers to release their lock while copying.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = snapshot::cli::parse_seconds)]
     timeout: f64,
 }
 
@@ -173,7 +173,7 @@ struct PlanArgs {
     #[command(flatten)]
     swapping: Swapping,
     /// Seconds to wait for a rollback-mode PROD's writers while copying it to count on.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = snapshot::cli::parse_seconds)]
     timeout: f64,
     #[command(flatten)]
     output: Output,
@@ -329,8 +329,9 @@ fn refresh_dev(
     ))
 }
 
+/// Seconds checked by `snapshot::cli::parse_seconds` when parsed.
 fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(if s.is_finite() { s.max(0.0) } else { 0.0 })
+    Duration::from_secs_f64(s)
 }
 
 /// Runs a deployment and prints its report.

@@ -31,7 +31,7 @@ pub struct SnapshotArgs {
     #[arg(long, value_enum, default_value_t = Method::Auto)]
     pub method: Method,
     /// Seconds to wait for SOURCE's writers to release their lock.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_seconds)]
     pub timeout: f64,
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]
@@ -50,10 +50,20 @@ impl SnapshotArgs {
             Options {
                 force: self.force,
                 verify: self.verify,
-                timeout: Duration::from_secs_f64(self.timeout.max(0.0)),
+                timeout: Duration::from_secs_f64(self.timeout),
                 method: self.method,
             },
         )
+    }
+}
+
+/// A number of seconds on the command line: finite, not negative, and within
+/// what a `Duration` holds (`inf` would otherwise panic or, clamped, mean 0).
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(_) => Ok(seconds),
+        Err(_) => Err(format!("{text}: expected a number of seconds, 0 or more")),
     }
 }
 
