@@ -394,13 +394,7 @@ fn print_report(report: &Report, output: &Output) -> Exit {
     if let Some(e) = &report.error {
         eprintln!("refresh-dev: error: {e}");
     }
-    match report.exit_code {
-        0 => Exit::Done,
-        1 => Exit::Differences,
-        2 => Exit::BadInput,
-        3 => Exit::Refused,
-        _ => Exit::Failed,
-    }
+    report.exit_code
 }
 
 fn rollback(args: &RollbackArgs) -> Exit {
@@ -492,7 +486,7 @@ impl Terminal {
 
     fn done(&mut self, report: &Report) {
         let message = format!("{:?}", report.result).to_lowercase();
-        let level = if report.exit_code >= 2 { "error" } else { "info" };
+        let level = if report.exit_code.code() >= 2 { "error" } else { "info" };
         self.write_log(level, None, &format!("{} {message}", report.command), None);
     }
 

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use exit_code::Exit;
 use serde::Serialize;
 
 use schema_diff::plan::{ImpactKind, RowsFrom, Strategy};
@@ -88,8 +89,8 @@ pub struct StepReport {
     pub bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "exit_or_none")]
+    pub exit_code: Option<Exit>,
     /// The file operations of this step (planned, or done).
     pub operations: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,7 +112,8 @@ pub struct Report {
     /// What built the deployment: a command, or the deployment file's path.
     pub deployment: String,
     pub result: Outcome,
-    pub exit_code: i32,
+    #[serde(serialize_with = "exit")]
+    pub exit_code: Exit,
     pub dry_run: bool,
     /// Why it was aborted or failed (the first error).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,6 +139,18 @@ pub struct Report {
     /// Files kept for inspection (`--keep-staging`).
     pub kept: Vec<PathBuf>,
     pub seconds: f64,
+}
+
+/// An exit status as its number (`3`).
+fn exit<S: serde::Serializer>(exit: &Exit, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u8(exit.code())
+}
+
+fn exit_or_none<S: serde::Serializer>(exit: &Option<Exit>, s: S) -> Result<S::Ok, S::Error> {
+    match exit {
+        Some(e) => s.serialize_u8(e.code()),
+        None => s.serialize_none(),
+    }
 }
 
 /// `1.5 GiB`, `12.0 MiB`, `800 B`.

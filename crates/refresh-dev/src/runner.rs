@@ -87,7 +87,7 @@ pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Event
         command: options.command.clone(),
         deployment: deployment.origin.clone(),
         result: Outcome::Succeeded,
-        exit_code: 0,
+        exit_code: Exit::Done,
         dry_run: options.dry_run,
         error: None,
         failed_step: None,
@@ -125,7 +125,7 @@ pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Event
             .iter()
             .any(|s| s.diff.as_ref().is_some_and(|d| !d.identical))
         {
-            report.exit_code = Exit::Differences.code().into();
+            report.exit_code = Exit::Differences;
         }
         report.seconds = started.elapsed().as_secs_f64();
         return report;
@@ -138,7 +138,7 @@ pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Event
 
 fn abort(report: &mut Report, e: &Error, events: &mut dyn Events) {
     report.result = Outcome::Aborted;
-    report.exit_code = e.exit().code().into();
+    report.exit_code = e.exit();
     report.error = Some(e.to_string());
     events.event("error", None, &e.to_string(), None);
 }
@@ -978,7 +978,7 @@ fn execute(
             Err(e) => {
                 sr.status = Status::Failed;
                 sr.error = Some(e.to_string());
-                sr.exit_code = Some(e.exit().code().into());
+                sr.exit_code = Some(e.exit());
                 events.event("error", Some(&step.name), &e.to_string(), Some(&sr.to));
                 report.failed_step.get_or_insert(i + 1);
                 if step.abort_remaining || matches!(e, Error::Interrupted) {
@@ -1016,7 +1016,7 @@ fn execute(
     }
     if let Some(e) = first_error {
         report.result = if aborted { Outcome::Aborted } else { Outcome::Failed };
-        report.exit_code = e.exit().code().into();
+        report.exit_code = e.exit();
         report.error = Some(e.to_string());
     }
 }
