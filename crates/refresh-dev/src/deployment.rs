@@ -387,7 +387,7 @@ struct StepToml {
     timeout: Option<f64>,
     verify: Option<bool>,
     // apply
-    on_violation: Option<OnViolationToml>,
+    on_violation: Option<OnViolation>,
     #[serde(default)]
     rename: Vec<String>,
     #[serde(default)]
@@ -405,13 +405,6 @@ struct StepToml {
     no_backup: Option<bool>,
     keep_backups: Option<u64>,
     live: Option<bool>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum OnViolationToml {
-    Abort,
-    Skip,
 }
 
 fn yes() -> bool {
@@ -452,8 +445,7 @@ impl StepToml {
             ("live", self.live.is_some()),
         ];
         let timeout = match self.timeout {
-            Some(t) if !(t.is_finite() && t >= 0.0) => return Err(format!("timeout = {t}: expected seconds >= 0")),
-            Some(t) => Duration::from_secs_f64(t),
+            Some(t) => Duration::try_from_secs_f64(t).map_err(|_| format!("timeout = {t}: expected seconds >= 0"))?,
             None => Duration::from_secs(60),
         };
         let swap = || -> Result<SwapOptions, String> {
@@ -500,22 +492,14 @@ impl StepToml {
                 not_for(&[("from", self.from.is_some())])?;
                 let (schema, to) = (file("schema", &self.schema)?, file("to", &self.to)?);
                 distinct(schema, to)?;
-                let mut hints = Hints::default();
-                for hint in &self.rename_table {
-                    hints.add_table(hint).map_err(|e| format!("rename_table: {e}"))?;
-                }
-                for hint in &self.rename {
-                    hints.add_column(hint).map_err(|e| format!("rename: {e}"))?;
-                }
-                hints.dev_data = self.dev_data.clone();
-                hints.prod_data = self.prod_data.clone();
+                // A table hint reads OLD=NEW and a column hint TABLE.OLD=NEW:
+                // the message says which key was wrong.
+                let hints = Hints::parse(&self.rename_table, &self.rename, &self.dev_data, &self.prod_data)
+                    .map_err(|e| format!("bad rename hint {e}"))?;
                 Ok(Operation::Apply {
                     schema,
                     to,
-                    on_violation: match self.on_violation {
-                        Some(OnViolationToml::Skip) => OnViolation::Skip,
-                        _ => OnViolation::Abort,
-                    },
+                    on_violation: self.on_violation.unwrap_or_default(),
                     hints,
                     rejects: self.rejects.as_ref().map(|r| base.join(r)),
                     extensions: self.load_extension.iter().map(|e| base.join(e)).collect(),
@@ -640,6 +624,18 @@ mod tests {
                 "`live` does not apply",
             ),
             ("[[step]]\nop = \"swap\"\nfrom = \"a\"\nto = \"a\"", "same file"),
+            (
+                "[[step]]\nop = \"snapshot\"\nfrom = \"a\"\nto = \"b\"\ntimeout = 1e30",
+                "expected seconds",
+            ),
+            (
+                "[[step]]\nop = \"snapshot\"\nfrom = \"a\"\nto = \"b\"\ntimeout = -1.0",
+                "expected seconds",
+            ),
+            (
+                "[[step]]\nop = \"apply\"\nschema = \"a\"\nto = \"b\"\non_violation = \"ignore\"",
+                "unknown variant",
+            ),
             ("[[step]]\nop = \"copy\"\nfrom = \"a\"\nto = \"b\"", "unknown variant"),
             (
                 "[[step]]\nop = \"swap\"\nfrom = \"a\"\nto = \"b\"\nkeep_backup = 1",

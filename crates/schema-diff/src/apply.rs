@@ -25,7 +25,7 @@ use crate::plan::{rowid_alias, ImpactKind, RowsFrom, Strategy};
 use crate::{compare, sqlite_error, Error, Hints, Report};
 
 /// What `--on-violation` says to do with rows that break a new constraint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnViolation {
     /// Change nothing and report every violated constraint (the default).
