@@ -553,11 +553,24 @@ fn a_killed_runs_leftovers_go_only_once_its_process_is_gone() {
     assert!(err.contains(&format!("pid {pid}")), "{err}");
     assert_eq!(std::fs::read(&staging).expect("still there"), b"half a copy");
 
-    // The process is gone: the next run takes the lock over and cleans up.
+    // The process is gone, but its lock records nothing it made: the
+    // staging file is not provably a leftover, so it stays and the run refuses.
     if let Some(mut child) = live.0.take() {
         child.kill().expect("kill");
         child.wait().expect("wait");
     }
+    let (code, _, err) = shop.run("run", &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains(".shop.refresh-staging.db"), "{err}");
+    assert_eq!(std::fs::read(&staging).expect("still there"), b"half a copy");
+
+    // The dead run's lock records the staging file it made: the next run
+    // takes the lock over and removes it, with its sidecar.
+    std::fs::write(
+        &lock,
+        format!("pid {pid} refresh-dev run\nmade {}\n", staging.display()),
+    )
+    .expect("write");
     let (code, out, err) = shop.run("run", &["--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let removed = json(&out)["leftovers_removed"].to_string();

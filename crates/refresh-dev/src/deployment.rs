@@ -119,6 +119,9 @@ pub struct Step {
 pub struct Deployment {
     /// What built it: `run`, `replace`, `staging`, or the deployment file.
     pub origin: String,
+    /// Read from a deployment file (whose temporary files are the user's
+    /// names, so an existing one is bad input rather than a refusal).
+    pub from_file: bool,
     pub files: Vec<NamedFile>,
     pub steps: Vec<Step>,
     /// Files that must exist before anything runs (PROD and DEV for the
@@ -129,17 +132,7 @@ pub struct Deployment {
 /// The name of the staging file beside `dev`: `dev/.shop.refresh-staging.db`
 /// for `dev/shop.db`. A leftover of a killed run is recognised by it.
 pub fn staging_path(dev: &Path) -> PathBuf {
-    side_name(dev, "refresh-staging")
-}
-
-/// `.{stem}.{tag}{.ext}` in `path`'s folder.
-pub(crate) fn side_name(path: &Path, tag: &str) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
-    let ext = path
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
-    sqlite_file::fs::parent_dir(path).join(format!(".{stem}.{tag}{ext}"))
+    sqlite_file::sidefile::staging(dev)
 }
 
 /// The options `run`, `staging` and `plan` pass to the apply step.
@@ -166,6 +159,7 @@ impl Deployment {
     fn new(origin: &str) -> Deployment {
         Deployment {
             origin: origin.to_owned(),
+            from_file: false,
             files: Vec::new(),
             steps: Vec::new(),
             required: Vec::new(),
@@ -173,11 +167,18 @@ impl Deployment {
     }
 
     /// Names a file. A symbolic link stands for the file it points to, as
-    /// for SQLite: that file is the one replaced, the link stays.
+    /// for SQLite: that file is the one replaced, the link stays. A
+    /// temporary file is the run's own: its name is never resolved (a link
+    /// there is refused by the preflight, never followed).
     fn file(&mut self, name: &str, path: PathBuf, temporary: bool) -> usize {
+        let path = if temporary {
+            path
+        } else {
+            sqlite_file::fs::resolve_link(&path)
+        };
         self.files.push(NamedFile {
             name: name.to_owned(),
-            path: sqlite_file::fs::resolve_link(&path),
+            path,
             temporary,
         });
         self.files.len() - 1
@@ -299,6 +300,7 @@ impl Deployment {
             Some(name) => format!("{name} ({origin})"),
             None => origin.to_owned(),
         });
+        d.from_file = true;
         if file.files.is_empty() {
             return Err("[files] names no file".into());
         }
@@ -445,7 +447,7 @@ impl StepToml {
             ("live", self.live.is_some()),
         ];
         let timeout = match self.timeout {
-            Some(t) => Duration::try_from_secs_f64(t).map_err(|_| format!("timeout = {t}: expected seconds >= 0"))?,
+            Some(t) => cli_support::seconds(t).map_err(|e| format!("timeout = {e}"))?,
             None => Duration::from_secs(60),
         };
         let swap = || -> Result<SwapOptions, String> {
@@ -626,11 +628,19 @@ mod tests {
             ("[[step]]\nop = \"swap\"\nfrom = \"a\"\nto = \"a\"", "same file"),
             (
                 "[[step]]\nop = \"snapshot\"\nfrom = \"a\"\nto = \"b\"\ntimeout = 1e30",
-                "expected seconds",
+                "longest wait accepted",
+            ),
+            (
+                "[[step]]\nop = \"snapshot\"\nfrom = \"a\"\nto = \"b\"\ntimeout = 2.2e6",
+                "longest wait accepted",
+            ),
+            (
+                "[[step]]\nop = \"snapshot\"\nfrom = \"a\"\nto = \"b\"\ntimeout = nan",
+                "expected a number of seconds",
             ),
             (
                 "[[step]]\nop = \"snapshot\"\nfrom = \"a\"\nto = \"b\"\ntimeout = -1.0",
-                "expected seconds",
+                "expected a number of seconds",
             ),
             (
                 "[[step]]\nop = \"apply\"\nschema = \"a\"\nto = \"b\"\non_violation = \"ignore\"",

@@ -9,14 +9,16 @@
 //!   exist and are databases with one text encoding, none is another, none is
 //!   on a network file system, the folders written are writable and have room
 //!   for the staging copy plus the migration's journal, the file to replace is
-//!   not in use, no other run holds it ([`lock`]), and the schema diff finds
+//!   not in use, no other run holds it ([`sqlite_file::lock`]), and the schema diff finds
 //!   no blocking violation (counted on PROD itself in WAL mode, where readers
 //!   never block writers; for a rollback-mode PROD, on the staging copy just
-//!   made, or on a temporary snapshot when planning).
+//!   made, or on a temporary snapshot when planning), and nothing that is
+//!   not provably the run's own lies at the names of the files it makes.
 //! - Runs the steps with the workspace's libraries (`snapshot`, `schema-diff`,
 //!   `swap`), stops at the first failure unless a step says otherwise, and
 //!   cleans up what it made: staging files, rejects of an aborted run, and a
-//!   killed run's leftovers once its lock says it is gone.
+//!   killed run's leftovers once its lock says it is gone (the lock file
+//!   records what a run makes: [`sqlite_file::lock`]).
 //! - Reports per step ([`report`]): status, timings, bytes, changes, the data
 //!   not carried, the backup.
 //!
@@ -25,7 +27,6 @@
 //! decide what DEV's schema should be: it applies DEV's own, verbatim.
 
 pub mod deployment;
-pub mod lock;
 pub mod report;
 pub mod runner;
 
@@ -81,6 +82,12 @@ pub enum Error {
         available: u64,
         why: String,
     },
+    /// A file at one of the run's own names that it cannot prove is its own,
+    /// or a link or odd file there: refused, left as it is.
+    #[error(transparent)]
+    SideFile(#[from] sqlite_file::sidefile::SideFileError),
+    #[error("{}: --log names {what}; the log would be written into it", path.display())]
+    LogIsInput { path: PathBuf, what: String },
     #[error("interrupted; nothing was changed")]
     Interrupted,
     /// A step's own tool failed; its message names the file.
@@ -108,7 +115,10 @@ impl Error {
             | Error::NetworkFs { .. }
             | Error::FolderMissing(_)
             | Error::BadDeployment { .. }
+            | Error::LogIsInput { .. }
             | Error::Usage(_) => Exit::BadInput,
+            Error::SideFile(e) if e.is_io() => Exit::Failed,
+            Error::SideFile(_) => Exit::Refused,
             Error::Exists(_)
             | Error::InUse { .. }
             | Error::Locked { .. }
@@ -116,6 +126,15 @@ impl Error {
             | Error::Interrupted => Exit::Refused,
             Error::NoSpace { .. } | Error::Io { .. } => Exit::Failed,
             Error::Step { exit, .. } => *exit,
+        }
+    }
+}
+
+impl From<sqlite_file::lock::LockError> for Error {
+    fn from(e: sqlite_file::lock::LockError) -> Self {
+        match e {
+            sqlite_file::lock::LockError::Held { db, lock, holder } => Error::Locked { db, lock, holder },
+            sqlite_file::lock::LockError::SideFile(e) => Error::SideFile(e),
         }
     }
 }

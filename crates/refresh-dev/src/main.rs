@@ -143,8 +143,8 @@ struct Running {
     #[arg(long)]
     keep_staging: bool,
     /// Seconds to wait for PROD's writers to release their lock while copying.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = snapshot::cli::parse_seconds)]
-    timeout: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
+    timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -173,8 +173,8 @@ struct PlanArgs {
     #[command(flatten)]
     swapping: Swapping,
     /// Seconds to wait for a rollback-mode PROD's writers while copying it to count on.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = snapshot::cli::parse_seconds)]
-    timeout: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
+    timeout: Duration,
     #[command(flatten)]
     output: Output,
 }
@@ -277,7 +277,7 @@ fn main() -> ExitCode {
                 &args.pair.prod,
                 &args.pair.dev,
                 args.swapping.options(),
-                seconds(args.running.timeout),
+                args.running.timeout,
             )),
             args.dry_run,
             args.running.keep_staging,
@@ -285,13 +285,7 @@ fn main() -> ExitCode {
         ),
         Command::Staging(args) => {
             let deployment = args.migration.options().map(|apply| {
-                Deployment::refresh_staging(
-                    &args.pair.prod,
-                    &args.pair.dev,
-                    &args.out,
-                    apply,
-                    seconds(args.running.timeout),
-                )
+                Deployment::refresh_staging(&args.pair.prod, &args.pair.dev, &args.out, apply, args.running.timeout)
             });
             deploy(
                 "staging",
@@ -317,7 +311,7 @@ fn refresh_dev(
     pair: &Pair,
     migration: &Migration,
     swapping: &Swapping,
-    timeout: f64,
+    timeout: Duration,
 ) -> Result<Deployment, refresh_dev::Error> {
     let apply = migration.options()?;
     Ok(Deployment::refresh_dev(
@@ -325,13 +319,8 @@ fn refresh_dev(
         &pair.dev,
         apply,
         swapping.options(),
-        seconds(timeout),
+        timeout,
     ))
-}
-
-/// Seconds checked by `snapshot::cli::parse_seconds` when parsed.
-fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
 }
 
 /// Runs a deployment and prints its report.
@@ -407,7 +396,7 @@ fn rollback(args: &RollbackArgs) -> Exit {
     };
     // The lock of the file a symbolic link names, as `run` takes it.
     let dev = sqlite_file::fs::resolve_link(&args.dev);
-    let lock = match refresh_dev::lock::Lock::take(&dev, "rollback") {
+    let lock = match sqlite_file::lock::Lock::take(&dev, "rollback").map_err(refresh_dev::Error::from) {
         Ok(lock) => lock,
         Err(e) => {
             terminal.event("error", None, &e.to_string(), Some(&args.dev));

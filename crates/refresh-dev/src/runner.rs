@@ -12,10 +12,11 @@ use exit_code::Exit;
 use schema_diff::apply::OnViolation;
 use schema_diff::plan::{ImpactKind, Strategy};
 use sqlite_file::fs::{available_space, dir_writable, network_fs, parent_dir, FileId};
-use sqlite_file::{open_read_only, sidecar_path, Header, InputError, JournalFlag, Sidecar, Sidecars};
+use sqlite_file::lock::{self, Lock, Record, State};
+use sqlite_file::sidefile::{self, SideFileError};
+use sqlite_file::{open_read_only, Header, InputError, JournalFlag, Sidecars};
 
-use crate::deployment::{side_name, Deployment, Operation, SwapOptions};
-use crate::lock::{holder, Lock};
+use crate::deployment::{Deployment, Operation, SwapOptions};
 use crate::report::{size, Check, FileInfo, Outcome, Rejects, Report, Space, Status, StepReport};
 use crate::Error;
 
@@ -77,6 +78,12 @@ struct Prepared {
     locks: Vec<Lock>,
     /// Per apply step: the comparison made by the preflight.
     diffs: BTreeMap<usize, schema_diff::Report>,
+    /// Per apply step that skips violating rows: the rejects file it makes.
+    rejects: BTreeMap<usize, PathBuf>,
+    /// Files a killed run recorded it made: removed once the lock is ours.
+    leftovers: Vec<PathBuf>,
+    /// Databases a killed run recorded it had open with no `-wal`/`-shm`.
+    readers_left: Vec<PathBuf>,
     blockers: Vec<Error>,
 }
 
@@ -259,7 +266,7 @@ fn operations(d: &Deployment, op: &Operation, diff: Option<&schema_diff::Report>
         }
         Operation::Swap { from, to, swap } => swap_ops(&p(*from), *to, swap),
         Operation::Replace { from, to, swap, .. } => {
-            let staging = side_name(&d.files[*to].path, "refresh-staging");
+            let staging = sidefile::staging(&d.files[*to].path);
             let mut ops = vec![format!(
                 "create {} as a point-in-time copy of {} (never written)",
                 staging.display(),
@@ -288,7 +295,7 @@ fn read_database(path: &Path) -> Result<OnDisk, Error> {
             path: path.to_owned(),
             action: "read",
         },
-        InputError::NotADatabase(e) => Error::NotADatabase {
+        e @ (InputError::NotADatabase(_) | InputError::NotRegular(_) | InputError::LinkLoop) => Error::NotADatabase {
             path: path.to_owned(),
             reason: e.to_string(),
         },
@@ -315,38 +322,58 @@ fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 
-fn remove_with_sidecars(path: &Path) -> bool {
-    let removed = std::fs::remove_file(path).is_ok();
-    for kind in Sidecar::ALL {
-        let _ = std::fs::remove_file(sidecar_path(path, kind));
+/// The files whose lock a run takes: each file written once, and each
+/// temporary file (a `replace` step's staging included).
+fn lock_targets(d: &Deployment, temporaries: &[PathBuf]) -> Vec<PathBuf> {
+    let mut targets: Vec<PathBuf> = Vec::new();
+    let durable = d
+        .steps
+        .iter()
+        .map(|s| s.op.target())
+        .filter(|&i| !d.files[i].temporary)
+        .map(|i| d.files[i].path.clone());
+    for target in durable.chain(temporaries.iter().cloned()) {
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
     }
-    removed
+    targets
 }
 
-/// `.{stem}.refresh-plan-{pid}{.ext}` files whose process is gone.
-fn stale_plan_copies(target: &Path) -> Vec<PathBuf> {
-    let stem = target
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let prefix = format!(".{stem}.refresh-plan-");
-    let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let pid: String = name
-                .strip_prefix(&prefix)?
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            let alive = sqlite_file::fs::process_alive(pid.parse().ok()?);
-            (!alive && !name.ends_with("-wal") && !name.ends_with("-shm") && !name.ends_with("-journal"))
-                .then(|| e.path())
-        })
-        .collect()
+/// The temporary files of a deployment: declared `temporary`, and each
+/// `replace` step's staging beside its target.
+fn temporaries(d: &Deployment) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = d.files.iter().filter(|f| f.temporary).map(|f| f.path.clone()).collect();
+    for step in &d.steps {
+        if let Operation::Replace { to, .. } = step.op {
+            out.push(sidefile::staging(&d.files[to].path));
+        }
+    }
+    out
+}
+
+/// What killed runs recorded in the lock files of the files this run
+/// locks: the proof that what they name is a run's own to remove. A live
+/// run's lock, and a link or odd file at a lock's name, are blockers (a
+/// plan only reads the files, and never takes a lock).
+fn dead_records(targets: &[PathBuf], options: &RunOptions, prepared: &mut Prepared) -> Result<Vec<Record>, Error> {
+    let mut records = Vec::new();
+    for target in targets {
+        match lock::state(target) {
+            Ok(State::Dead(record)) => records.push(record),
+            Ok(State::Free) => {}
+            Ok(State::Held(holder)) => {
+                let e = Error::Locked {
+                    db: target.clone(),
+                    lock: lock::lock_path(target),
+                    holder,
+                };
+                blocked(prepared, options, e)?;
+            }
+            Err(e) => blocked(prepared, options, e.into())?,
+        }
+    }
+    Ok(records)
 }
 
 fn preflight(
@@ -357,7 +384,20 @@ fn preflight(
 ) -> Result<Prepared, Error> {
     distinct(d)?;
     check(report, "distinct", true, "no file is named twice".into());
-    let walk = walk(d, report)?;
+    let mut prepared = Prepared {
+        disk: Vec::new(),
+        origins: Vec::new(),
+        temporaries: temporaries(d),
+        locks: Vec::new(),
+        diffs: BTreeMap::new(),
+        rejects: BTreeMap::new(),
+        leftovers: Vec::new(),
+        readers_left: Vec::new(),
+        blockers: Vec::new(),
+    };
+    let targets = lock_targets(d, &prepared.temporaries);
+    let records = dead_records(&targets, options, &mut prepared)?;
+    let walk = walk(d, &records, report)?;
     same_encodings(d, &walk)?;
     check(
         report,
@@ -365,22 +405,17 @@ fn preflight(
         true,
         "the schema and data of each migration share one text encoding".into(),
     );
-    local_and_writable(d, &walk)?;
+    local_and_writable(d, &walk, &prepared.temporaries)?;
     check(
         report,
         "local",
         true,
         "every file is on a local file system; the folders written are writable".into(),
     );
-    let mut prepared = Prepared {
-        disk: walk.disk,
-        origins: walk.origins,
-        temporaries: walk.temporaries,
-        locks: Vec::new(),
-        diffs: BTreeMap::new(),
-        blockers: Vec::new(),
-    };
-    lock_and_clean(d, &walk.written, options, events, report, &mut prepared)?;
+    prepared.disk = walk.disk;
+    prepared.origins = walk.origins;
+    side_files(d, &records, options, report, &mut prepared)?;
+    lock_and_clean(d, &targets, &walk.written, options, events, report, &mut prepared)?;
     not_in_use(d, &walk.present, options, report, &mut prepared)?;
     // Cheap before costly: room for the copies, then the counts, then room
     // for the migrations' journals as the counts measured them.
@@ -396,26 +431,24 @@ fn preflight(
 /// The files as the steps will find them.
 struct Walk {
     disk: Vec<Option<OnDisk>>,
-    /// On disk now (a temporary file found there is a leftover, not present).
+    /// On disk now (a temporary file, or one a killed run recorded it made,
+    /// found there is a leftover, not present).
     present: Vec<bool>,
     origins: Vec<(usize, usize)>,
     /// The files the steps write, each once, in order.
     written: Vec<usize>,
-    temporaries: Vec<PathBuf>,
 }
 
 /// Walks the steps: every input exists when its step runs, every new file
 /// does not, every existing file touched is a readable database.
-fn walk(d: &Deployment, report: &mut Report) -> Result<Walk, Error> {
+fn walk(d: &Deployment, records: &[Record], report: &mut Report) -> Result<Walk, Error> {
     let n = d.files.len();
-    // Each `replace` step stages its copy beside its target.
-    let mut temporaries: Vec<PathBuf> = d.files.iter().filter(|f| f.temporary).map(|f| f.path.clone()).collect();
-    for step in &d.steps {
-        if let Operation::Replace { to, .. } = step.op {
-            temporaries.push(side_name(&d.files[to].path, "refresh-staging"));
-        }
-    }
-    let present: Vec<bool> = d.files.iter().map(|f| exists(&f.path) && !f.temporary).collect();
+    let leftover = |path: &Path| records.iter().any(|r| r.made_here(path));
+    let present: Vec<bool> = d
+        .files
+        .iter()
+        .map(|f| exists(&f.path) && !f.temporary && !leftover(&f.path))
+        .collect();
     let mut disk: Vec<Option<OnDisk>> = vec![None; n];
     for &i in &d.required {
         disk[i] = Some(read_database(&d.files[i].path)?);
@@ -491,8 +524,187 @@ fn walk(d: &Deployment, report: &mut Report) -> Result<Walk, Error> {
         present,
         origins,
         written,
-        temporaries,
     })
+}
+
+/// The names the run makes files at (temporary files, new snapshot
+/// targets, rejects): nothing may lie there, nor at their sidecars' names,
+/// that the run cannot prove its own. A file a killed run recorded in its
+/// lock is a leftover, removed once this run holds the lock; a link, an odd
+/// file, or anything unrecorded is refused and left as it is.
+fn side_files(
+    d: &Deployment,
+    records: &[Record],
+    options: &RunOptions,
+    report: &mut Report,
+    prepared: &mut Prepared,
+) -> Result<(), Error> {
+    let recorded = |p: &Path| records.iter().any(|r| r.made_here(p));
+    // (path, a temporary file the user named in a deployment file)
+    let mut made: Vec<(PathBuf, bool)> = prepared
+        .temporaries
+        .iter()
+        .map(|t| {
+            let named = d.from_file && d.files.iter().any(|f| f.temporary && f.path == *t);
+            (t.clone(), named)
+        })
+        .collect();
+    let stamp = sqlite_file::fs::utc_stamp(SystemTime::now());
+    for (s, step) in d.steps.iter().enumerate() {
+        match &step.op {
+            Operation::Snapshot { to, .. } if !d.files[*to].temporary => made.push((d.files[*to].path.clone(), false)),
+            Operation::Apply {
+                schema,
+                on_violation: OnViolation::Skip,
+                rejects,
+                ..
+            } => {
+                let path = rejects
+                    .clone()
+                    .unwrap_or_else(|| sidefile::rejects(&d.files[*schema].path, &stamp));
+                prepared.rejects.insert(s, path.clone());
+                made.push((path, false));
+            }
+            _ => {}
+        }
+    }
+    let blockers_before = prepared.blockers.len();
+    for (path, named) in made {
+        match sidefile::check_free(&path) {
+            Ok(()) => {}
+            Err(SideFileError::NotOurs { .. } | SideFileError::StaleSidecar(_)) if recorded(&path) => {
+                if !prepared.leftovers.contains(&path) {
+                    prepared.leftovers.push(path);
+                }
+            }
+            Err(e @ (SideFileError::NotOurs { .. } | SideFileError::StaleSidecar(_))) if named => {
+                return Err(Error::BadDeployment {
+                    path,
+                    why: format!(
+                        "declared temporary, so a run would delete it, but it is not a killed run's leftover ({e}); remove it or name another path"
+                    ),
+                });
+            }
+            Err(e) => {
+                check(report, "side files", false, e.to_string());
+                blocked(prepared, options, e.into())?;
+            }
+        }
+    }
+    // Whatever else a killed run recorded: a chain of killed runs is
+    // cleaned up by the next one that gets this far.
+    for record in records {
+        for path in &record.made {
+            let there = exists(path) || sidefile::sidecars_present(path).is_ok_and(|s| !s.is_empty());
+            if there && !prepared.leftovers.contains(path) {
+                prepared.leftovers.push(path.clone());
+            }
+        }
+        prepared.readers_left.extend(record.reads.iter().cloned());
+    }
+    if prepared.blockers.len() == blockers_before {
+        check(
+            report,
+            "side files",
+            true,
+            "nothing lies at the names of the files the run makes, but a killed run's recorded leftovers".into(),
+        );
+    }
+    Ok(())
+}
+
+/// One run at a time per file written (a plan only looks); then a killed
+/// run's leftovers go, now that the lock says that run is gone.
+fn lock_and_clean(
+    d: &Deployment,
+    targets: &[PathBuf],
+    written: &[usize],
+    options: &RunOptions,
+    events: &mut dyn Events,
+    report: &mut Report,
+    prepared: &mut Prepared,
+) -> Result<(), Error> {
+    for target in targets {
+        if options.dry_run {
+            continue; // a plan never takes a lock: `dead_records` read them
+        }
+        let lock = Lock::take(target, &options.command)?;
+        if let Some(previous) = &lock.inherited {
+            let message = format!("took over a killed run's lock ({})", previous.describe());
+            events.event("warn", None, &message, Some(&lock.path));
+        }
+        prepared.locks.push(lock);
+    }
+    let mut leftovers = prepared.leftovers.clone();
+    for &i in written {
+        let target = &d.files[i].path;
+        let (prefix, ext) = sidefile::plan_copy_prefix(target);
+        for path in sidefile::dead_pid_leftovers(parent_dir(target), &prefix, &ext) {
+            if !leftovers.contains(&path) {
+                leftovers.push(path);
+            }
+        }
+    }
+    for path in leftovers {
+        if !options.dry_run {
+            sidefile::remove_with_sidecars(&path)?;
+            events.event("info", None, "removed a killed run's leftover", Some(&path));
+        }
+        report.leftovers_removed.push(path);
+    }
+    if !options.dry_run {
+        for db in std::mem::take(&mut prepared.readers_left) {
+            match sqlite_file::close_idle_wal(&db) {
+                Ok(true) => {
+                    events.event(
+                        "info",
+                        None,
+                        "removed the empty -wal and the -shm a killed run left beside it",
+                        Some(&db),
+                    );
+                    report
+                        .leftovers_removed
+                        .push(sqlite_file::sidecar_path(&db, sqlite_file::Sidecar::Wal));
+                    report
+                        .leftovers_removed
+                        .push(sqlite_file::sidecar_path(&db, sqlite_file::Sidecar::Shm));
+                }
+                Ok(false) => {}
+                Err(e) => events.event("warn", None, &format!("left its -wal/-shm as they are: {e}"), Some(&db)),
+            }
+        }
+        record_readers(d, prepared)?;
+    }
+    match prepared.blockers.iter().find(|e| matches!(e, Error::Locked { .. })) {
+        Some(e) => check(report, "lock", false, e.to_string()),
+        None => check(report, "lock", true, "no other run holds the files written".into()),
+    }
+    Ok(())
+}
+
+/// Records, before any of them is opened, the databases whose `-wal` and
+/// `-shm` do not exist: opening such a WAL-mode file makes both, SQLite
+/// removes them when it closes, and a killed run would leave them. The next
+/// run removes them then (`sqlite_file::close_idle_wal`).
+fn record_readers(d: &Deployment, prepared: &mut Prepared) -> Result<(), Error> {
+    for (i, f) in d.files.iter().enumerate() {
+        let Some(o) = &prepared.disk[i] else { continue };
+        let idle = Sidecars::of(&f.path).is_ok_and(|s| s.wal.is_none() && s.shm.is_none());
+        if o.header.journal == JournalFlag::Wal && idle {
+            for lock in &mut prepared.locks {
+                lock.record_reads(&f.path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records in the run's locks, before it is made, that the run makes `path`.
+fn record_made(prepared: &mut Prepared, path: &Path) -> Result<(), Error> {
+    for lock in &mut prepared.locks {
+        lock.record_made(path)?;
+    }
+    Ok(())
 }
 
 /// No two names for one file (links included).
@@ -541,7 +753,7 @@ fn same_encodings(d: &Deployment, walk: &Walk) -> Result<(), Error> {
 }
 
 /// Every file on a local file system, every folder written there and writable.
-fn local_and_writable(d: &Deployment, walk: &Walk) -> Result<(), Error> {
+fn local_and_writable(d: &Deployment, walk: &Walk, temporaries: &[PathBuf]) -> Result<(), Error> {
     for (i, f) in d.files.iter().enumerate() {
         let folder = parent_dir(&f.path);
         if !folder.is_dir() {
@@ -564,7 +776,7 @@ fn local_and_writable(d: &Deployment, walk: &Walk) -> Result<(), Error> {
         .written
         .iter()
         .map(|&i| parent_dir(&d.files[i].path).to_owned())
-        .chain(walk.temporaries.iter().map(|t| parent_dir(t).to_owned()))
+        .chain(temporaries.iter().map(|t| parent_dir(t).to_owned()))
         .collect();
     folders.sort();
     folders.dedup();
@@ -581,61 +793,17 @@ fn local_and_writable(d: &Deployment, walk: &Walk) -> Result<(), Error> {
             });
         }
     }
-    Ok(())
-}
-
-/// One run at a time per file written (a plan only looks); then a killed
-/// run's leftovers go, now that the lock says that run is gone.
-fn lock_and_clean(
-    d: &Deployment,
-    written: &[usize],
-    options: &RunOptions,
-    events: &mut dyn Events,
-    report: &mut Report,
-    prepared: &mut Prepared,
-) -> Result<(), Error> {
-    let mut targets: Vec<PathBuf> = Vec::new();
-    let durable = written
-        .iter()
-        .filter(|&&i| !d.files[i].temporary)
-        .map(|&i| d.files[i].path.clone());
-    for target in durable.chain(prepared.temporaries.iter().cloned()) {
-        if !targets.contains(&target) {
-            targets.push(target);
+    // A file the run changes must be writable before anything starts: the
+    // checkpoint that makes DEV self-contained writes it, and failing there
+    // would leave SQLite's sidecars beside it.
+    for &i in &walk.written {
+        let path = &d.files[i].path;
+        if walk.present[i] && !sqlite_file::fs::file_writable(path).unwrap_or(false) {
+            return Err(Error::PermissionDenied {
+                path: path.clone(),
+                action: "write: the run changes or replaces it",
+            });
         }
-    }
-    for target in &targets {
-        if options.dry_run {
-            if let Some(h) = holder(target) {
-                prepared.blockers.push(Error::Locked {
-                    db: target.clone(),
-                    lock: crate::lock::lock_path(target),
-                    holder: h,
-                });
-            }
-            continue;
-        }
-        let lock = Lock::take(target, &options.command)?;
-        if let Some(previous) = &lock.took_over {
-            let message = format!("took over a killed run's lock ({previous})");
-            events.event("warn", None, &message, Some(&lock.path));
-        }
-        prepared.locks.push(lock);
-    }
-    let mut leftovers: Vec<PathBuf> = prepared.temporaries.iter().filter(|t| exists(t)).cloned().collect();
-    for &i in written {
-        leftovers.extend(stale_plan_copies(&d.files[i].path));
-    }
-    for path in leftovers {
-        if !options.dry_run {
-            remove_with_sidecars(&path);
-            events.event("info", None, "removed a killed run's leftover", Some(&path));
-        }
-        report.leftovers_removed.push(path);
-    }
-    match prepared.blockers.last() {
-        Some(e) => check(report, "lock", false, e.to_string()),
-        None => check(report, "lock", true, "no other run holds the files written".into()),
     }
     Ok(())
 }
@@ -734,7 +902,7 @@ fn count_migrations(
         let counted_on = if wal {
             data_path.clone()
         } else {
-            let temp = side_name(&d.files[to].path, &format!("refresh-plan-{}", std::process::id()));
+            let temp = sidefile::plan_copy(&d.files[to].path);
             // As long a wait for PROD's writer as the step making the copy allows.
             let timeout = d.steps[..s]
                 .iter()
@@ -755,7 +923,8 @@ fn count_migrations(
         let diff = schema_diff::compare(&d.files[schema_file].path, &counted_on, hints, extensions);
         let rebuilt = diff.as_ref().ok().map(|diff| measure_rebuilds(&counted_on, diff));
         if counted_on != data_path {
-            remove_with_sidecars(&counted_on);
+            // Named after this process: provably its own.
+            sidefile::remove_with_sidecars(&counted_on)?;
         }
         let diff = diff?;
         if let Some(measured) = rebuilt {
@@ -967,7 +1136,7 @@ fn execute(
         let result = if events.cancelled() {
             Err(Error::Interrupted)
         } else {
-            run_step(d, i, step, events, prepared, &mut sr, &mut created)
+            run_step(d, i, step, events, &mut *prepared, &mut sr, &mut created)
         };
         sr.seconds = started.elapsed().as_secs_f64();
         match result {
@@ -997,7 +1166,10 @@ fn execute(
     let mut to_remove: Vec<PathBuf> = Vec::new();
     let made_here = if aborted { created.as_slice() } else { &[] };
     for path in prepared.temporaries.iter().chain(made_here) {
-        if exists(path) && !to_remove.contains(path) {
+        // A sidecar counts even where its database is gone (deleted under
+        // the run): a stale -wal there would be replayed into the next copy.
+        let there = exists(path) || sidefile::sidecars_present(path).is_ok_and(|s| !s.is_empty());
+        if there && !to_remove.contains(path) {
             to_remove.push(path.clone());
         }
     }
@@ -1009,9 +1181,15 @@ fn execute(
         if keep {
             events.event("info", None, "kept for inspection (--keep-staging)", Some(&path));
             report.kept.push(path);
-        } else if remove_with_sidecars(&path) {
-            events.event("info", None, "removed", Some(&path));
-            report.removed.push(path);
+        } else {
+            match sidefile::remove_with_sidecars(&path) {
+                Ok(removed) if !removed.is_empty() => {
+                    events.event("info", None, "removed", Some(&path));
+                    report.removed.push(path);
+                }
+                Ok(_) => {}
+                Err(e) => events.event("warn", None, &format!("not removed: {e}"), Some(&path)),
+            }
         }
     }
     if let Some(e) = first_error {
@@ -1026,13 +1204,13 @@ fn run_step(
     index: usize,
     step: &crate::Step,
     events: &mut dyn Events,
-    prepared: &Prepared,
+    prepared: &mut Prepared,
     sr: &mut StepReport,
     created: &mut Vec<PathBuf>,
 ) -> Result<(), Error> {
     let path = |i: usize| d.files[i].path.clone();
     // PROD's permission bits: the ceiling for every file holding its data.
-    let ceiling = |s: usize| prepared.disk[prepared.origins[s].0].as_ref().map(|o| o.mode);
+    let ceiling = prepared.disk[prepared.origins[index].0].as_ref().map(|o| o.mode);
     match &step.op {
         Operation::Snapshot {
             from,
@@ -1040,6 +1218,7 @@ fn run_step(
             verify,
             timeout,
         } => {
+            record_made(prepared, &path(*to))?;
             let r = snapshot_into(&path(*from), &path(*to), *verify, *timeout, events)?;
             created.push(path(*to));
             sr.bytes = Some(r.bytes);
@@ -1055,14 +1234,11 @@ fn run_step(
             rejects,
             extensions,
         } => {
-            let rejects = match (on_violation, rejects) {
-                (OnViolation::Skip, None) => Some(PathBuf::from(format!(
-                    "{}.rejects-{}.sqlite",
-                    path(*schema).display(),
-                    sqlite_file::fs::utc_stamp(SystemTime::now())
-                ))),
-                (_, r) => r.clone(),
-            };
+            // Decided by the preflight, which checked nothing lies there.
+            let rejects = prepared.rejects.get(&index).cloned().or_else(|| rejects.clone());
+            if let Some(r) = &rejects {
+                record_made(prepared, r)?;
+            }
             let planned = prepared.diffs.get(&index);
             let stop = events.stop_flag();
             let mut copying = |table: &str| {
@@ -1112,7 +1288,7 @@ fn run_step(
             if events.cancelled() {
                 return Err(Error::Interrupted);
             }
-            let r = swap_into(&path(*from), &path(*to), *swap, ceiling(index))?;
+            let r = swap_into(&path(*from), &path(*to), *swap, ceiling)?;
             created.retain(|c| *c != path(*from));
             sr.operations
                 .push(format!("{} now holds {}", r.target.display(), r.new.display()));
@@ -1125,7 +1301,8 @@ fn run_step(
             swap,
             timeout,
         } => {
-            let staging = side_name(&path(*to), "refresh-staging");
+            let staging = sidefile::staging(&path(*to));
+            record_made(prepared, &staging)?;
             let r = snapshot_into(&path(*from), &staging, false, *timeout, events)?;
             sr.bytes = Some(r.bytes);
             sr.operations
@@ -1134,7 +1311,7 @@ fn run_step(
             if events.cancelled() {
                 return Err(Error::Interrupted);
             }
-            let r = swap_into(&staging, &path(*to), *swap, ceiling(index))?;
+            let r = swap_into(&staging, &path(*to), *swap, ceiling)?;
             sr.operations
                 .push(format!("{} now holds {}", r.target.display(), r.new.display()));
             narrowed(prepared, index, *to, &path(*to), sr, events);

@@ -198,8 +198,7 @@ pub fn apply_with_progress(
     };
     let cleanup = |path: &Option<PathBuf>| {
         if let Some(p) = path {
-            let _ = std::fs::remove_file(p);
-            let _ = std::fs::remove_file(sqlite_file::sidecar_path(p, sqlite_file::Sidecar::Journal));
+            let _ = sqlite_file::sidefile::remove_with_sidecars(p);
         }
     };
     if let Err(e) = run.exec("BEGIN IMMEDIATE") {
@@ -283,26 +282,22 @@ pub fn apply_with_progress(
 /// Creates the rejects database (never replacing a file, with TARGET's
 /// permission bits) and ATTACHes it as `rejects`.
 fn create_rejects(run: &mut Runner, target: &Path, wanted: Option<&Path>) -> Result<PathBuf, Error> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
     let path = match wanted {
         Some(p) => p.to_owned(),
-        None => {
-            let stamp = sqlite_file::fs::utc_stamp(std::time::SystemTime::now());
-            PathBuf::from(format!("{}.rejects-{stamp}.sqlite", target.display()))
-        }
+        None => sqlite_file::sidefile::rejects(target, &sqlite_file::fs::utc_stamp(std::time::SystemTime::now())),
     };
     let mode = std::fs::metadata(target)
         .map(|m| m.permissions().mode() & 0o777)
         .unwrap_or(0o600);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::Io {
+    // Never a link, never over an existing file, never beside a stale sidecar.
+    let file = sqlite_file::sidefile::create_new(&path, 0o600).map_err(|e| match e {
+        sqlite_file::sidefile::SideFileError::Io { source, .. } => Error::Io {
             path: path.clone(),
-            source: e,
-        })?;
+            source,
+        },
+        e => Error::SideFile(e),
+    })?;
     file.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(|e| Error::Io {
             path: path.clone(),
@@ -374,20 +369,24 @@ fn skip_rows(
 /// TARGET itself is only read. Empty when the schemas are identical.
 pub fn sql(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &[PathBuf]) -> Result<Vec<String>, Error> {
     let folder = sqlite_file::fs::parent_dir(target_path);
-    let name = target_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let copy = folder.join(format!(".{name}.schema-diff-sql-{}.tmp", std::process::id()));
+    let (prefix, suffix) = sqlite_file::sidefile::pid_temp_pattern(target_path, "schema-diff-sql");
+    for leftover in sqlite_file::sidefile::dead_pid_leftovers(folder, &prefix, &suffix) {
+        let _ = sqlite_file::sidefile::remove_with_sidecars(&leftover);
+    }
+    let copy = sqlite_file::sidefile::pid_temp(target_path, "schema-diff-sql");
     let remove = |p: &Path| {
-        let _ = std::fs::remove_file(p);
-        for kind in sqlite_file::Sidecar::ALL {
-            let _ = std::fs::remove_file(sqlite_file::sidecar_path(p, kind));
-        }
+        let _ = sqlite_file::sidefile::remove_with_sidecars(p);
     };
     let result = (|| {
         {
             let (source, _) = crate::open(target_path, extensions)?;
+            sqlite_file::sidefile::create_new(&copy, 0o600).map_err(|e| match e {
+                sqlite_file::sidefile::SideFileError::Io { source, .. } => Error::Io {
+                    path: copy.clone(),
+                    source,
+                },
+                e => Error::SideFile(e),
+            })?;
             let mut dest = Connection::open(&copy).map_err(|e| sqlite_error(&copy, "create", e))?;
             let _: String = dest
                 .pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get(0))

@@ -288,6 +288,10 @@ pub enum Error {
     Extension { path: PathBuf, why: String },
     #[error("{}: not changed: new constraint violations: {list}", path.display())]
     Violations { path: PathBuf, list: String },
+    /// A link, an existing file or a stale sidecar at the name of a file it
+    /// makes (the rejects database, the `--sql` copy): refused.
+    #[error(transparent)]
+    SideFile(sqlite_file::sidefile::SideFileError),
     #[error("not built yet: {0}")]
     NotBuilt(&'static str),
     #[error("internal error: {0}")]
@@ -312,7 +316,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Sqlite { .. } | Error::Io { .. } | Error::Internal(_) => Exit::Failed,
-            Error::HotJournal(_) | Error::Violations { .. } => Exit::Refused,
+            Error::HotJournal(_) | Error::Violations { .. } | Error::SideFile(_) => Exit::Refused,
             _ => Exit::BadInput,
         }
     }
@@ -352,10 +356,12 @@ pub(crate) fn open(path: &Path, extensions: &[PathBuf]) -> Result<(ReadOnlyDb, H
             InputError::Missing => Error::Missing(path.to_owned()),
             InputError::IsDirectory => Error::IsDirectory(path.to_owned()),
             InputError::PermissionDenied => Error::PermissionDenied(path.to_owned()),
-            InputError::NotADatabase(e) => Error::NotADatabase {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            },
+            e @ (InputError::NotADatabase(_) | InputError::NotRegular(_) | InputError::LinkLoop) => {
+                Error::NotADatabase {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                }
+            }
             InputError::Io(e) => Error::Io {
                 path: path.to_owned(),
                 source: e,

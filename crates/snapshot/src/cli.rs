@@ -31,8 +31,8 @@ pub struct SnapshotArgs {
     #[arg(long, value_enum, default_value_t = Method::Auto)]
     pub method: Method,
     /// Seconds to wait for SOURCE's writers to release their lock.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_seconds)]
-    pub timeout: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
+    pub timeout: Duration,
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -50,20 +50,10 @@ impl SnapshotArgs {
             Options {
                 force: self.force,
                 verify: self.verify,
-                timeout: Duration::from_secs_f64(self.timeout),
+                timeout: self.timeout,
                 method: self.method,
             },
         )
-    }
-}
-
-/// A number of seconds on the command line: finite, not negative, and within
-/// what a `Duration` holds (`inf` would otherwise panic or, clamped, mean 0).
-pub fn parse_seconds(text: &str) -> Result<f64, String> {
-    let seconds: f64 = text.parse().map_err(|e| format!("{e}"))?;
-    match Duration::try_from_secs_f64(seconds) {
-        Ok(_) => Ok(seconds),
-        Err(_) => Err(format!("{text}: expected a number of seconds, 0 or more")),
     }
 }
 

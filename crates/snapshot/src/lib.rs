@@ -33,9 +33,9 @@
 
 pub mod cli;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,8 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::Serialize;
 use sqlite_file::fs::{available_space, copy_range, dir_writable, parent_dir, rename_noreplace, FileId};
-use sqlite_file::{open_read_only, sidecar_path, Header, HeaderError, JournalFlag, JournalState, Sidecar, Sidecars};
+use sqlite_file::sidefile::{self, Found, SideFileError};
+use sqlite_file::{open_read_only, Header, HeaderError, JournalFlag, JournalState, Sidecar, Sidecars};
 
 /// How the pages are copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
@@ -168,6 +169,9 @@ pub enum Error {
     },
     #[error("{}: is in WAL mode, and this build's SQLite lacks sqlite_dbpage, which byte-copy needs there (use --method backup-api)", .0.display())]
     MethodUnsupported(PathBuf),
+    /// A link, an odd file or a stale sidecar at a name this tool writes.
+    #[error(transparent)]
+    SideFile(#[from] sqlite_file::sidefile::SideFileError),
     #[error("interrupted; {} was not created", .0.display())]
     Interrupted(PathBuf),
     #[error("{}: copy failed its check: {reason}", path.display())]
@@ -205,6 +209,8 @@ impl Error {
             | Error::HotJournal(_)
             | Error::Busy { .. }
             | Error::Interrupted(_) => Exit::Refused,
+            Error::SideFile(e) if e.is_io() => Exit::Failed,
+            Error::SideFile(_) => Exit::Refused,
             Error::DiskFull { .. } | Error::BadCopy { .. } | Error::Sqlite { .. } | Error::Io { .. } => Exit::Failed,
         }
     }
@@ -264,7 +270,7 @@ impl Snapshot {
             .conn
             .busy_timeout(slice)
             .map_err(|e| self.source_error(e, "set busy timeout"))?;
-        let deadline = Instant::now() + self.options.timeout;
+        let deadline = sqlite_file::wait::deadline(self.options.timeout);
 
         // One read transaction for the whole copy: its snapshot is DEST.
         let (state, locked_at) = loop {
@@ -275,7 +281,7 @@ impl Snapshot {
             let locked_at = Instant::now();
             match read_state(&source.conn) {
                 Ok(state) => break (state, locked_at),
-                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                Err(e) if is_busy(&e) && !sqlite_file::wait::passed(deadline) => {
                     let _ = source.conn.execute_batch("ROLLBACK");
                     if observer.cancelled() {
                         return Err(Error::Interrupted(self.dest.clone()));
@@ -286,7 +292,7 @@ impl Snapshot {
         };
         source
             .conn
-            .busy_timeout(self.options.timeout)
+            .busy_timeout(sqlite_file::wait::busy_timeout(self.options.timeout))
             .map_err(|e| self.source_error(e, "set busy timeout"))?;
         // A WAL-mode byte copy reads the pages in the -wal through SQLite's
         // `sqlite_dbpage`, which a build of SQLite may lack.
@@ -397,17 +403,42 @@ impl Snapshot {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::DestFolderMissing(folder.to_owned())),
             Err(e) => return Err(io_error(folder, "stat", e)),
         }
-        match std::fs::metadata(dest) {
-            Ok(meta) => {
-                if FileId::of(&self.source).ok() == FileId::of(dest).ok() {
-                    return Err(Error::SameFile {
-                        source_path: self.source.clone(),
-                        dest: dest.clone(),
-                    });
+        // DEST is looked at without following a link: only a regular file
+        // is ever replaced (with --force), never a link, FIFO or device.
+        if FileId::of(&self.source)
+            .ok()
+            .is_some_and(|s| FileId::of(dest).ok() == Some(s))
+        {
+            return Err(Error::SameFile {
+                source_path: self.source.clone(),
+                dest: dest.clone(),
+            });
+        }
+        match sidefile::look(dest).map_err(|e| io_error(dest, "stat", e))? {
+            Found::Nothing => {
+                // A -wal or -journal at DEST's name would be replayed into the copy.
+                if let Some(stale) = sidefile::sidecars_present(dest)
+                    .map_err(|e| io_error(dest, "look for sidecars", e))?
+                    .first()
+                {
+                    return Err(SideFileError::StaleSidecar(stale.clone()).into());
                 }
-                if meta.is_dir() {
-                    return Err(Error::IsDirectory(dest.clone()));
-                }
+            }
+            Found::Other("a directory") => return Err(Error::IsDirectory(dest.clone())),
+            Found::Other(kind) => {
+                return Err(Error::NotADatabase {
+                    path: dest.clone(),
+                    reason: format!("is {kind}, not a regular file; not replacing it"),
+                })
+            }
+            Found::Link if self.options.force => {
+                return Err(Error::NotADatabase {
+                    path: dest.clone(),
+                    reason: "is a symbolic link; --force replaces only a regular file".into(),
+                })
+            }
+            Found::Link => return Err(Error::DestExists(dest.clone())),
+            Found::Regular(_) => {
                 if !self.options.force {
                     return Err(Error::DestExists(dest.clone()));
                 }
@@ -426,8 +457,6 @@ impl Snapshot {
                     });
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error(dest, "stat", e)),
         }
         // DEST must not be SOURCE's -wal, -shm or -journal.
         let source_folder = parent_dir(&self.source);
@@ -560,7 +589,7 @@ impl Snapshot {
             .map_err(dest_error)?;
         let total = state.pages * u64::from(state.page_size);
         let step_pages = ((16u32 << 20) / state.page_size).max(1) as i32;
-        let deadline = Instant::now() + self.options.timeout;
+        let deadline = sqlite_file::wait::deadline(self.options.timeout);
         {
             let backup = Backup::new(source, &mut dest).map_err(dest_error)?;
             loop {
@@ -570,7 +599,7 @@ impl Snapshot {
                 match backup.step(step_pages).map_err(|e| self.backup_error(e, &temp.path))? {
                     StepResult::Done => break,
                     StepResult::Busy | StepResult::Locked => {
-                        if Instant::now() > deadline {
+                        if sqlite_file::wait::passed(deadline) {
                             return Err(Error::Busy {
                                 path: self.source.clone(),
                                 secs: self.options.timeout.as_secs_f64(),
@@ -631,6 +660,14 @@ impl Snapshot {
                     .query_row("PRAGMA quick_check", [], |r| r.get(0))
                     .map_err(sqlite)?;
                 if result != "ok" {
+                    // The copy is SOURCE's pages: tell a corrupt SOURCE (bad
+                    // input) from a bad copy (an I/O failure) by asking SOURCE.
+                    if self.source_quick_check().is_some_and(|r| r != "ok") {
+                        return Err(Error::NotADatabase {
+                            path: self.source.clone(),
+                            reason: format!("corrupt: PRAGMA quick_check says: {result}"),
+                        });
+                    }
                     return Err(bad(format!("quick_check: {result}")));
                 }
             }
@@ -640,6 +677,29 @@ impl Snapshot {
             return Err(bad(format!("reading the copy left {:?}", after.present())));
         }
         Ok(self.options.verify)
+    }
+
+    /// `PRAGMA quick_check` on SOURCE itself, read-only (`None` if it cannot
+    /// be asked): only after its copy failed the check.
+    fn source_quick_check(&self) -> Option<String> {
+        let header = Header::read(&self.source).ok()?;
+        let sidecars = Sidecars::of(&self.source).ok()?;
+        let db = open_read_only(&self.source, &header, &sidecars).ok()?;
+        db.conn
+            .busy_timeout(sqlite_file::wait::busy_timeout(self.options.timeout))
+            .ok()?;
+        match db.conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
+            Ok(r) => Some(r),
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+                ) =>
+            {
+                Some(e.to_string())
+            }
+            Err(_) => None,
+        }
     }
 
     /// Classifies an SQLite error met while reading SOURCE.
@@ -733,13 +793,10 @@ struct TempFile {
 impl TempFile {
     fn create(folder: &Path, dest_name: &str) -> Result<TempFile, Error> {
         let path = folder.join(format!("{}{}.tmp", temp_prefix(dest_name), std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| write_error(&path, "create", e))?;
+        let file = sidefile::create_new(&path, 0o600).map_err(|e| match e {
+            SideFileError::Io { source, .. } => write_error(&path, "create", source),
+            e => Error::SideFile(e),
+        })?;
         Ok(TempFile {
             path,
             file: Some(file),
@@ -763,6 +820,14 @@ impl TempFile {
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(|e| io_error(&self.path, "chmod", e))?;
         drop(file);
+        // A sidecar that appeared at DEST's name since the check would be
+        // replayed into the copy: refuse, leaving it (and the copy) alone.
+        if let Some(stale) = sidefile::sidecars_present(dest)
+            .map_err(|e| io_error(dest, "look for sidecars", e))?
+            .first()
+        {
+            return Err(SideFileError::StaleSidecar(stale.clone()).into());
+        }
         if force {
             std::fs::rename(&self.path, dest).map_err(|e| write_error(dest, "rename into place", e))?;
         } else {
@@ -787,10 +852,7 @@ impl Drop for TempFile {
 }
 
 fn remove_with_sidecars(path: &Path) {
-    let _ = std::fs::remove_file(path);
-    for kind in Sidecar::ALL {
-        let _ = std::fs::remove_file(sidecar_path(path, kind));
-    }
+    let _ = sidefile::remove_with_sidecars(path);
 }
 
 /// SQLite's "a writer holds the lock" (`SQLITE_BUSY` or `SQLITE_LOCKED`).
@@ -804,27 +866,10 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 /// Removes temporary files (and their sidecars) left in `folder` by killed
 /// snapshots into the same DEST name, whose process is gone.
 fn remove_leftovers(folder: &Path, dest_name: &str) -> Vec<PathBuf> {
-    let prefix = temp_prefix(dest_name);
-    let Ok(entries) = std::fs::read_dir(folder) else {
-        return Vec::new();
-    };
-    let mut removed = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(rest) = name.strip_prefix(&prefix) else {
-            continue;
-        };
-        let Some(pid) = rest.strip_suffix(".tmp").and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == std::process::id() || sqlite_file::fs::process_alive(pid) {
-            continue; // a live run, maybe ours: not a leftover
-        }
-        remove_with_sidecars(&entry.path());
-        removed.push(entry.path());
-    }
-    removed
+    sidefile::dead_pid_leftovers(folder, &temp_prefix(dest_name), ".tmp")
+        .into_iter()
+        .filter(|p| sidefile::remove_with_sidecars(p).is_ok())
+        .collect()
 }
 
 fn io_error(path: &Path, action: &'static str, source: io::Error) -> Error {

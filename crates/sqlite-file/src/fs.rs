@@ -236,6 +236,21 @@ pub fn dir_writable(dir: &Path) -> io::Result<bool> {
     }
 }
 
+/// Whether the calling process may write the file at `path` (`access(W_OK)`).
+pub fn file_writable(path: &Path) -> io::Result<bool> {
+    let c = cstring(path)?;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    let rc = unsafe { libc::access(c.as_ptr(), libc::W_OK) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EROFS) | Some(libc::EPERM) => Ok(false),
+        _ => Err(err),
+    }
+}
+
 /// Copies `len` bytes from the start of `src` to the start of `dst`, in the
 /// kernel where it can (`copy_file_range`, which shares extents on file
 /// systems with reflinks). After each chunk it calls `keep_going(copied)`,

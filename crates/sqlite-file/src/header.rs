@@ -14,6 +14,9 @@ pub enum HeaderError {
     /// The file could not be opened or read.
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// A FIFO, socket or device: never opened as a database.
+    #[error("is {0}, not a regular file")]
+    NotRegular(&'static str),
     /// The file is empty (SQLite would treat it as a new, empty database).
     #[error("empty file, not a database")]
     Empty,
@@ -90,10 +93,18 @@ pub struct Header {
 impl Header {
     /// Reads and checks the header of the file at `path`, and that the file is
     /// as long as the header says.
+    /// A FIFO or device is never read (opened without blocking, then refused).
     pub fn read(path: &Path) -> Result<Header, HeaderError> {
-        let mut file = File::open(path)?;
-        let len = file.metadata()?.len();
-        Self::read_from(&mut file, len)
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(HeaderError::NotRegular(crate::sidefile::kind_of(&meta.file_type())));
+        }
+        Self::read_from(&mut file, meta.len())
     }
 
     /// Like [`Header::read`], from an open file of length `len`.
@@ -258,6 +269,12 @@ pub enum InputError {
     Missing,
     #[error("is a directory, not a database file")]
     IsDirectory,
+    /// A FIFO, socket or device: opening it could hang or read forever.
+    #[error("is {0}, not a regular file")]
+    NotRegular(&'static str),
+    /// A symbolic link that points to itself, in a loop, or too deep.
+    #[error("too many levels of symbolic links (a link loop)")]
+    LinkLoop,
     #[error("permission denied")]
     PermissionDenied,
     /// The header's verdict: not a database, empty, truncated or corrupt.
@@ -281,14 +298,19 @@ pub fn inspect(path: &Path, empty_is_database: bool) -> Result<Inspected, InputE
     let io = |e: io::Error| match e.kind() {
         io::ErrorKind::NotFound => InputError::Missing,
         io::ErrorKind::PermissionDenied => InputError::PermissionDenied,
+        _ if e.raw_os_error() == Some(libc::ELOOP) => InputError::LinkLoop,
         _ => InputError::Io(e),
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_dir() {
         return Err(InputError::IsDirectory);
     }
+    if !meta.is_file() {
+        return Err(InputError::NotRegular(crate::sidefile::kind_of(&meta.file_type())));
+    }
     let header = match Header::read(path) {
         Ok(h) => h,
+        Err(HeaderError::NotRegular(kind)) => return Err(InputError::NotRegular(kind)),
         Err(HeaderError::Empty) if empty_is_database => Header::of_empty_file(),
         Err(HeaderError::Io(e)) => return Err(io(e)),
         Err(e) => return Err(InputError::NotADatabase(e)),

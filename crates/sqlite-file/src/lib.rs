@@ -14,15 +14,25 @@
 //!   `shared/notes/sqlite-traps.md`).
 //! - [`fs`]: the durable file operations every writer needs: same-file checks
 //!   through links, `fsync` of a folder, rename without replacing, free space.
+//! - [`sidefile`]: the one home of the files the tools make beside DEV and
+//!   PROD (staging, temporary copies, rejects, backups), their names and
+//!   their rules: never follow a link, never adopt a sidecar, remove only
+//!   what is provably the tool's own. [`lock`]: the lock file that is also a
+//!   run's record of what it made. [`users`]: which processes have a file open.
 //!
-//! What it does not do: it never writes a database, never deletes a sidecar and
-//! never repairs anything. Callers decide; this crate only looks and reports.
+//! What it does not do: it never writes a database, never deletes a sidecar it
+//! cannot prove a tool made, and never repairs anything. Callers decide; this
+//! crate looks, reports, and applies the side-file rules.
 
 pub mod fs;
 mod header;
+pub mod lock;
 mod open;
 mod sidecars;
+pub mod sidefile;
+pub mod users;
+pub mod wait;
 
 pub use header::{inspect, Encoding, Header, HeaderError, InputError, Inspected, JournalFlag, HEADER_LEN};
-pub use open::{open_read_only, uri_path, OpenMode, ReadOnlyDb};
+pub use open::{close_idle_wal, open_read_only, uri_path, OpenMode, ReadOnlyDb};
 pub use sidecars::{sidecar_path, wal_page_numbers, JournalState, Sidecar, Sidecars};

@@ -83,6 +83,42 @@ pub fn open_read_only(path: &Path, header: &Header, sidecars: &Sidecars) -> rusq
     })
 }
 
+/// Removes the empty `-wal` and the `-shm` that a killed reader left beside
+/// the WAL-mode database `db`, the way SQLite itself removes them: opened
+/// read-write with `query_only`, read, and closed as the last connection.
+///
+/// Only when the `-wal` holds no frame (0 bytes: nothing any writer ever
+/// committed there), both are regular files, `db` is writable by this
+/// process and no process has `db` or a sidecar open; then the close
+/// checkpoints nothing and no byte of `db` changes. Returns whether they are
+/// gone; `false` leaves everything as it was.
+pub fn close_idle_wal(db: &Path) -> std::io::Result<bool> {
+    use crate::sidefile::{look, Found};
+    use crate::{sidecar_path, Sidecar};
+    let Ok(header) = Header::read(db) else {
+        return Ok(false);
+    };
+    let wal = look(&sidecar_path(db, Sidecar::Wal))?;
+    let shm = look(&sidecar_path(db, Sidecar::Shm))?;
+    let empty_wal = matches!(&wal, Found::Regular(m) if m.len() == 0);
+    let shm_ok = matches!(shm, Found::Regular(_) | Found::Nothing);
+    if header.journal != JournalFlag::Wal || !empty_wal || !shm_ok {
+        return Ok(false);
+    }
+    if !crate::fs::file_writable(db)? || !crate::users::users(db)?.is_empty() {
+        return Ok(false);
+    }
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(std::io::Error::other)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(std::io::Error::other)?;
+    let read: rusqlite::Result<i64> = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0));
+    read.map_err(std::io::Error::other)?;
+    conn.close().map_err(|(_, e)| std::io::Error::other(e))?;
+    Ok(matches!(look(&sidecar_path(db, Sidecar::Wal))?, Found::Nothing)
+        && matches!(look(&sidecar_path(db, Sidecar::Shm))?, Found::Nothing))
+}
+
 /// Percent-encodes a path for an SQLite `file:` URI.
 pub fn uri_path(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
@@ -155,6 +191,28 @@ mod tests {
             assert_eq!(opened, expected, "journal_mode={mode}");
             assert!(!sidecar_path(&path, Sidecar::Wal).exists());
         }
+    }
+
+    #[test]
+    fn a_killed_readers_empty_wal_and_shm_go_and_no_byte_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1),(2),(3);")
+            .expect("sql");
+        drop(conn);
+        let bytes = std::fs::read(&path).expect("read");
+        // What a reader killed before closing leaves: an empty -wal and a -shm.
+        std::fs::write(sidecar_path(&path, Sidecar::Wal), b"").expect("write");
+        std::fs::write(sidecar_path(&path, Sidecar::Shm), vec![0u8; 32768]).expect("write");
+        assert!(close_idle_wal(&path).expect("close"));
+        assert!(!sidecar_path(&path, Sidecar::Wal).exists());
+        assert!(!sidecar_path(&path, Sidecar::Shm).exists());
+        assert_eq!(std::fs::read(&path).expect("read"), bytes);
+        // A -wal with content is someone's data: left alone.
+        std::fs::write(sidecar_path(&path, Sidecar::Wal), b"frames").expect("write");
+        assert!(!close_idle_wal(&path).expect("close"));
+        assert!(sidecar_path(&path, Sidecar::Wal).exists());
     }
 
     #[test]

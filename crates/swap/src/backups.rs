@@ -50,21 +50,23 @@ pub fn list(target: &Path) -> Vec<PathBuf> {
 }
 
 /// A backup name for `target` at `time` that does not exist yet and sorts
-/// after every backup already made in the same second (`…Z`, `…Z-2`, `…Z-3`).
+/// after every backup already there (`…Z`, `…Z-2`, `…Z-3`). The names are
+/// the recorded order of the backups: where an existing backup's stamp is
+/// ahead of `time` (it was made while the clock was ahead, or the clock was
+/// set back since), the new one takes that stamp with the next counter, so
+/// the newest name is always the backup made last, whatever the clock did.
 pub fn new_name(target: &Path, time: SystemTime) -> PathBuf {
     let folder = sqlite_file::fs::parent_dir(target);
-    let stamp = utc_stamp(time);
-    let base = format!("{}{stamp}", prefix(target));
-    let last = list(target)
+    let now = utc_stamp(time);
+    let newest = list(target)
         .iter()
         .filter_map(|p| key(target, p.file_name()?.to_str()?))
-        .filter(|(s, _)| *s == stamp)
-        .map(|(_, n)| n.max(1))
         .max();
-    match last {
-        None => folder.join(base),
-        Some(n) => folder.join(format!("{base}-{}", n + 1)),
-    }
+    let name = match newest {
+        Some((stamp, n)) if stamp >= now => format!("{}{stamp}-{}", prefix(target), n.max(1) + 1),
+        _ => format!("{}{now}", prefix(target)),
+    };
+    folder.join(name)
 }
 
 #[cfg(test)]
@@ -113,6 +115,30 @@ mod tests {
         assert_eq!(
             new_name(&target, t).file_name().expect("name").to_string_lossy(),
             "shop.db.bak-20261124T190405Z-11"
+        );
+        let later = t + Duration::from_secs(60);
+        assert_eq!(
+            new_name(&target, later).file_name().expect("name").to_string_lossy(),
+            "shop.db.bak-20261124T190505Z"
+        );
+    }
+
+    #[test]
+    fn a_backup_from_a_clock_ahead_never_outranks_the_next_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("shop.db");
+        std::fs::write(dir.path().join("shop.db.bak-20991231T235959Z"), b"x").expect("write");
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_547_045);
+        let name = new_name(&target, now);
+        assert_eq!(
+            name.file_name().expect("name").to_string_lossy(),
+            "shop.db.bak-20991231T235959Z-2"
+        );
+        std::fs::write(&name, b"x").expect("write");
+        assert_eq!(
+            list(&target).last(),
+            Some(&name),
+            "the newest name is the one made last"
         );
     }
 }

@@ -29,11 +29,11 @@ pub struct SwapArgs {
     #[arg(long, conflicts_with = "undo")]
     pub live: bool,
     /// Wait up to SECONDS for TARGET to be free (no process with it open) before refusing.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
-    pub wait: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = cli_support::parse_seconds)]
+    pub wait: Duration,
     /// How long to wait for an application's lock (checkpoint, --live write).
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    pub busy_timeout: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = cli_support::parse_seconds)]
+    pub busy_timeout: Duration,
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -49,8 +49,8 @@ impl SwapArgs {
             backup: !self.no_backup,
             keep_backups: self.keep_backups as usize,
             live: self.live,
-            wait: Duration::from_secs_f64(self.wait.max(0.0)),
-            busy_timeout: Duration::from_secs_f64(self.busy_timeout.max(0.0)),
+            wait: self.wait,
+            busy_timeout: self.busy_timeout,
             max_mode: None,
         }
     }

@@ -36,11 +36,10 @@
 
 pub mod backups;
 pub mod cli;
-pub mod users;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -52,9 +51,10 @@ use sqlite_file::fs::{
     available_space, copy_range, dir_writable, fsync_dir, network_fs, parent_dir, rename_exchange, rename_noreplace,
     resolve_link, same_file, FileId,
 };
+use sqlite_file::sidefile;
 use sqlite_file::{open_read_only, sidecar_path, Header, InputError, JournalFlag, JournalState, Sidecar, Sidecars};
 
-pub use users::{users, User};
+pub use sqlite_file::users::{users, User};
 
 /// What can be chosen about a swap.
 #[derive(Debug, Clone)]
@@ -184,6 +184,8 @@ pub enum Error {
     },
     #[error("{}: still has {left} beside it after a checkpoint; not swapping", path.display())]
     NotSelfContained { path: PathBuf, left: String },
+    #[error(transparent)]
+    SideFile(sidefile::SideFileError),
     #[error("{}: {action}: {source}", path.display())]
     Sqlite {
         path: PathBuf,
@@ -216,6 +218,7 @@ impl Error {
             Error::InUse { .. } | Error::CannotCheckUse { .. } | Error::Busy { .. } | Error::LivePageSize { .. } => {
                 Exit::Refused
             }
+            Error::SideFile(_) => Exit::Refused,
             Error::DiskFull { .. } | Error::NotSelfContained { .. } | Error::Sqlite { .. } | Error::Io { .. } => {
                 Exit::Failed
             }
@@ -239,6 +242,15 @@ fn io_error(path: &Path, action: &'static str, e: io::Error) -> Error {
             action,
             source: e,
         },
+    }
+}
+
+/// A side file's refusal (a link, an odd file, a stale sidecar at its name)
+/// or its I/O failure.
+fn side_error(path: &Path, e: sidefile::SideFileError) -> Error {
+    match e {
+        sidefile::SideFileError::Io { source, action, .. } => io_error(path, action, source),
+        e => Error::SideFile(e),
     }
 }
 
@@ -270,7 +282,7 @@ fn check_database(path: &Path) -> Result<(std::fs::Metadata, Header), Error> {
             path: path.to_owned(),
             action: "read",
         },
-        InputError::NotADatabase(e) => Error::NotADatabase {
+        e @ (InputError::NotADatabase(_) | InputError::NotRegular(_) | InputError::LinkLoop) => Error::NotADatabase {
             path: path.to_owned(),
             reason: e.to_string(),
         },
@@ -292,13 +304,13 @@ fn check_local(path: &Path) -> Result<(), Error> {
 
 /// The other processes that have `db` open, waiting up to `wait` for none.
 fn wait_until_free(db: &Path, wait: Duration) -> Result<Vec<User>, Error> {
-    let deadline = Instant::now() + wait;
+    let deadline = sqlite_file::wait::deadline(wait);
     loop {
         let found = users(db).map_err(|e| Error::CannotCheckUse {
             path: db.to_owned(),
             why: e.to_string(),
         })?;
-        if found.is_empty() || Instant::now() >= deadline {
+        if found.is_empty() || sqlite_file::wait::passed(deadline) {
             return Ok(found);
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -324,7 +336,7 @@ pub fn make_self_contained(db: &Path, busy_timeout: Duration) -> Result<Vec<Stri
     if before.wal.is_some() || before.shm.is_some() || live_journal {
         let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| sqlite_error(db, "open", e))?;
-        conn.busy_timeout(busy_timeout)
+        conn.busy_timeout(sqlite_file::wait::busy_timeout(busy_timeout))
             .map_err(|e| sqlite_error(db, "busy timeout", e))?;
         let _: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
@@ -373,40 +385,15 @@ pub fn make_self_contained(db: &Path, busy_timeout: Duration) -> Result<Vec<Stri
 
 /// The temporary name in TARGET's folder: `.NAME.swap-PID.tmp`.
 fn temp_path(target: &Path, what: &str) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    parent_dir(target).join(format!(".{name}.{what}-{}.tmp", std::process::id()))
+    sidefile::pid_temp(target, what)
 }
 
 /// Removes temporary files of killed runs (whose process is gone) beside `target`.
 fn remove_leftovers(target: &Path) {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let Some(file) = file.to_str() else { continue };
-        let Some(rest) = file.strip_prefix(&format!(".{name}.")) else {
-            continue;
-        };
-        let pid = ["swap-", "backup-"]
-            .iter()
-            .find_map(|p| rest.strip_prefix(p))
-            .and_then(|r| r.strip_suffix(".tmp"))
-            .and_then(|p| p.parse::<u32>().ok());
-        if let Some(pid) = pid {
-            if pid != std::process::id() && !sqlite_file::fs::process_alive(pid) {
-                let _ = std::fs::remove_file(entry.path());
-                for kind in Sidecar::ALL {
-                    let _ = std::fs::remove_file(sidecar_path(&entry.path(), kind));
-                }
-            }
+    for what in ["swap", "backup"] {
+        let (prefix, suffix) = sidefile::pid_temp_pattern(target, what);
+        for leftover in sidefile::dead_pid_leftovers(parent_dir(target), &prefix, &suffix) {
+            let _ = sidefile::remove_with_sidecars(&leftover);
         }
     }
 }
@@ -457,12 +444,7 @@ fn place(new: &Path, temp: &Path, mode: u32, owner: Option<(u32, u32)>) -> Resul
     } else {
         let src = File::open(new).map_err(|e| io_error(new, "open", e))?;
         let len = src.metadata().map_err(|e| io_error(new, "stat", e))?.len();
-        let dst = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(temp)
-            .map_err(|e| io_error(temp, "create", e))?;
+        let dst = sidefile::create_new(temp, 0o600).map_err(|e| side_error(temp, e))?;
         let placed = Placed {
             temp: temp.to_owned(),
             new: new.to_owned(),
@@ -618,7 +600,7 @@ impl Swap {
             open_by: Vec::new(),
             seconds: 0.0,
         };
-        let Some((target_meta, _)) = existing else {
+        let Some((target_meta, target_header)) = existing else {
             let mode = new_meta.permissions().mode() & self.ceiling();
             let placed = place(new, &temp_path(target, "swap"), mode, None)?;
             rename_noreplace(&placed.temp, target).map_err(|e| io_error(target, "move into place", e))?;
@@ -633,14 +615,13 @@ impl Swap {
         if self.options.live {
             report.method = Method::Live;
             report.open_by = open_by;
-            if self.options.backup {
-                report.backup = Some(self.live_backup(mode)?);
-            }
-            self.live_write(&new_header)?;
-            for kind in Sidecar::ALL {
-                let _ = std::fs::remove_file(sidecar_path(new, kind));
-            }
-            std::fs::remove_file(new).map_err(|e| io_error(new, "remove (consumed)", e))?;
+            report.backup = self.live(&new_header, &target_header, mode)?;
+            // NEW was only read, and is closed: consumed.
+            sidefile::remove_with_sidecars(new).map_err(|e| Error::Io {
+                path: new.clone(),
+                action: "remove (consumed)",
+                source: io::Error::other(e.to_string()),
+            })?;
         } else {
             report.old_target = make_self_contained(target, self.options.busy_timeout)?;
             // An application may have opened TARGET while it was checkpointed.
@@ -686,7 +667,8 @@ impl Swap {
             report.backup = backup;
         }
         if report.backup.is_some() {
-            report.backups_removed = self.expire_backups();
+            let made = report.backup.clone().unwrap_or_default();
+            report.backups_removed = self.expire_backups(&made);
         }
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
@@ -697,91 +679,128 @@ impl Swap {
         self.options.max_mode.unwrap_or(0o777) & 0o777
     }
 
-    /// Removes all but the newest `keep_backups` backups.
-    fn expire_backups(&self) -> Vec<PathBuf> {
-        let all = backups::list(&self.target);
-        let excess = all.len().saturating_sub(self.options.keep_backups.max(1));
+    /// Removes all but the newest `keep_backups` backups, in their recorded
+    /// order ([`backups::new_name`]); never `made`, the backup this swap
+    /// just made, and never anything but a regular file no process has open.
+    fn expire_backups(&self, made: &Path) -> Vec<PathBuf> {
+        let older: Vec<PathBuf> = backups::list(&self.target)
+            .into_iter()
+            .filter(|b| b.as_path() != made)
+            .collect();
+        let keep_older = self.options.keep_backups.max(1) - 1;
+        let excess = older.len().saturating_sub(keep_older);
         let mut removed = Vec::new();
-        for old in all.into_iter().take(excess) {
-            if std::fs::remove_file(&old).is_ok() {
+        for old in older.into_iter().take(excess) {
+            if sidefile::remove(&old).unwrap_or(false) {
                 removed.push(old);
             }
         }
         removed
     }
 
-    /// `--live`: a consistent copy of the open TARGET, through SQLite.
-    fn live_backup(&self, mode: u32) -> Result<PathBuf, Error> {
+    /// `--live`: under one write lock on TARGET, taken once, the backup is
+    /// made and then NEW's pages are written, so no commit of TARGET's
+    /// application can land between the two and be in neither. Returns the
+    /// backup's name; on failure TARGET is as it was and no backup is left.
+    fn live(&self, new_header: &Header, target_header: &Header, mode: u32) -> Result<Option<PathBuf>, Error> {
+        let (new, target) = (&self.new, &self.target);
+        // Opened before SQLite's handles on TARGET and closed after them:
+        // closing a second handle would drop SQLite's POSIX locks.
+        let target_file = File::open(target).map_err(|e| io_error(target, "open", e))?;
+        let new_sidecars = Sidecars::of(new).map_err(|e| io_error(new, "look for sidecars", e))?;
+        let src = open_read_only(new, new_header, &new_sidecars).map_err(|e| sqlite_error(new, "open", e))?;
+        let mut dst = Connection::open_with_flags(
+            target,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| sqlite_error(target, "open", e))?;
+        dst.busy_timeout(sqlite_file::wait::busy_timeout(self.options.busy_timeout))
+            .map_err(|e| sqlite_error(target, "busy timeout", e))?;
+        let mut made = None;
+        let result = (|| -> Result<(), Error> {
+            let backup = Backup::new(&src.conn, &mut dst).map_err(|e| sqlite_error(target, "write", e))?;
+            // A step of no pages takes TARGET's write lock (exclusive in
+            // rollback mode), which the backup holds until it ends.
+            self.run_backup(&backup, 0, target, "taking its write lock")?;
+            if self.options.backup {
+                made = Some(self.live_backup(target_header, &target_file, mode)?);
+            }
+            self.run_backup(&backup, -1, target, "writing the new content")
+        })();
+        let closed = dst.close().map_err(|(_, e)| sqlite_error(target, "close", e));
+        drop(src);
+        drop(target_file);
+        match result.and(closed) {
+            Ok(()) => Ok(made),
+            Err(e) => {
+                if let Some(b) = &made {
+                    let _ = std::fs::remove_file(b);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The backup of the open TARGET, taken while this process holds its
+    /// write lock: in rollback mode the file itself (the exclusive lock
+    /// keeps everyone out, and nothing is written yet); in WAL mode through a
+    /// second, read-only connection, which sees the last commit.
+    fn live_backup(&self, header: &Header, target_file: &File, mode: u32) -> Result<PathBuf, Error> {
         let target = &self.target;
-        let temp = temp_path(target, "backup");
+        let temp = sidefile::pid_temp(target, "backup");
         let result = (|| {
-            let header = Header::read(target).map_err(|e| Error::NotADatabase {
-                path: target.clone(),
-                reason: e.to_string(),
-            })?;
-            let sidecars = Sidecars::of(target).map_err(|e| io_error(target, "look for sidecars", e))?;
-            let src = open_read_only(target, &header, &sidecars).map_err(|e| sqlite_error(target, "open", e))?;
-            src.conn
-                .busy_timeout(self.options.busy_timeout)
-                .map_err(|e| sqlite_error(target, "busy timeout", e))?;
-            File::create(&temp).map_err(|e| io_error(&temp, "create", e))?;
-            let mut dst = Connection::open(&temp).map_err(|e| sqlite_error(&temp, "open", e))?;
-            dst.pragma_update(None, "synchronous", "OFF")
-                .map_err(|e| sqlite_error(&temp, "pragma", e))?;
-            let _: String = dst
-                .pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get(0))
-                .map_err(|e| sqlite_error(&temp, "pragma", e))?;
-            self.run_backup(&src.conn, &mut dst, target, "reading for the backup")?;
-            dst.close().map_err(|(_, e)| sqlite_error(&temp, "close", e))?;
-            drop(src);
-            let file = File::open(&temp).map_err(|e| io_error(&temp, "open", e))?;
-            file.set_permissions(std::fs::Permissions::from_mode(mode))
+            let out = sidefile::create_new(&temp, 0o600).map_err(|e| side_error(&temp, e))?;
+            match header.journal {
+                JournalFlag::Rollback => {
+                    let len = target_file.metadata().map_err(|e| io_error(target, "stat", e))?.len();
+                    let copied = copy_range(target_file, &out, len, &mut |_| true)
+                        .map_err(|e| io_error(&temp, "copy for the backup", e))?;
+                    if copied != len {
+                        return Err(io_error(
+                            target,
+                            "copy for the backup",
+                            io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank under an exclusive lock"),
+                        ));
+                    }
+                }
+                JournalFlag::Wal => {
+                    let sidecars = Sidecars::of(target).map_err(|e| io_error(target, "look for sidecars", e))?;
+                    let src = open_read_only(target, header, &sidecars).map_err(|e| sqlite_error(target, "open", e))?;
+                    let mut dst = Connection::open(&temp).map_err(|e| sqlite_error(&temp, "open", e))?;
+                    dst.pragma_update(None, "synchronous", "OFF")
+                        .map_err(|e| sqlite_error(&temp, "pragma", e))?;
+                    let _: String = dst
+                        .pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get(0))
+                        .map_err(|e| sqlite_error(&temp, "pragma", e))?;
+                    {
+                        let backup = Backup::new(&src.conn, &mut dst).map_err(|e| sqlite_error(target, "backup", e))?;
+                        self.run_backup(&backup, -1, target, "reading for the backup")?;
+                    }
+                    dst.close().map_err(|(_, e)| sqlite_error(&temp, "close", e))?;
+                }
+            }
+            out.set_permissions(std::fs::Permissions::from_mode(mode))
                 .map_err(|e| io_error(&temp, "chmod", e))?;
-            file.sync_all().map_err(|e| io_error(&temp, "fsync", e))?;
+            out.sync_all().map_err(|e| io_error(&temp, "fsync", e))?;
             let name = backups::new_name(target, SystemTime::now());
             rename_noreplace(&temp, &name).map_err(|e| io_error(&name, "name the backup", e))?;
             fsync_dir(parent_dir(target)).map_err(|e| io_error(target, "fsync folder", e))?;
             Ok(name)
         })();
         if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
-            for kind in Sidecar::ALL {
-                let _ = std::fs::remove_file(sidecar_path(&temp, kind));
-            }
+            let _ = sidefile::remove_with_sidecars(&temp);
         }
         result
     }
 
-    /// `--live`: NEW's pages into TARGET in one write transaction.
-    fn live_write(&self, new_header: &Header) -> Result<(), Error> {
-        let (new, target) = (&self.new, &self.target);
-        let sidecars = Sidecars::of(new).map_err(|e| io_error(new, "look for sidecars", e))?;
-        let src = open_read_only(new, new_header, &sidecars).map_err(|e| sqlite_error(new, "open", e))?;
-        let mut dst = Connection::open_with_flags(
-            target,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| sqlite_error(target, "open", e))?;
-        dst.busy_timeout(self.options.busy_timeout)
-            .map_err(|e| sqlite_error(target, "busy timeout", e))?;
-        self.run_backup(&src.conn, &mut dst, target, "writing the new content")?;
-        dst.close().map_err(|(_, e)| sqlite_error(target, "close", e))
-    }
-
-    /// `step(-1)` until done, retrying Busy/Locked until the busy timeout.
-    fn run_backup(
-        &self,
-        src: &Connection,
-        dst: &mut Connection,
-        blame: &Path,
-        what: &'static str,
-    ) -> Result<(), Error> {
-        let backup = Backup::new(src, dst).map_err(|e| sqlite_error(blame, what, e))?;
-        let deadline = Instant::now() + self.options.busy_timeout;
+    /// Steps `backup` by `pages` (-1: to the end; 0: only take the locks)
+    /// until that is done, retrying Busy/Locked until the busy timeout.
+    fn run_backup(&self, backup: &Backup, pages: i32, blame: &Path, what: &'static str) -> Result<(), Error> {
+        let deadline = sqlite_file::wait::deadline(self.options.busy_timeout);
         loop {
-            let step = backup.step(-1);
-            match step {
+            match backup.step(pages) {
                 Ok(StepResult::Done) => return Ok(()),
+                Ok(StepResult::More) if pages >= 0 => return Ok(()),
                 Ok(StepResult::Busy | StepResult::Locked) => {}
                 Ok(_) => continue,
                 Err(e)
@@ -791,7 +810,7 @@ impl Swap {
                     ) => {}
                 Err(e) => return Err(sqlite_error(blame, what, e)),
             }
-            if Instant::now() >= deadline {
+            if sqlite_file::wait::passed(deadline) {
                 return Err(Error::Busy {
                     path: blame.to_owned(),
                     secs: self.options.busy_timeout.as_secs_f64(),

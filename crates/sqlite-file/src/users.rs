@@ -13,8 +13,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::{sidecar_path, Sidecar};
 use serde::Serialize;
-use sqlite_file::{sidecar_path, Sidecar};
 
 /// A process that has the database (or a sidecar) open.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -91,13 +91,24 @@ fn lock_holders(db: &Path) -> Vec<u32> {
     let mut pids = Vec::new();
     // Opening for reading and closing again is safe here: this process has
     // no SQLite connection to these files, so it drops no lock of its own.
-    if let Ok(file) = File::open(db) {
+    // Only regular files, opened without blocking: a FIFO must not hang the probe.
+    if let Some(file) = open_regular(db) {
         pids.extend(probe(&file, PENDING_BYTE, 512 + 2));
     }
-    if let Ok(file) = File::open(sidecar_path(db, Sidecar::Shm)) {
+    if let Some(file) = open_regular(&sidecar_path(db, Sidecar::Shm)) {
         pids.extend(probe(&file, 120, 8));
     }
     pids
+}
+
+fn open_regular(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
 }
 
 fn probe(file: &File, start: i64, len: i64) -> Option<u32> {
