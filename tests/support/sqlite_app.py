@@ -12,6 +12,10 @@ system's SQLite through Python, as another application would.
                                           exclusive (rollback mode: blocks even readers)
                                           "end" ends the transaction (ROLLBACK), "sql QUERY" prints the
                                           first column of the first row (or "error: ...")
+    sqlite_app.py insert DB STOP_FILE     insert rows (k, ...) into log(k INTEGER PRIMARY KEY), one committed
+                                          transaction each, about every 2 ms, until STOP_FILE exists; prints
+                                          "started" after its first commit, then at the end every k it
+                                          committed, one line (space-separated)
     sqlite_app.py crash DB SQL            run SQL in one committed transaction, then die without closing
     sqlite_app.py crash-mid DB SQL        run SQL inside a transaction, then die before COMMIT
 
@@ -81,6 +85,29 @@ def hold(path, state):
     conn.close()
 
 
+def insert(path, stop_file):
+    import time
+    conn = connect(path)
+    committed = []
+    k = 0
+    while not os.path.exists(stop_file):
+        k += 1
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO log(k) VALUES (?)", (k,))
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            continue
+        committed.append(k)
+        if len(committed) == 1:
+            print("started", flush=True)
+        time.sleep(0.002)
+    conn.close()
+    print(" ".join(map(str, committed)), flush=True)
+
+
 def crash(path, sql, commit):
     conn = connect(path)
     conn.execute("BEGIN")
@@ -99,6 +126,8 @@ def main():
         transfer(path, sys.argv[3], sys.argv[4:] == ["checkpoint"])
     elif cmd == "hold":
         hold(path, sys.argv[3])
+    elif cmd == "insert":
+        insert(path, sys.argv[3])
     elif cmd == "crash":
         crash(path, sys.argv[3], True)
     elif cmd == "crash-mid":

@@ -331,6 +331,10 @@ fn deploy(
     keep_staging: bool,
     output: &Output,
 ) -> Exit {
+    let deployment = deployment.and_then(|d| {
+        let names: Vec<PathBuf> = d.files.iter().map(|f| f.path.clone()).collect();
+        log_is_not_a_file_of_the_run(output, &names).map(|()| d)
+    });
     let deployment = match deployment {
         Ok(d) => d,
         Err(e) => {
@@ -368,6 +372,37 @@ fn deploy(
     print_report(&report, output)
 }
 
+/// `--log` must not name a database of the run, one of its sidecars, its
+/// lock, or a file the run makes beside it: the log would be appended to it.
+fn log_is_not_a_file_of_the_run(output: &Output, databases: &[PathBuf]) -> Result<(), refresh_dev::Error> {
+    use sqlite_file::{lock, sidecar_path, sidefile, Sidecar};
+    let Some(log) = &output.log else { return Ok(()) };
+    let mut names: Vec<(PathBuf, String)> = Vec::new();
+    for db in databases {
+        let what = |kind: &str| format!("{kind} of the run ({})", db.display());
+        names.push((db.clone(), format!("a database of the run ({})", db.display())));
+        for kind in Sidecar::ALL {
+            names.push((sidecar_path(db, kind), what(kind.suffix())));
+        }
+        names.push((lock::lock_path(db), what("the lock")));
+        let staging = sidefile::staging(db);
+        for kind in Sidecar::ALL {
+            names.push((sidecar_path(&staging, kind), what("a staging sidecar")));
+        }
+        names.push((staging, what("the staging file")));
+    }
+    let same = |a: &Path, b: &Path| {
+        sqlite_file::fs::same_file(a, b).unwrap_or(false) || lock::absolute(a) == lock::absolute(b)
+    };
+    match names.into_iter().find(|(name, _)| same(log, name)) {
+        Some((_, what)) => Err(refresh_dev::Error::LogIsInput {
+            path: log.clone(),
+            what,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn print_report(report: &Report, output: &Output) -> Exit {
     if output.json {
         match serde_json::to_string_pretty(report) {
@@ -387,6 +422,10 @@ fn print_report(report: &Report, output: &Output) -> Exit {
 }
 
 fn rollback(args: &RollbackArgs) -> Exit {
+    if let Err(e) = log_is_not_a_file_of_the_run(&args.output, &[sqlite_file::fs::resolve_link(&args.dev)]) {
+        eprintln!("refresh-dev: error: {e}");
+        return e.exit();
+    }
     let mut terminal = match Terminal::new(&args.output) {
         Ok(t) => t,
         Err(e) => {

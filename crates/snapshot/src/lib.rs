@@ -362,7 +362,7 @@ impl Snapshot {
         if !meta.is_file() {
             return Err(Error::NotADatabase {
                 path: path.clone(),
-                reason: "not a regular file".into(),
+                reason: format!("is {}, not a regular file", sidefile::kind_of(&meta.file_type())),
             });
         }
         let mut file = File::open(path).map_err(|e| match e.kind() {

@@ -1,0 +1,648 @@
+//! End to end, at the edges: what lies beside DEV and PROD (links, stale
+//! sidecars, odd files, old backups, a killed run's leftovers), a live
+//! application, and values no one should pass. Every test drives the real
+//! `refresh-dev` binary over temporary folders and checks what a user would
+//! look at: PROD's and DEV's bytes, the files left, the exit code, the message.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn refresh_dev() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_refresh-dev"))
+}
+
+/// PROD (600 customers, WAL mode) in `prod/`, DEV (2 customers and a new
+/// column) in `dev/`, each its own folder.
+struct Pair {
+    dir: tempfile::TempDir,
+    prod: PathBuf,
+    dev: PathBuf,
+}
+
+const PROD_SQL: &str = "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600)
+    INSERT INTO customers(name) SELECT 'customer ' || i FROM n;
+    CREATE TABLE log(k INTEGER PRIMARY KEY);";
+const DEV_SQL: &str = "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT, email TEXT);
+    INSERT INTO customers(name, email) VALUES ('dev one', 'a@dev'), ('dev two', 'b@dev');
+    CREATE TABLE log(k INTEGER PRIMARY KEY);";
+
+impl Pair {
+    fn new(dev_mode: &str) -> Pair {
+        let dir = tempdir();
+        for sub in ["prod", "dev"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let prod = dir.path().join("prod/shop.db");
+        let dev = dir.path().join("dev/shop.db");
+        make_db(&prod, "wal", PROD_SQL);
+        make_db(&dev, dev_mode, DEV_SQL);
+        Pair { dir, prod, dev }
+    }
+
+    fn prod_dir(&self) -> PathBuf {
+        self.dir.path().join("prod")
+    }
+
+    fn dev_dir(&self) -> PathBuf {
+        self.dir.path().join("dev")
+    }
+
+    fn staging(&self) -> PathBuf {
+        self.dev_dir().join(".shop.refresh-staging.db")
+    }
+
+    fn args(&self, command: &str) -> Vec<String> {
+        vec![
+            command.to_owned(),
+            "--prod".into(),
+            self.prod.display().to_string(),
+            "--dev".into(),
+            self.dev.display().to_string(),
+        ]
+    }
+
+    fn run(&self, command: &str, extra: &[&str]) -> (i32, String, String) {
+        run(refresh_dev().args(self.args(command)).args(extra))
+    }
+
+    fn customers(&self, db: &Path) -> i64 {
+        query_i64(db, "SELECT count(*) FROM customers")
+    }
+}
+
+/// Waits for `child` with a deadline: a hang is a failure, never a pass.
+fn finish_within(mut child: Child, limit: Duration) -> (i32, String) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            return (status.code().unwrap_or(-1), err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().expect("utf-8")).expect("cstring");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+fn write_file(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+}
+
+#[test]
+fn a_link_at_the_lock_files_name_is_refused_and_never_written_through() {
+    let pair = Pair::new("delete");
+    let prod_before = folder(&pair.prod_dir());
+    let dev_before = folder(&pair.dev_dir());
+    let lock = pair.dev_dir().join("shop.db.refresh-dev.lock");
+    std::os::unix::fs::symlink(&pair.prod, &lock).expect("symlink");
+    let dev_before_with_link = folder(&pair.dev_dir());
+    for command in ["plan", "run"] {
+        let (code, out, err) = pair.run(command, &[]);
+        assert_eq!(code, 3, "{command}: {out}{err}");
+        assert!(
+            err.contains("refresh-dev.lock") && err.contains("symbolic link"),
+            "{err}"
+        );
+        assert_eq!(folder(&pair.prod_dir()), prod_before, "{command}: PROD as it was");
+        assert_eq!(
+            folder(&pair.dev_dir()),
+            dev_before_with_link,
+            "{command}: DEV as it was"
+        );
+    }
+    assert!(std::fs::symlink_metadata(&lock).is_ok_and(|m| m.file_type().is_symlink()));
+    std::fs::remove_file(&lock).expect("rm");
+    assert_eq!(folder(&pair.dev_dir()), dev_before);
+}
+
+#[test]
+fn a_link_at_the_staging_name_is_refused_and_its_target_kept() {
+    let pair = Pair::new("delete");
+    let elsewhere = pair.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    let important = elsewhere.join("important.db");
+    make_db(
+        &important,
+        "delete",
+        "CREATE TABLE keep(x); INSERT INTO keep VALUES (42);",
+    );
+    let important_bytes = std::fs::read(&important).expect("read");
+    std::os::unix::fs::symlink("../elsewhere/important.db", pair.staging()).expect("symlink");
+    let dev_before = folder(&pair.dev_dir());
+
+    let (code, out, err) = pair.run("plan", &["--json"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        !out.contains("important.db"),
+        "the plan announces no removal there: {out}"
+    );
+    assert!(err.contains(".shop.refresh-staging.db"), "{err}");
+    let (code, out, err) = pair.run("run", &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read(&important).expect("still there"), important_bytes);
+    assert_eq!(folder(&pair.dev_dir()), dev_before);
+}
+
+#[test]
+fn a_stale_wal_at_the_staging_name_is_never_adopted() {
+    let pair = Pair::new("delete");
+    // A -wal with committed frames of another database (DEV-like rows).
+    let other = pair.dir.path().join("other.db");
+    let conn = rusqlite::Connection::open(&other).expect("open");
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;")
+        .expect("wal");
+    conn.execute_batch(DEV_SQL).expect("sql");
+    let wal = std::fs::read(sqlite_file_sidecar(&other, "-wal")).expect("the other -wal");
+    drop(conn);
+    let stale = sqlite_file_sidecar(&pair.staging(), "-wal");
+    std::fs::write(&stale, &wal).expect("plant");
+    let dev_before = folder(&pair.dev_dir());
+
+    let (code, out, err) = pair.run("plan", &[]);
+    assert_eq!(code, 3, "the plan predicts the refusal: {out}{err}");
+    let (code, out, err) = pair.run("run", &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains(".shop.refresh-staging.db-wal") && err.contains("stale"),
+        "{err}"
+    );
+    assert_eq!(
+        folder(&pair.dev_dir()),
+        dev_before,
+        "DEV and the stale file as they were"
+    );
+
+    // A killed run recorded that it made the staging file: its -wal is that
+    // run's, so the next run removes it, and the copy is PROD's.
+    let lock = pair.dev_dir().join("shop.db.refresh-dev.lock");
+    write_file(
+        &lock,
+        &format!("pid 99999999 refresh-dev run\nmade {}\n", pair.staging().display()),
+    );
+    let (code, out, err) = pair.run("run", &["--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(pair.customers(&pair.dev), 600, "PROD's rows, not the stale -wal's");
+    assert!(json(&out)["leftovers_removed"]
+        .to_string()
+        .contains("refresh-staging.db"));
+    let left = names(&pair.dev_dir());
+    assert_eq!(left.len(), 2, "DEV and its backup only: {left:?}");
+}
+
+fn sqlite_file_sidecar(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+#[test]
+fn snapshot_never_adopts_a_stale_sidecar_at_dests_name() {
+    let pair = Pair::new("delete");
+    let dest = pair.dir.path().join("copy.db");
+    std::fs::write(sqlite_file_sidecar(&dest, "-journal"), b"not ours").expect("plant");
+    let (code, _, err) = run(refresh_dev().args(["snapshot"]).arg(&pair.prod).arg(&dest));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("copy.db-journal"), "{err}");
+    assert!(!dest.exists());
+    assert_eq!(
+        std::fs::read(sqlite_file_sidecar(&dest, "-journal")).expect("kept"),
+        b"not ours"
+    );
+}
+
+#[test]
+fn a_deployment_never_deletes_an_existing_file_marked_temporary() {
+    let pair = Pair::new("delete");
+    let notes = pair.dir.path().join("notes.txt");
+    write_file(&notes, "my notes");
+    let prod_before = folder(&pair.prod_dir());
+    let dev_before = folder(&pair.dev_dir());
+    for (files, step) in [
+        (
+            "prod = \"prod/shop.db\"\ndev = { path = \"dev/shop.db\", temporary = true }",
+            "op = \"replace\"\nfrom = \"prod\"\nto = \"dev\"",
+        ),
+        (
+            "prod = \"prod/shop.db\"\nnotes = { path = \"notes.txt\", temporary = true }",
+            "op = \"snapshot\"\nfrom = \"prod\"\nto = \"notes\"",
+        ),
+    ] {
+        let file = pair.dir.path().join("deploy.toml");
+        write_file(&file, &format!("[files]\n{files}\n\n[[step]]\n{step}\n"));
+        for dry in [true, false] {
+            let mut cmd = refresh_dev();
+            cmd.arg("deploy").arg(&file);
+            if dry {
+                cmd.arg("--dry-run");
+            }
+            let (code, out, err) = run(&mut cmd);
+            assert_eq!(code, 2, "{files} (dry run {dry}): {out}{err}");
+            assert!(err.contains("temporary"), "{err}");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&notes).expect("kept"), "my notes");
+    assert_eq!(folder(&pair.prod_dir()), prod_before);
+    assert_eq!(folder(&pair.dev_dir()), dev_before);
+}
+
+#[test]
+fn retention_never_removes_the_backup_this_run_made() {
+    let pair = Pair::new("delete");
+    // A backup named while the clock was far ahead.
+    let ahead = pair.dev_dir().join("shop.db.bak-20991231T235959Z");
+    make_db(
+        &ahead,
+        "delete",
+        "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT, email TEXT);",
+    );
+    let (code, out, err) = pair.run("run", &["--keep-backups", "1", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report = json(&out);
+    let backup = PathBuf::from(report["backup"].as_str().expect("backup"));
+    assert!(
+        backup.exists(),
+        "the report names a file that exists: {}",
+        backup.display()
+    );
+    assert_eq!(pair.customers(&backup), 2, "the backup holds DEV's own rows");
+    assert!(!ahead.exists(), "keep 1: the older backup goes");
+    // Rollback puts this run's backup back.
+    let (code, out, err) = run(refresh_dev().args(["rollback", "--dev"]).arg(&pair.dev));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(pair.customers(&pair.dev), 2);
+}
+
+#[test]
+fn live_keeps_every_commit_in_the_backup_or_the_new_dev() {
+    for mode in ["wal", "delete"] {
+        let pair = Pair::new(mode);
+        let stop = pair.dir.path().join("stop");
+        let mut app = KillOnDrop(Some(
+            app()
+                .args([
+                    "insert",
+                    pair.dev.to_str().expect("utf-8"),
+                    stop.to_str().expect("utf-8"),
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn app"),
+        ));
+        let mut stdout = std::io::BufReader::new(app.0.as_mut().and_then(|c| c.stdout.take()).expect("stdout"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).expect("read");
+        assert_eq!(line.trim(), "started");
+        let (code, out, err) = pair.run("run", &["--live", "--json"]);
+        write_file(&stop, "");
+        let mut committed = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut committed).expect("read");
+        assert!(app.wait(), "the app ended cleanly");
+        assert_eq!(code, 0, "{mode}: {out}{err}");
+        let backup = PathBuf::from(json(&out)["backup"].as_str().expect("backup"));
+        let ks = |db: &Path| -> std::collections::BTreeSet<i64> {
+            let conn = rusqlite::Connection::open(db).expect("open");
+            let mut stmt = conn.prepare("SELECT k FROM log").expect("prepare");
+            stmt.query_map([], |r| r.get(0))
+                .expect("query")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows")
+        };
+        let (in_backup, in_dev) = (ks(&backup), ks(&pair.dev));
+        let lost: Vec<i64> = committed
+            .split_whitespace()
+            .map(|k| k.parse().expect("k"))
+            .filter(|k| !in_backup.contains(k) && !in_dev.contains(k))
+            .collect();
+        assert!(lost.is_empty(), "{mode}: committed rows in neither file: {lost:?}");
+        assert!(!in_backup.is_empty(), "{mode}: the app committed before the swap");
+        assert_eq!(pair.customers(&pair.dev), 600, "{mode}: PROD's rows");
+    }
+}
+
+#[test]
+fn snapshot_force_never_replaces_a_fifo_or_a_device() {
+    let pair = Pair::new("delete");
+    let fifo = pair.dir.path().join("fifo");
+    mkfifo(&fifo);
+    let mut targets = vec![fifo.clone()];
+    if is_root() {
+        let null = pair.dir.path().join("null");
+        let c = std::ffi::CString::new(null.to_str().expect("utf-8")).expect("cstring");
+        // SAFETY: a valid path; makes a character device like /dev/null.
+        let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+        assert_eq!(rc, 0, "mknod");
+        targets.push(null);
+    }
+    for target in targets {
+        let child = refresh_dev()
+            .args(["snapshot", "--force"])
+            .arg(&pair.prod)
+            .arg(&target)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let (code, err) = finish_within(child, Duration::from_secs(30));
+        assert_eq!(code, 2, "{}: {err}", target.display());
+        assert!(err.contains("not a regular file"), "{err}");
+        let t = std::fs::symlink_metadata(&target).expect("still there").file_type();
+        assert!(!t.is_file(), "{} was left as it was", target.display());
+    }
+}
+
+#[test]
+fn a_fifo_as_prod_or_dev_is_bad_input_at_once() {
+    let pair = Pair::new("delete");
+    let fifo = pair.dir.path().join("fifo.db");
+    mkfifo(&fifo);
+    let (p, d, f) = (
+        pair.prod.display().to_string(),
+        pair.dev.display().to_string(),
+        fifo.display().to_string(),
+    );
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["run", "--prod", &f, "--dev", &d],
+        vec!["run", "--prod", &p, "--dev", &f],
+        vec!["plan", "--prod", &f, "--dev", &d],
+        vec!["plan", "--prod", &p, "--dev", &f],
+        vec!["diff", &f, &d],
+        vec!["diff", &d, &f],
+        vec!["swap", &f, &d],
+        vec!["swap", &p, &f],
+        vec!["snapshot", &f, "unused.db"],
+    ];
+    for args in cases {
+        let child = refresh_dev()
+            .args(&args)
+            .current_dir(pair.dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let (code, err) = finish_within(child, Duration::from_secs(30));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("FIFO") && err.contains("fifo.db"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_log_that_names_a_file_of_the_run_is_bad_input() {
+    let pair = Pair::new("wal");
+    let prod_before = folder(&pair.prod_dir());
+    let dev_before = folder(&pair.dev_dir());
+    let staging = pair.staging();
+    let names = [
+        pair.prod.clone(),
+        pair.dev.clone(),
+        sqlite_file_sidecar(&pair.prod, "-wal"),
+        sqlite_file_sidecar(&pair.dev, "-journal"),
+        staging,
+    ];
+    for log in &names {
+        for command in ["plan", "run"] {
+            let (code, out, err) = pair.run(command, &["--log", log.to_str().expect("utf-8")]);
+            assert_eq!(code, 2, "{command} --log {}: {out}{err}", log.display());
+            assert!(err.contains("--log"), "{err}");
+        }
+    }
+    assert_eq!(folder(&pair.prod_dir()), prod_before);
+    assert_eq!(folder(&pair.dev_dir()), dev_before);
+}
+
+#[test]
+fn a_killed_runs_empty_wal_and_shm_beside_prod_are_removed_by_the_next_run() {
+    let pair = Pair::new("delete");
+    let prod_before = folder(&pair.prod_dir());
+    assert_eq!(prod_before.len(), 1, "an idle WAL-mode PROD: no -wal, no -shm");
+    // Kill runs early, while PROD may be open; each next run cleans up.
+    for attempt in 0..5 {
+        let mut child = refresh_dev()
+            .args(pair.args("run"))
+            .args(["--quiet", "--keep-backups", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // Kill as soon as PROD's -wal appears (or the run ends first).
+        let wal = sqlite_file_sidecar(&pair.prod, "-wal");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !wal.exists() && child.try_wait().expect("try_wait").is_none() && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let (code, out, err) = pair.run("run", &["--quiet", "--keep-backups", "1"]);
+        assert_eq!(code, 0, "attempt {attempt}: {out}{err}");
+        assert_eq!(
+            folder(&pair.prod_dir()),
+            prod_before,
+            "attempt {attempt}: PROD's folder as found"
+        );
+    }
+    // The same from a planted record: the lock of a dead run that read PROD.
+    std::fs::write(sqlite_file_sidecar(&pair.prod, "-wal"), b"").expect("wal");
+    std::fs::write(sqlite_file_sidecar(&pair.prod, "-shm"), vec![0u8; 32768]).expect("shm");
+    write_file(
+        &pair.dev_dir().join("shop.db.refresh-dev.lock"),
+        &format!("pid 99999999 refresh-dev run\nreads {}\n", pair.prod.display()),
+    );
+    let (code, out, err) = pair.run("run", &["--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(folder(&pair.prod_dir()), prod_before);
+}
+
+#[test]
+fn a_wal_beside_prod_that_holds_frames_is_never_removed() {
+    let pair = Pair::new("delete");
+    // PROD's application left committed frames in its -wal (not checkpointed).
+    let conn = rusqlite::Connection::open(&pair.prod).expect("open");
+    conn.execute_batch("PRAGMA wal_autocheckpoint=0; INSERT INTO customers(name) VALUES ('late');")
+        .expect("sql");
+    // Leave the -wal behind as a crash would.
+    std::mem::forget(conn);
+    let wal = std::fs::read(sqlite_file_sidecar(&pair.prod, "-wal")).expect("-wal");
+    assert!(wal.len() > 32);
+    write_file(
+        &pair.dev_dir().join("shop.db.refresh-dev.lock"),
+        &format!("pid 99999999 refresh-dev run\nreads {}\n", pair.prod.display()),
+    );
+    let (code, out, err) = pair.run("run", &["--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        std::fs::read(sqlite_file_sidecar(&pair.prod, "-wal")).expect("-wal"),
+        wal
+    );
+    assert_eq!(pair.customers(&pair.dev), 601, "the -wal's commit is in the copy");
+}
+
+#[test]
+fn durations_beyond_the_bound_are_usage_errors_never_panics() {
+    let pair = Pair::new("delete");
+    let (p, d) = (pair.prod.display().to_string(), pair.dev.display().to_string());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["swap", "--wait", "1e20", &p, &d],
+        vec!["swap", "--wait", "inf", &p, &d],
+        vec!["swap", "--busy-timeout", "inf", &p, &d],
+        vec!["swap", "--busy-timeout", "nan", &p, &d],
+        vec!["snapshot", "--timeout", "2200000", &p, "copy.db"],
+        vec!["run", "--prod", &p, "--dev", &d, "--timeout", "604801"],
+        vec!["plan", "--prod", &p, "--dev", &d, "--timeout", "-1"],
+    ];
+    let before = folder(&pair.dev_dir());
+    for args in cases {
+        let (code, out, err) = run(refresh_dev().args(&args).current_dir(pair.dir.path()));
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let file = pair.dir.path().join("deploy.toml");
+    write_file(
+        &file,
+        "[files]\nprod = \"prod/shop.db\"\ncopy = \"copy.db\"\n\n[[step]]\nop = \"snapshot\"\nfrom = \"prod\"\nto = \"copy\"\ntimeout = 2.2e6\n",
+    );
+    let (code, out, err) = run(refresh_dev().arg("deploy").arg(&file));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("longest wait"), "{err}");
+    assert_eq!(folder(&pair.dev_dir()), before);
+    assert!(!pair.dir.path().join("copy.db").exists());
+}
+
+#[test]
+fn glob_patterns_never_backtrack_exponentially() {
+    let pair = Pair::new("delete");
+    let child = refresh_dev()
+        .args(pair.args("plan"))
+        .args(["--dev-data", "*a*a*a*a*a*a*a*a*a*a*a*a*a*b"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The table names are short; a long one is the worst case for the matcher.
+    let (code, err) = finish_within(child, Duration::from_secs(60));
+    assert!(code == 0 || code == 1 || code == 2, "{err}");
+    assert!(!schema_diff::glob_match(
+        "*a*a*a*a*a*a*a*a*a*a*a*a*a*b",
+        &"a".repeat(40)
+    ));
+}
+
+#[test]
+fn wrong_exit_codes_are_right_now() {
+    let pair = Pair::new("delete");
+    // A link loop as DEV is bad input.
+    let looped = pair.dev_dir().join("loop.db");
+    std::os::unix::fs::symlink("loop.db", &looped).expect("symlink");
+    let (code, _, err) = run(refresh_dev()
+        .args(["run", "--prod"])
+        .arg(&pair.prod)
+        .arg("--dev")
+        .arg(&looped));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("loop.db"), "{err}");
+    std::fs::remove_file(&looped).expect("rm");
+
+    // /dev/zero is a character device, not an empty file.
+    let (code, _, err) = run(refresh_dev()
+        .args(["run", "--prod", "/dev/zero", "--dev"])
+        .arg(&pair.dev));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("character device"), "{err}");
+
+    // An existing rejects file is a refusal, decided before anything changes.
+    let rejects = pair.dir.path().join("rejects.sqlite");
+    write_file(&rejects, "mine");
+    let dev_before = folder(&pair.dev_dir());
+    let file = pair.dir.path().join("deploy.toml");
+    write_file(
+        &file,
+        "[files]\nprod = \"prod/shop.db\"\ndev = \"dev/shop.db\"\nstaging = { path = \"dev/.shop.refresh-staging.db\", temporary = true }\n\n\
+         [[step]]\nop = \"snapshot\"\nfrom = \"prod\"\nto = \"staging\"\n\n\
+         [[step]]\nop = \"apply\"\nschema = \"dev\"\nto = \"staging\"\non_violation = \"skip\"\nrejects = \"rejects.sqlite\"\n\n\
+         [[step]]\nop = \"swap\"\nfrom = \"staging\"\nto = \"dev\"\n",
+    );
+    for dry in [true, false] {
+        let mut cmd = refresh_dev();
+        cmd.arg("deploy").arg(&file);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        let (code, out, err) = run(&mut cmd);
+        assert_eq!(code, 3, "dry run {dry}: {out}{err}");
+        assert!(err.contains("rejects.sqlite"), "{err}");
+    }
+    assert_eq!(std::fs::read_to_string(&rejects).expect("kept"), "mine");
+    assert_eq!(folder(&pair.dev_dir()), dev_before);
+
+    // snapshot --verify of a corrupt PROD names PROD as corrupt: bad input.
+    let corrupt = pair.dir.path().join("corrupt.db");
+    make_db(
+        &corrupt,
+        "delete",
+        "CREATE TABLE t(x TEXT); CREATE INDEX t_x ON t(x);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO t SELECT hex(randomblob(40)) FROM n;",
+    );
+    let mut bytes = std::fs::read(&corrupt).expect("read");
+    // A whole page in the middle of the index's b-tree, overwritten.
+    let page = 4096;
+    let middle = (bytes.len() / page / 2) * page;
+    for b in &mut bytes[middle..middle + page] {
+        *b = 0x5a;
+    }
+    std::fs::write(&corrupt, &bytes).expect("write");
+    let copy = pair.dir.path().join("copy-of-corrupt.db");
+    let (code, _, err) = run(refresh_dev().args(["snapshot", "--verify"]).arg(&corrupt).arg(&copy));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("corrupt.db") && err.contains("corrupt"), "{err}");
+    assert!(!copy.exists());
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_dev_its_user_cannot_write_is_refused_before_anything_changes() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run as nobody (root ignores permission bits)");
+        return;
+    }
+    let pair = Pair::new("wal");
+    let nobody = |p: &Path| {
+        let c = std::ffi::CString::new(p.to_str().expect("utf-8")).expect("cstring");
+        // SAFETY: a valid path.
+        unsafe { libc::chown(c.as_ptr(), 65534, 65534) };
+    };
+    for p in [
+        pair.dir.path(),
+        &pair.prod_dir(),
+        &pair.dev_dir(),
+        &pair.prod,
+        &pair.dev,
+    ] {
+        nobody(p);
+    }
+    std::fs::set_permissions(&pair.dev, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    let dev_before = folder(&pair.dev_dir());
+    let prod_before = folder(&pair.prod_dir());
+    let (code, out, err) = run(as_nobody(Path::new(env!("CARGO_BIN_EXE_refresh-dev"))).args(pair.args("run")));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("permission denied") && err.contains("shop.db"), "{err}");
+    assert_eq!(folder(&pair.dev_dir()), dev_before, "no -wal or -shm left beside DEV");
+    assert_eq!(folder(&pair.prod_dir()), prod_before);
+}
