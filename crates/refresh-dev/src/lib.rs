@@ -73,7 +73,8 @@ pub enum Error {
     InUse { path: PathBuf, users: String },
     #[error("{}: another refresh-dev holds {} ({holder}); wait for it, or remove that file if no such run exists", db.display(), lock.display())]
     Locked { db: PathBuf, lock: PathBuf, holder: String },
-    #[error("{}: new constraint violations (nothing was changed; pass --on-violation skip to leave those rows out): {list}", path.display())]
+    /// Refused by `schema_diff::Report::blocking`, in its words.
+    #[error("{}: {list}", path.display())]
     Violations { path: PathBuf, list: String },
     #[error("{}: not enough free space: {needed} bytes needed ({why}), {available} available", folder.display())]
     NoSpace {

@@ -932,11 +932,12 @@ fn count_migrations(
         }
         let rows =
             |kind: ImpactKind| -> i64 { diff.data_impact.iter().filter(|i| i.kind == kind).map(|i| i.rows).sum() };
-        let violating = rows(ImpactKind::Violation);
-        if violating > 0 && on_violation == OnViolation::Abort {
+        let violating = rows(ImpactKind::Violation).max(0);
+        // The one decision `apply` enforces (schema_diff::Report::blocking).
+        if let Some(why) = diff.blocking(on_violation) {
             let e = Error::Violations {
                 path: data_path.clone(),
-                list: diff.violations().join("; "),
+                list: why,
             };
             check(report, "schema", false, e.to_string());
             prepared.diffs.insert(s, diff);

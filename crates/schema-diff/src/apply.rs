@@ -122,35 +122,17 @@ pub fn apply_with_progress(
     if diff.identical && !needs_dev {
         return Ok(ApplyReport::unchanged(diff, started));
     }
-    let violations = diff.violations();
+    if let Some(why) = diff.blocking(on_violation) {
+        return Err(Error::Violations {
+            path: target_path.to_owned(),
+            list: why,
+        });
+    }
     let to_skip: Vec<&crate::plan::Impact> = diff
         .data_impact
         .iter()
         .filter(|i| i.kind == ImpactKind::Violation)
         .collect();
-    if !violations.is_empty() {
-        if on_violation == OnViolation::Abort {
-            return Err(Error::Violations {
-                path: target_path.to_owned(),
-                list: violations.join("; "),
-            });
-        }
-        if let Some(i) = to_skip.iter().find(|i| i.skip_condition.is_none()) {
-            return Err(Error::Violations {
-                path: target_path.to_owned(),
-                list: format!(
-                    "{}: the violating rows of a WITHOUT ROWID table cannot be singled out to skip",
-                    i.table
-                ),
-            });
-        }
-    }
-    if !diff.not_counted.is_empty() {
-        return Err(Error::Violations {
-            path: target_path.to_owned(),
-            list: format!("could not count: {}", diff.not_counted.join("; ")),
-        });
-    }
 
     let mut conn = Connection::open_with_flags(
         target_path,

@@ -250,9 +250,54 @@ pub struct Report {
     pub unreadable: Vec<String>,
     /// Constraints whose violations could not be counted, with why.
     pub not_counted: Vec<String>,
+    /// What applying keeps as it is but a user should know: a foreign key
+    /// of DEV's that references a table DEV does not have, a table that
+    /// looks like a migration history but is not treated as one.
+    pub warnings: Vec<String>,
 }
 
 impl Report {
+    /// Whether applying this report's plan with `on_violation` is refused,
+    /// and why, in one sentence that says what to do. The one decision that
+    /// `apply` enforces and the driver's `plan` predicts.
+    pub fn blocking(&self, on_violation: apply::OnViolation) -> Option<String> {
+        let violations = self.violations();
+        if !violations.is_empty() {
+            if on_violation == apply::OnViolation::Abort {
+                return Some(format!(
+                    "new constraint violations (nothing was changed; pass --on-violation skip to leave those rows out into a rejects file): {}",
+                    violations.join("; ")
+                ));
+            }
+            let unskippable: Vec<String> = self
+                .data_impact
+                .iter()
+                .filter(|i| i.kind == plan::ImpactKind::Violation && i.skip_condition.is_none())
+                .map(|i| {
+                    format!(
+                        "{}{}: {}",
+                        i.table,
+                        i.column.as_ref().map(|c| format!(".{c}")).unwrap_or_default(),
+                        i.unskippable.unwrap_or("its violating rows cannot be singled out")
+                    )
+                })
+                .collect();
+            if !unskippable.is_empty() {
+                return Some(format!(
+                    "new constraint violations that --on-violation skip cannot leave out (nothing was changed; change DEV's schema or PROD's rows): {}",
+                    unskippable.join("; ")
+                ));
+            }
+        }
+        if !self.not_counted.is_empty() {
+            return Some(format!(
+                "could not count the rows some new constraints break (nothing was changed): {}",
+                self.not_counted.join("; ")
+            ));
+        }
+        None
+    }
+
     /// The rows breaking a new constraint, one line per constraint:
     /// `table.column: N rows: why (e.g. rowid 3, rowid 7)`.
     pub fn violations(&self) -> Vec<String> {
@@ -261,10 +306,14 @@ impl Report {
             .filter(|i| i.kind == plan::ImpactKind::Violation)
             .map(|i| {
                 format!(
-                    "{}{}: {} rows: {}{}",
+                    "{}{}: {}: {}{}",
                     i.table,
                     i.column.as_ref().map(|c| format!(".{c}")).unwrap_or_default(),
-                    i.rows,
+                    match i.rows {
+                        n if n < 0 => "some rows".to_owned(),
+                        1 => "1 row".to_owned(),
+                        n => format!("{n} rows"),
+                    },
                     i.reason,
                     if i.examples.is_empty() {
                         String::new()
@@ -303,7 +352,8 @@ pub enum Error {
     MissingExtension { path: PathBuf, what: String },
     #[error("{}: cannot load extension: {why}", path.display())]
     Extension { path: PathBuf, why: String },
-    #[error("{}: not changed: new constraint violations: {list}", path.display())]
+    /// What [`Report::blocking`] said, in its words.
+    #[error("{}: {list}", path.display())]
     Violations { path: PathBuf, list: String },
     /// A link, an existing file or a stale sidecar at the name of a file it
     /// makes (the rejects database, the `--sql` copy): refused.
@@ -472,6 +522,7 @@ pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &
         data_impact: plan.data_impact,
         unreadable,
         not_counted: plan.not_counted,
+        warnings: plan.warnings,
     })
 }
 

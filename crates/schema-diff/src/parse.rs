@@ -136,6 +136,95 @@ fn items(chars: &[char]) -> Vec<(usize, usize)> {
     items
 }
 
+/// What a stored `CREATE [UNIQUE] INDEX … ON t (…) [WHERE …]` says, cut
+/// verbatim out of its text (quotes and comments respected): each key item
+/// without its `ASC`/`DESC` (its `COLLATE` kept), and the partial index's
+/// condition. `None` where the text is not of that shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexParts {
+    pub items: Vec<String>,
+    pub condition: Option<String>,
+}
+
+pub fn index_parts(sql: &str) -> Option<IndexParts> {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut i = 0;
+    let open = loop {
+        if i >= chars.len() {
+            return None;
+        }
+        if let Some(next) = skip_token(&chars, i) {
+            i = next;
+            continue;
+        }
+        if chars[i] == '(' {
+            break i;
+        }
+        i += 1;
+    };
+    let ranges = items(&chars[open..]);
+    let close = open + ranges.last()?.1;
+    let items: Vec<String> = ranges
+        .iter()
+        .map(|&(from, to)| strip_order(&chars[open + from..open + to]))
+        .collect();
+    if items.iter().any(String::is_empty) {
+        return None;
+    }
+    let rest = &chars[close + 1..];
+    let condition = keyword_at(rest, "where").map(|at| {
+        let text: String = rest[at + 5..].iter().collect();
+        text.trim().trim_end_matches(';').trim().to_owned()
+    });
+    Some(IndexParts { items, condition })
+}
+
+/// An index key item without a trailing `ASC` or `DESC`, trimmed.
+fn strip_order(item: &[char]) -> String {
+    let text: String = item.iter().collect();
+    let trimmed = text.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    for word in ["asc", "desc"] {
+        if let Some(head) = lower.strip_suffix(word) {
+            if head.ends_with(|c: char| c.is_whitespace() || c == ')' || c == '"' || c == ']' || c == '`') {
+                return trimmed[..head.len()].trim().to_owned();
+            }
+        }
+    }
+    trimmed.to_owned()
+}
+
+/// Where the word `keyword` first stands in `chars` outside quotes and
+/// comments, as a whole word.
+fn keyword_at(chars: &[char], keyword: &str) -> Option<usize> {
+    let word: Vec<char> = keyword.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if let Some(next) = skip_token(chars, i) {
+            i = next;
+            continue;
+        }
+        if word_at(chars, i, &word) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether `word` stands at `chars[i..]` as a whole word, ignoring case.
+fn word_at(chars: &[char], i: usize, word: &[char]) -> bool {
+    chars.len() >= i + word.len()
+        && chars[i..i + word.len()]
+            .iter()
+            .zip(word)
+            .all(|(a, b)| a.eq_ignore_ascii_case(b))
+        && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_'))
+        && chars
+            .get(i + word.len())
+            .is_none_or(|c| !(c.is_alphanumeric() || *c == '_'))
+}
+
 /// The verbatim text of `column`'s definition in a stored CREATE TABLE
 /// (for `ALTER TABLE … ADD COLUMN`), trimmed of white space and comments
 /// around it.
@@ -186,16 +275,7 @@ fn keyword_groups(chars: &[char], keyword: &str) -> Vec<(usize, usize)> {
             i = next;
             continue;
         }
-        let at_word = chars.len() >= i + word.len()
-            && chars[i..i + word.len()]
-                .iter()
-                .zip(&word)
-                .all(|(a, b)| a.eq_ignore_ascii_case(b))
-            && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_'))
-            && chars
-                .get(i + word.len())
-                .is_none_or(|c| !(c.is_alphanumeric() || *c == '_'));
-        if !at_word {
+        if !word_at(chars, i, &word) {
             i += 1;
             continue;
         }
@@ -403,6 +483,16 @@ pub fn normalize(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_parts_are_cut_verbatim() {
+        let p = index_parts("CREATE UNIQUE INDEX \"a (b\" ON t(lower(e) DESC, \"x y\" COLLATE NOCASE ASC) WHERE live = 1 AND note <> 'where'")
+            .expect("parts");
+        assert_eq!(p.items, ["lower(e)", "\"x y\" COLLATE NOCASE"]);
+        assert_eq!(p.condition.as_deref(), Some("live = 1 AND note <> 'where'"));
+        let p = index_parts("CREATE INDEX i ON t(descr)").expect("parts");
+        assert_eq!((p.items, p.condition), (vec!["descr".to_owned()], None));
+    }
 
     #[test]
     fn normalize_ignores_space_case_comments_and_simple_quotes() {

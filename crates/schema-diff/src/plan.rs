@@ -99,6 +99,9 @@ pub struct Impact {
     /// condition over TARGET's table (`None` where they cannot be singled out).
     #[serde(skip)]
     pub skip_condition: Option<String>,
+    /// Where `skip_condition` is `None`: why the rows cannot be singled out.
+    #[serde(skip)]
+    pub unskippable: Option<&'static str>,
 }
 
 /// The plan for every table, and the data impact.
@@ -108,6 +111,8 @@ pub struct Plan {
     pub data_impact: Vec<Impact>,
     /// Constraints whose violations could not be counted, with why.
     pub not_counted: Vec<String>,
+    /// What is carried as it is but worth knowing (see `Report::warnings`).
+    pub warnings: Vec<String>,
 }
 
 fn is_migration_table(name: &str) -> bool {
@@ -184,6 +189,7 @@ pub fn plan(
                 rows: target_rows,
                 examples: Vec::new(),
                 skip_condition: None,
+                unskippable: None,
             });
         }
         if rows_from == RowsFrom::Target {
@@ -199,12 +205,17 @@ pub fn plan(
                     rows: dev_rows,
                     examples: Vec::new(),
                     skip_condition: None,
+                    unskippable: None,
                 });
             }
         }
         if let (Some(t), RowsFrom::Target, false) = (old, rows_from, strategy == Strategy::Unchanged) {
             impact_of_table(&mut plan.data_impact, table, t, target, target_conn, hints)?;
             check_impact(&mut plan, table, t, target_conn, hints);
+        }
+        if let (Some(t), RowsFrom::Target) = (old, rows_from) {
+            // Also for an unchanged table: a new unique index is its own object.
+            unique_impact(&mut plan, table, t, (dev, target), target_conn, hints)?;
         }
         plan.tables.push(TablePlan {
             table: table.name.clone(),
@@ -244,6 +255,7 @@ pub fn plan(
                 rows,
                 examples,
                 skip_condition: None,
+                unskippable: None,
             });
         }
     }
@@ -283,6 +295,22 @@ pub fn plan(
                 rows,
                 examples: Vec::new(),
                 skip_condition: None,
+                unskippable: None,
+            });
+        }
+    }
+    // Why the violating rows that cannot be singled out cannot be.
+    for impact in plan.data_impact.iter_mut().filter(|i| i.kind == ImpactKind::Violation) {
+        if impact.skip_condition.is_none() && impact.unskippable.is_none() {
+            let without_rowid = target
+                .table(&hints.table_in_target(&impact.table))
+                .is_some_and(|t| t.without_rowid);
+            impact.unskippable = Some(if impact.rows < 0 {
+                "the rows that fail cannot be told apart in SQL, so none can be left out"
+            } else if without_rowid {
+                "a WITHOUT ROWID table: its rows cannot be singled out to leave out"
+            } else {
+                "its violating rows cannot be singled out"
             });
         }
     }
@@ -473,15 +501,10 @@ fn droppable(old: &Table, name: &str, target: &Catalog) -> Result<(), &'static s
     Ok(())
 }
 
-/// New CHECK constraints: TARGET's rows, seen through DEV's column names
-/// (missing columns take DEV's default), for which the constraint is false.
-/// The expression is DEV's stored text, verbatim.
-fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, hints: &Hints) {
-    use crate::parse::{check_constraints, normalize};
-    let (Some(dev_sql), Some(old_sql)) = (&dev.sql, &old.sql) else {
-        return;
-    };
-    let had: Vec<String> = check_constraints(old_sql).iter().map(|(_, e)| normalize(e)).collect();
+/// TARGET's rows of `old` as DEV's table `dev` will hold them, as a
+/// subquery: DEV's column names (a column DEV adds takes its default), and
+/// the rowid as `refresh_dev_row_id` (NULL in a WITHOUT ROWID table).
+fn rows_as_dev(dev: &Table, old: &Table, hints: &Hints) -> String {
     let mut select: Vec<String> = Vec::new();
     for c in dev.columns.iter().filter(|c| c.hidden < 2) {
         let value = match old.column(&hints.column_in_target(&dev.name, &c.name)) {
@@ -491,11 +514,190 @@ fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, hi
         select.push(format!("{value} AS {}", quote(&c.name)));
     }
     let id = if old.without_rowid { "NULL" } else { "rowid" };
-    let rows = format!(
+    format!(
         "(SELECT {id} AS refresh_dev_row_id, {} FROM {})",
         select.join(", "),
         quote(&old.name)
-    );
+    )
+}
+
+/// A unique key's parts: the key items (quoted column names or verbatim
+/// expressions), each with its collation, and a partial index's condition.
+struct UniqueKey {
+    items: Vec<(String, String)>,
+    condition: Option<String>,
+}
+
+/// The parts of `index`, a unique index of `catalog`'s. `None` where the
+/// stored text cannot be cut into them.
+fn unique_key(index: &crate::catalog::Index, catalog: &Catalog) -> Option<UniqueKey> {
+    if index.origin == "c" {
+        let sql = catalog.object(Kind::Index, &index.name)?.sql.as_deref()?;
+        let parts = crate::parse::index_parts(sql)?;
+        if parts.items.len() != index.columns.len() {
+            return None;
+        }
+        let items = parts
+            .items
+            .into_iter()
+            .zip(&index.columns)
+            .map(|(item, (_, coll))| (item, coll.clone()))
+            .collect();
+        Some(UniqueKey {
+            items,
+            condition: parts.condition,
+        })
+    } else {
+        let items = index
+            .columns
+            .iter()
+            .map(|(name, coll)| name.as_ref().map(|n| (quote(n), coll.clone())))
+            .collect::<Option<Vec<_>>>()?;
+        Some(UniqueKey { items, condition: None })
+    }
+}
+
+/// New UNIQUE keys (constraints and unique indexes, partial, on
+/// expressions, with DEV's collations) that TARGET's rows break, counted
+/// over the rows as DEV's table will hold them. A key TARGET already has
+/// (the same items, collations and condition) costs nothing, so an
+/// unchanged table with no new unique index is not read at all.
+fn unique_impact(
+    plan: &mut Plan,
+    dev: &Table,
+    old: &Table,
+    catalogs: (&Catalog, &Catalog),
+    conn: &Connection,
+    hints: &Hints,
+) -> rusqlite::Result<()> {
+    use crate::parse::normalize;
+    let (dev_catalog, target_catalog) = catalogs;
+    let same = |a: &UniqueKey, b: &UniqueKey| {
+        a.items.len() == b.items.len()
+            && a.items
+                .iter()
+                .zip(&b.items)
+                .all(|((x, cx), (y, cy))| normalize(x) == normalize(y) && cx.eq_ignore_ascii_case(cy))
+            && a.condition.as_deref().map(normalize) == b.condition.as_deref().map(normalize)
+    };
+    let had: Vec<_> = old
+        .indexes
+        .iter()
+        .filter(|i| i.unique)
+        .filter_map(|i| unique_key(i, target_catalog))
+        .map(|UniqueKey { items, condition }| {
+            // In DEV's column names, where a hint renamed them.
+            let items = items
+                .into_iter()
+                .map(|(item, coll)| {
+                    let named = old.column(item.trim_matches('"')).map(|c| c.name.clone());
+                    match named {
+                        Some(n) => (quote(&hints.column_in_dev(&old.name, &n)), coll),
+                        None => (item, coll),
+                    }
+                })
+                .collect();
+            UniqueKey { items, condition }
+        })
+        .collect();
+    let rows = rows_as_dev(dev, old, hints);
+    for index in dev.indexes.iter().filter(|i| i.unique) {
+        let Some(key) = unique_key(index, dev_catalog) else {
+            plan.not_counted.push(format!(
+                "{}: UNIQUE index {}: its definition could not be read",
+                dev.name, index.name
+            ));
+            continue;
+        };
+        if had.iter().any(|h| same(h, &key)) {
+            continue; // TARGET's rows already satisfy it
+        }
+        let UniqueKey { items, condition } = &key;
+        let keys: Vec<String> = items.iter().map(|(e, coll)| format!("({e}) COLLATE {coll}")).collect();
+        let mut filter: Vec<String> = items.iter().map(|(e, _)| format!("({e}) IS NOT NULL")).collect();
+        if let Some(c) = condition {
+            filter.push(format!("({c})"));
+        }
+        let (filter, group) = (filter.join(" AND "), keys.join(", "));
+        let duplicates = format!(
+            "SELECT refresh_dev_row_id FROM {rows} WHERE {filter} AND refresh_dev_row_id NOT IN \
+             (SELECT min(refresh_dev_row_id) FROM {rows} WHERE {filter} GROUP BY {group})"
+        );
+        let counted = conn
+            .query_row(
+                &format!(
+                    "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {rows} WHERE {filter} GROUP BY {group} HAVING count(*) > 1)"
+                ),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .and_then(|n| {
+                if n == 0 || old.without_rowid {
+                    return Ok((n, Vec::new()));
+                }
+                let mut stmt = conn.prepare(&format!("{duplicates} ORDER BY 1 LIMIT 3"))?;
+                let examples = stmt
+                    .query_map([], |r| r.get::<_, i64>(0))?
+                    .map(|r| r.map(|i| i.to_string()))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok((n, examples))
+            });
+        // Column names as they are; expressions as DEV wrote them.
+        let names: Vec<&str> = items
+            .iter()
+            .zip(&index.columns)
+            .map(|((e, _), (name, _))| match (index.origin.as_str(), name) {
+                ("c", _) | (_, None) => e.as_str(),
+                (_, Some(n)) => n.as_str(),
+            })
+            .collect();
+        let constraint = format!(
+            "UNIQUE ({}){}",
+            names.join(", "),
+            condition.as_ref().map(|c| format!(" WHERE {c}")).unwrap_or_default()
+        );
+        match counted {
+            Ok((0, _)) => {}
+            Ok((n, examples)) => plan.data_impact.push(Impact {
+                table: dev.name.clone(),
+                column: Some(names.join(", ")),
+                constraint: Some(constraint),
+                kind: ImpactKind::Violation,
+                reason: "new UNIQUE key: these rows repeat an earlier row's key (the first, lowest rowid, stays)"
+                    .to_owned(),
+                rows: n,
+                examples,
+                // The first row (lowest rowid) of each group stays.
+                skip_condition: (!old.without_rowid).then(|| format!("rowid IN ({duplicates})")),
+                unskippable: None,
+            }),
+            // What DEV's application provides (a collation, a function) is
+            // asked for by name, as everywhere: the caller says how to load it.
+            Err(e) if needs_extension(&e) => return Err(e),
+            Err(e) => plan.not_counted.push(format!("{}: {constraint}: {e}", dev.name)),
+        }
+    }
+    Ok(())
+}
+
+/// SQLite's word that something DEV's application registers is missing.
+fn needs_extension(e: &rusqlite::Error) -> bool {
+    let message = e.to_string();
+    ["no such collation sequence", "no such module", "no such function"]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
+/// New CHECK constraints: TARGET's rows, seen through DEV's column names
+/// (missing columns take DEV's default), for which the constraint is false.
+/// The expression is DEV's stored text, verbatim.
+fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, hints: &Hints) {
+    use crate::parse::{check_constraints, normalize};
+    let (Some(dev_sql), Some(old_sql)) = (&dev.sql, &old.sql) else {
+        return;
+    };
+    let had: Vec<String> = check_constraints(old_sql).iter().map(|(_, e)| normalize(e)).collect();
+    let rows = rows_as_dev(dev, old, hints);
     // Generated columns that are new or whose expression changed: evaluate
     // the expression over every row once; an error means some row fails.
     for c in dev.columns.iter().filter(|c| c.hidden >= 2) {
@@ -518,6 +720,7 @@ fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, hi
                 rows: -1,
                 examples: Vec::new(),
                 skip_condition: None,
+                unskippable: None,
             });
         }
     }
@@ -551,6 +754,7 @@ fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, hi
                 examples,
                 skip_condition: (!old.without_rowid)
                     .then(|| format!("rowid IN (SELECT refresh_dev_row_id FROM {rows} WHERE NOT ({expr}))")),
+                unskippable: None,
             }),
             Err(e) => plan.not_counted.push(format!("{}: CHECK ({expr}): {e}", dev.name)),
         }
@@ -635,6 +839,7 @@ fn impact_of_table(
                     rows: n,
                     examples: examples(conn, old, &condition)?,
                     skip_condition: None,
+                    unskippable: None,
                 });
             }
         }
@@ -651,6 +856,7 @@ fn impact_of_table(
                 rows: rows()?,
                 examples: examples(conn, old, "1")?,
                 skip_condition: Some("1".to_owned()),
+                unskippable: None,
             }),
             Some(o) if c.not_null && !o.not_null && c.pk == 0 => {
                 let condition = format!("{} IS NULL", quote(&o.name));
@@ -665,68 +871,11 @@ fn impact_of_table(
                         rows: n,
                         examples: examples(conn, old, &condition)?,
                         skip_condition: Some(condition),
+                        unskippable: None,
                     });
                 }
             }
             _ => {}
-        }
-    }
-    // New UNIQUE keys (constraints and unique indexes), with DEV's collations.
-    for index in dev.indexes.iter().filter(|i| i.unique && !i.partial) {
-        let columns: Option<Vec<(String, String)>> = index
-            .columns
-            .iter()
-            .map(|(n, coll)| {
-                let n = n.as_ref()?;
-                let old_name = hints.column_in_target(&dev.name, n);
-                old.column(&old_name).map(|c| (c.name.clone(), coll.clone()))
-            })
-            .collect();
-        let Some(columns) = columns else { continue };
-        let already = old.indexes.iter().any(|i| {
-            i.unique
-                && !i.partial
-                && i.columns.len() == columns.len()
-                && i.columns.iter().zip(&columns).all(|((n, coll), (c, dc))| {
-                    n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(c)) && coll.eq_ignore_ascii_case(dc)
-                })
-        });
-        if already {
-            continue;
-        }
-        let group: Vec<String> = columns
-            .iter()
-            .map(|(c, coll)| format!("{} COLLATE {coll}", quote(c)))
-            .collect();
-        let not_null: Vec<String> = columns
-            .iter()
-            .map(|(c, _)| format!("{} IS NOT NULL", quote(c)))
-            .collect();
-        let n = count(format!(
-            "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {t} WHERE {} GROUP BY {} HAVING count(*) > 1)",
-            not_null.join(" AND "),
-            group.join(", ")
-        ))?;
-        if n > 0 {
-            let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
-            out.push(Impact {
-                table: dev.name.clone(),
-                column: Some(names.join(", ")),
-                constraint: Some(format!("UNIQUE ({})", names.join(", "))),
-                kind: ImpactKind::Violation,
-                reason: "new UNIQUE key: these rows duplicate another row's key".to_owned(),
-                rows: n,
-                examples: Vec::new(),
-                // The first row (lowest rowid) of each group stays.
-                skip_condition: (!old.without_rowid).then(|| {
-                    format!(
-                        "{} AND rowid NOT IN (SELECT min(rowid) FROM {t} WHERE {} GROUP BY {})",
-                        not_null.join(" AND "),
-                        not_null.join(" AND "),
-                        group.join(", ")
-                    )
-                }),
-            });
         }
     }
     // New foreign keys whose parent is a table TARGET has: orphans.
@@ -781,6 +930,7 @@ fn impact_of_table(
                 examples: Vec::new(),
                 skip_condition: (!old.without_rowid)
                     .then(|| format!("rowid IN (SELECT c.rowid FROM {t} c WHERE {condition})")),
+                unskippable: None,
             });
         }
     }
@@ -802,7 +952,33 @@ fn impact_of_table(
                     reason: "now the INTEGER PRIMARY KEY (the rowid): these values are not integers".to_owned(),
                     rows: n,
                     examples: examples(conn, old, &condition)?,
-                    skip_condition: Some(condition),
+                    skip_condition: Some(condition.clone()),
+                    unskippable: None,
+                });
+            }
+            // Integer values that repeat: the rowid holds each once.
+            let integral = format!("{col} IS NOT NULL AND NOT ({condition})");
+            let repeats = format!(
+                "{integral} AND rowid NOT IN (SELECT min(rowid) FROM {t} WHERE {integral} GROUP BY CAST({col} AS INTEGER))"
+            );
+            let n = if old.without_rowid {
+                count(format!(
+                    "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {t} WHERE {integral} GROUP BY CAST({col} AS INTEGER) HAVING count(*) > 1)"
+                ))?
+            } else {
+                count(format!("SELECT count(*) FROM {t} WHERE {repeats}"))?
+            };
+            if n > 0 {
+                out.push(Impact {
+                    table: dev.name.clone(),
+                    column: Some(alias.to_owned()),
+                    constraint: Some("INTEGER PRIMARY KEY".to_owned()),
+                    kind: ImpactKind::Violation,
+                    reason: "now the INTEGER PRIMARY KEY (the rowid): these rows repeat an earlier row's value (the first, lowest rowid, stays)".to_owned(),
+                    rows: n,
+                    examples: if old.without_rowid { Vec::new() } else { examples(conn, old, &repeats)? },
+                    skip_condition: (!old.without_rowid).then_some(repeats),
+                    unskippable: None,
                 });
             }
         }
@@ -834,6 +1010,7 @@ fn impact_of_table(
                     rows: n,
                     examples: examples(conn, old, &condition)?,
                     skip_condition: Some(condition),
+                    unskippable: None,
                 });
             }
         }
