@@ -646,3 +646,169 @@ fn a_dev_its_user_cannot_write_is_refused_before_anything_changes() {
     assert_eq!(folder(&pair.dev_dir()), dev_before, "no -wal or -shm left beside DEV");
     assert_eq!(folder(&pair.prod_dir()), prod_before);
 }
+
+/// A pair of small databases, PROD in WAL mode, DEV in rollback mode.
+fn small_pair(prod_sql: &str, dev_sql: &str) -> Pair {
+    let dir = tempdir();
+    for sub in ["prod", "dev"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+    }
+    let prod = dir.path().join("prod/shop.db");
+    let dev = dir.path().join("dev/shop.db");
+    make_db(&prod, "wal", prod_sql);
+    make_db(&dev, "delete", dev_sql);
+    Pair { dir, prod, dev }
+}
+
+#[test]
+fn plan_predicts_what_run_refuses_and_skip_leaves_out_what_plan_counted() {
+    // (PROD, DEV, rows that break DEV's schema, can skip leave them out?)
+    let cases: &[(&str, &str, i64, bool)] = &[
+        (
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, e TEXT); INSERT INTO t(e) VALUES ('a'),('a'),('b'),('a');",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, e TEXT); CREATE UNIQUE INDEX t_e ON t(e);",
+            2,
+            true,
+        ),
+        (
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, e TEXT); INSERT INTO t(e) VALUES ('a'),('A'),('b');",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, e TEXT); CREATE UNIQUE INDEX t_e ON t(e COLLATE NOCASE);",
+            1,
+            true,
+        ),
+        (
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, e TEXT, live INT); INSERT INTO t(e, live) VALUES ('a',1),('a',1),('a',0),('a',NULL);",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, e TEXT, live INT); CREATE UNIQUE INDEX t_e ON t(e) WHERE live = 1;",
+            1,
+            true,
+        ),
+        (
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, e TEXT); INSERT INTO t(e) VALUES ('a'),('A'),('b'),(NULL),(NULL);",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, e TEXT); CREATE UNIQUE INDEX t_e ON t(lower(e));",
+            1,
+            true,
+        ),
+        (
+            "CREATE TABLE t(k INT, v TEXT); INSERT INTO t VALUES (1,'x'),(1,'y'),('1','z'),(2,'w');",
+            "CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);",
+            2,
+            true,
+        ),
+        (
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, e TEXT); INSERT INTO t(e) VALUES ('a'),('a'),('b');",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, e TEXT, z INT); CREATE UNIQUE INDEX t_e ON t(e);",
+            1,
+            true,
+        ),
+        (
+            "CREATE TABLE t(k TEXT PRIMARY KEY, v INT) WITHOUT ROWID; INSERT INTO t VALUES ('a',-1),('b',2);",
+            "CREATE TABLE t(k TEXT PRIMARY KEY, v INT CHECK (v > 0)) WITHOUT ROWID;",
+            1,
+            false,
+        ),
+        (
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, j TEXT); INSERT INTO t(j) VALUES ('{}'),('nope');",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, j TEXT, x TEXT GENERATED ALWAYS AS (json_extract(j, '$.a')) STORED);",
+            -1,
+            false,
+        ),
+    ];
+    for (prod_sql, dev_sql, breaking, skippable) in cases {
+        let pair = small_pair(prod_sql, dev_sql);
+        let prod_rows = query_i64(&pair.prod, "SELECT count(*) FROM t");
+        let dev_before = folder(&pair.dev_dir());
+        for skip in [false, true] {
+            let extra: &[&str] = if skip { &["--on-violation", "skip"] } else { &[] };
+            let (plan_code, plan_out, plan_err) = pair.run("plan", &[extra, &["--json"]].concat());
+            let (run_code, run_out, run_err) = pair.run("run", &[extra, &["--json"]].concat());
+            let refused = !skip || !skippable;
+            let context = format!("{dev_sql} (skip {skip}): plan {plan_out}{plan_err} run {run_out}{run_err}");
+            assert_eq!(plan_code, if refused { 3 } else { 1 }, "{context}");
+            assert_eq!(run_code, if refused { 3 } else { 0 }, "{context}");
+            // Every message names the rows; none advises what was already passed.
+            if refused {
+                assert!(!(skip && run_err.contains("pass --on-violation skip")), "{context}");
+                assert!(
+                    !run_err.contains("WITHOUT ROWID") || dev_sql.contains("WITHOUT ROWID"),
+                    "{context}"
+                );
+                assert_eq!(folder(&pair.dev_dir()), dev_before, "{context}");
+            } else {
+                let predicted: i64 = json(&plan_out)["data_impact"]
+                    .as_array()
+                    .expect("impact")
+                    .iter()
+                    .filter(|i| i["kind"] == "violation")
+                    .map(|i| i["rows"].as_i64().expect("rows"))
+                    .sum();
+                assert_eq!(predicted, *breaking, "{context}");
+                let left = query_i64(&pair.dev, "SELECT count(*) FROM t");
+                assert_eq!(left, prod_rows - breaking, "{context}");
+                assert_eq!(json(&run_out)["rejects"]["rows"], *breaking, "{context}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_foreign_key_to_a_table_dev_lacks_is_a_warning_and_the_rows_are_carried() {
+    // As vaultwarden's history leaves it: ciphers renamed to oldCiphers
+    // (SQLite rewrote the reference), a new ciphers made, oldCiphers dropped.
+    let pair = small_pair(
+        "CREATE TABLE ciphers(uuid TEXT PRIMARY KEY, name TEXT);
+         CREATE TABLE attachments(id TEXT PRIMARY KEY, cipher_uuid TEXT REFERENCES ciphers(uuid));
+         INSERT INTO ciphers VALUES ('c1', 'a'), ('c2', 'b');
+         INSERT INTO attachments VALUES ('a1', 'c1'), ('a2', 'c2');",
+        "CREATE TABLE ciphers(uuid TEXT PRIMARY KEY, name TEXT);
+         CREATE TABLE attachments(id TEXT PRIMARY KEY, cipher_uuid TEXT REFERENCES ciphers(uuid));
+         ALTER TABLE ciphers RENAME TO oldCiphers;
+         CREATE TABLE ciphers(uuid TEXT PRIMARY KEY, name TEXT, extra INT);
+         DROP TABLE oldCiphers;",
+    );
+    let (code, out, err) = pair.run("plan", &["--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let warnings = json(&out)["steps"][1]["diff"]["warnings"].to_string();
+    assert!(
+        warnings.contains("attachments") && warnings.contains("oldCiphers"),
+        "{warnings}"
+    );
+    let (code, out, err) = pair.run("run", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("warning: attachments"), "{out}");
+    assert_eq!(query_i64(&pair.dev, "SELECT count(*) FROM attachments"), 2);
+}
+
+#[test]
+fn migration_history_tables_take_devs_rows() {
+    let pair = small_pair(
+        "CREATE TABLE migrations(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO migrations(name) VALUES ('v1');
+         CREATE TABLE my_versions(v INT); INSERT INTO my_versions VALUES (1);
+         CREATE TABLE app_migration_log(v INT); INSERT INTO app_migration_log VALUES (1);
+         CREATE TABLE \"__EFMigrationsHistory\"(id TEXT); INSERT INTO \"__EFMigrationsHistory\" VALUES ('v1');",
+        "CREATE TABLE migrations(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO migrations(name) VALUES ('v1'), ('v2');
+         CREATE TABLE my_versions(v INT); INSERT INTO my_versions VALUES (1), (2);
+         CREATE TABLE app_migration_log(v INT); INSERT INTO app_migration_log VALUES (1), (2);
+         CREATE TABLE \"__EFMigrationsHistory\"(id TEXT); INSERT INTO \"__EFMigrationsHistory\" VALUES ('v1'), ('v2');",
+    );
+    let (code, out, err) = pair.run("plan", &["--json"]);
+    assert!(code <= 1, "{out}{err}");
+    let warnings = json(&out)["steps"][1]["diff"]["warnings"].to_string();
+    assert!(
+        warnings.contains("app_migration_log") && warnings.contains("--migration-table"),
+        "{warnings}"
+    );
+    let (code, out, err) = pair.run("run", &["--migration-table", "my_versions"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for (table, rows) in [
+        ("migrations", 2),
+        ("\"__EFMigrationsHistory\"", 2),
+        ("my_versions", 2),
+        ("app_migration_log", 1),
+    ] {
+        assert_eq!(
+            query_i64(&pair.dev, &format!("SELECT count(*) FROM {table}")),
+            rows,
+            "{table}"
+        );
+    }
+}

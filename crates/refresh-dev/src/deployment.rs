@@ -398,6 +398,8 @@ struct StepToml {
     dev_data: Vec<String>,
     #[serde(default)]
     prod_data: Vec<String>,
+    #[serde(default)]
+    migration_tables: Vec<String>,
     rejects: Option<String>,
     #[serde(default)]
     load_extension: Vec<String>,
@@ -437,6 +439,7 @@ impl StepToml {
             ("rename_table", !self.rename_table.is_empty()),
             ("dev_data", !self.dev_data.is_empty()),
             ("prod_data", !self.prod_data.is_empty()),
+            ("migration_tables", !self.migration_tables.is_empty()),
             ("rejects", self.rejects.is_some()),
             ("load_extension", !self.load_extension.is_empty()),
         ];
@@ -496,8 +499,14 @@ impl StepToml {
                 distinct(schema, to)?;
                 // A table hint reads OLD=NEW and a column hint TABLE.OLD=NEW:
                 // the message says which key was wrong.
-                let hints = Hints::parse(&self.rename_table, &self.rename, &self.dev_data, &self.prod_data)
-                    .map_err(|e| format!("bad rename hint {e}"))?;
+                let hints = Hints::parse(
+                    &self.rename_table,
+                    &self.rename,
+                    &self.dev_data,
+                    &self.prod_data,
+                    &self.migration_tables,
+                )
+                .map_err(|e| format!("bad rename hint {e}"))?;
                 Ok(Operation::Apply {
                     schema,
                     to,

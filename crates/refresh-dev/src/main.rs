@@ -80,6 +80,9 @@ struct Migration {
     /// Take this table's rows from PROD even where the defaults take DEV's (a glob; repeatable).
     #[arg(long, value_name = "TABLE")]
     prod_data: Vec<String>,
+    /// A migration-history table beyond the known ones: its rows come from DEV (a glob; repeatable).
+    #[arg(long, value_name = "TABLE")]
+    migration_table: Vec<String>,
     /// Rows breaking a new constraint: abort (change nothing) or skip (into DEV.rejects-<UTC>.sqlite).
     #[arg(long, value_enum, default_value_t = OnViolation::Abort)]
     on_violation: OnViolation,
@@ -90,8 +93,14 @@ struct Migration {
 
 impl Migration {
     fn options(&self) -> Result<ApplyOptions, refresh_dev::Error> {
-        let hints = schema_diff::Hints::parse(&self.rename_table, &self.rename, &self.dev_data, &self.prod_data)
-            .map_err(|e| refresh_dev::Error::Usage(format!("bad rename hint {e}")))?;
+        let hints = schema_diff::Hints::parse(
+            &self.rename_table,
+            &self.rename,
+            &self.dev_data,
+            &self.prod_data,
+            &self.migration_table,
+        )
+        .map_err(|e| refresh_dev::Error::Usage(format!("bad rename hint {e}")))?;
         Ok(ApplyOptions {
             on_violation: self.on_violation,
             hints,

@@ -305,4 +305,7 @@ fn write_diff(out: &mut String, d: &schema_diff::Report, applied: bool) {
         };
         let _ = writeln!(out, "      {what}: {place}: {} rows: {}", i.rows, i.reason);
     }
+    for w in &d.warnings {
+        let _ = writeln!(out, "      warning: {w}");
+    }
 }

@@ -31,6 +31,9 @@ pub struct DiffArgs {
     /// Take this table's rows from TARGET even where the defaults take DEV's (a glob; repeatable).
     #[arg(long, value_name = "TABLE")]
     pub prod_data: Vec<String>,
+    /// A migration-history table beyond the known ones: its rows come from DEV (a glob; repeatable).
+    #[arg(long, value_name = "TABLE")]
+    pub migration_table: Vec<String>,
     /// Apply DEV's schema onto TARGET in one transaction, keeping every TARGET row that fits.
     #[arg(long)]
     pub apply: bool,
@@ -59,7 +62,13 @@ pub struct DiffArgs {
 impl DiffArgs {
     /// The rename hints, parsed.
     pub fn hints(&self) -> Result<Hints, String> {
-        Hints::parse(&self.rename_table, &self.rename, &self.dev_data, &self.prod_data)
+        Hints::parse(
+            &self.rename_table,
+            &self.rename,
+            &self.dev_data,
+            &self.prod_data,
+            &self.migration_table,
+        )
     }
 }
 
@@ -384,6 +393,9 @@ pub fn human(r: &Report, colour: bool) -> String {
     }
     for u in &r.not_counted {
         let _ = writeln!(out, "\n{} {u}", p.yellow("not counted:"));
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "\n{} {w}", p.yellow("warning:"));
     }
     out
 }

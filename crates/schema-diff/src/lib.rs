@@ -58,6 +58,9 @@ pub struct Hints {
     pub dev_data: Vec<String>,
     /// Tables whose rows come from TARGET even where the defaults say DEV.
     pub prod_data: Vec<String>,
+    /// Migration-history tables beyond [`plan::MIGRATION_TABLES`] (glob
+    /// patterns, case-insensitive): their rows come from DEV.
+    pub migration_tables: Vec<String>,
 }
 
 /// Whether `name` matches the glob `pattern` (`*` and `?`), ignoring ASCII case.
@@ -94,12 +97,13 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 
 impl Hints {
     /// The hints of a command line: `--rename-table OLD=NEW`, `--rename
-    /// TABLE.OLD=NEW`, `--dev-data` and `--prod-data` globs.
+    /// TABLE.OLD=NEW`, `--dev-data`, `--prod-data` and `--migration-table` globs.
     pub fn parse(
         tables: &[String],
         columns: &[String],
         dev_data: &[String],
         prod_data: &[String],
+        migration_tables: &[String],
     ) -> Result<Hints, String> {
         let mut hints = Hints::default();
         for hint in tables {
@@ -110,6 +114,7 @@ impl Hints {
         }
         hints.dev_data = dev_data.to_vec();
         hints.prod_data = prod_data.to_vec();
+        hints.migration_tables = migration_tables.to_vec();
         Ok(hints)
     }
 

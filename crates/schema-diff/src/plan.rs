@@ -11,21 +11,73 @@ use crate::diff::{affinity, same_fk, Change, ChangeKind, SchemaDiff};
 use crate::Hints;
 
 /// Migration-history tables: they describe DEV's schema, so their rows come
-/// from DEV. The list is closed and matched case-insensitively.
+/// from DEV. Each is a tool's documented default name (the setting that
+/// changes it in brackets); matched case-insensitively. A user adds others
+/// with `--migration-table` ([`Hints::migration_tables`]).
 pub const MIGRATION_TABLES: &[&str] = &[
+    // Rails, Ecto, golang-migrate, dbmate (`schema_migrations`).
     "schema_migrations",
+    // Rails' environment record, written with schema_migrations.
     "ar_internal_metadata",
+    // Django (django.db.migrations.recorder.MigrationRecorder).
     "django_migrations",
+    // Alembic (`version_table`).
     "alembic_version",
+    // sqlx (`sqlx::migrate`; sqlx-migrate DEFAULT_MIGRATIONS_TABLE).
     "_sqlx_migrations",
+    // Diesel (diesel_migrations).
     "__diesel_schema_migrations",
+    // goose (`-table`).
     "goose_db_version",
+    // Knex (`tableName`, and its lock table).
     "knex_migrations",
     "knex_migrations_lock",
+    // Prisma Migrate.
     "_prisma_migrations",
+    // Refinery.
     "refinery_schema_history",
+    // SeaORM (sea-orm-migration).
     "seaql_migrations",
+    // Flyway (`flyway.table`).
     "flyway_schema_history",
+    // Laravel (`database.migrations`), TypeORM (`migrationsTableName`),
+    // knex-migrator as Ghost uses it, Authelia's storage schema, gormigrate.
+    "migrations",
+    // knex-migrator's lock table (Ghost).
+    "migrations_lock",
+    // Sequelize CLI / Umzug's SequelizeStorage (`migrationStorageTableName`).
+    "SequelizeMeta",
+    // Entity Framework Core (`MigrationsHistoryTable`).
+    "__EFMigrationsHistory",
+    // Entity Framework 6.
+    "__MigrationHistory",
+    // Drizzle Kit (`migrations.table`).
+    "__drizzle_migrations",
+    // Doctrine Migrations (`table_storage.table_name`).
+    "doctrine_migration_versions",
+    // Phinx and CakePHP Migrations (`default_migration_table`).
+    "phinxlog",
+    // Liquibase (`databaseChangeLogTableName`, and its lock table).
+    "databasechangelog",
+    "databasechangeloglock",
+    // Kysely's Migrator (`migrationTableName`, `migrationLockTableName`).
+    "kysely_migration",
+    "kysely_migration_lock",
+    // MikroORM (`migrations.tableName`).
+    "mikro_orm_migrations",
+    // Atlas (`--revisions-schema`; its revisions table).
+    "atlas_schema_revisions",
+    // node-pg-migrate (`migrationsTable`).
+    "pgmigrations",
+    // FluentMigrator (VersionTableMetaData).
+    "VersionInfo",
+    // Yii (`migrationTable`).
+    "migration",
+    // Play evolutions.
+    "play_evolutions",
+    // Directus, Strapi.
+    "directus_migrations",
+    "strapi_migrations",
 ];
 
 /// How a table reaches DEV's definition.
@@ -115,8 +167,9 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-fn is_migration_table(name: &str) -> bool {
+fn is_migration_table(name: &str, hints: &Hints) -> bool {
     MIGRATION_TABLES.iter().any(|m| m.eq_ignore_ascii_case(name))
+        || hints.migration_tables.iter().any(|p| crate::glob_match(p, name))
 }
 
 /// Builds the plan from the diff, counting on TARGET (and DEV for DEV's rows).
@@ -147,7 +200,7 @@ pub fn plan(
             (RowsFrom::Target, "--prod-data: TARGET's rows".to_owned())
         } else if matches(&hints.dev_data) {
             (RowsFrom::Dev, "--dev-data: DEV's rows".to_owned())
-        } else if is_migration_table(&table.name) {
+        } else if is_migration_table(&table.name, hints) {
             (
                 RowsFrom::Dev,
                 "a migration-history table: it describes DEV's schema".to_owned(),
@@ -158,6 +211,12 @@ pub fn plan(
                 "in both: TARGET's rows, matched by column name".to_owned(),
             )
         };
+        if rows_from == RowsFrom::Target && table.name.to_ascii_lowercase().contains("migration") {
+            plan.warnings.push(format!(
+                "{}: looks like a migration history but is not treated as one, so it gets PROD's rows; pass --migration-table {} to take DEV's",
+                table.name, table.name
+            ));
+        }
         let (strategy, reasons) = match (old, change_of(&table.name)) {
             (None, _) => (Strategy::Create, vec!["new table".to_owned()]),
             (Some(_), None) => (Strategy::Unchanged, vec!["identical".to_owned()]),
@@ -297,6 +356,26 @@ pub fn plan(
                 skip_condition: None,
                 unskippable: None,
             });
+        }
+    }
+    // Foreign keys of DEV's that reference a table DEV does not have (as
+    // after a table was renamed aside and dropped): they dangle in DEV
+    // already; the rows are carried as they are.
+    for table in dev
+        .objects
+        .iter()
+        .filter(|o| o.kind == Kind::Table)
+        .filter_map(|o| dev.table(&o.name))
+    {
+        for fk in &table.foreign_keys {
+            if dev.table(&fk.table).is_none() {
+                plan.warnings.push(format!(
+                    "{}: its foreign key ({}) references {}, which DEV's schema does not have; the reference dangles in DEV too, and the rows are carried as they are",
+                    table.name,
+                    fk.from.join(", "),
+                    fk.table
+                ));
+            }
         }
     }
     // Why the violating rows that cannot be singled out cannot be.
