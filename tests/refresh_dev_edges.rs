@@ -812,3 +812,228 @@ fn migration_history_tables_take_devs_rows() {
         );
     }
 }
+
+/// An XFS file system in an image file, loop-mounted at `path` (root only),
+/// with or without reflinks; unmounted on drop.
+struct Xfs {
+    path: PathBuf,
+}
+
+impl Xfs {
+    fn mount(parent: &Path, reflink: bool) -> Xfs {
+        let image = parent.join(format!("xfs-{reflink}.img"));
+        let path = parent.join(format!("xfs-{reflink}"));
+        std::fs::create_dir(&path).expect("mkdir");
+        let file = std::fs::File::create(&image).expect("image");
+        file.set_len(300 << 20).expect("size");
+        let ok = Command::new("mkfs.xfs")
+            .args(["-q", "-m", if reflink { "reflink=1" } else { "reflink=0" }])
+            .arg(&image)
+            .status()
+            .expect("mkfs.xfs (xfsprogs)");
+        assert!(ok.success(), "mkfs.xfs");
+        let ok = Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(&path)
+            .status()
+            .expect("mount");
+        assert!(ok.success(), "mount -o loop");
+        Xfs { path }
+    }
+}
+
+impl Drop for Xfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+/// Takes all but about `leave` bytes of the free space in `dir`'s file
+/// system, writing a file until the disk is full or the goal is reached.
+fn fill_leaving(dir: &Path, leave: u64) -> PathBuf {
+    use std::io::Write;
+    let free = || {
+        let c = std::ffi::CString::new(dir.to_str().expect("utf-8")).expect("cstring");
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: a valid path and buffer.
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) }, 0);
+        // SAFETY: statvfs succeeded.
+        let st = unsafe { st.assume_init() };
+        st.f_bavail * st.f_frsize
+    };
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).expect("filler");
+    let chunk = vec![0x5au8; 1 << 20];
+    while free() > leave {
+        let want = (free() - leave).min(chunk.len() as u64) as usize;
+        if file.write_all(&chunk[..want]).is_err() || file.sync_data().is_err() {
+            break; // full
+        }
+    }
+    filler
+}
+
+#[test]
+#[ignore = "needs root"]
+fn with_reflinks_a_refresh_needs_room_only_for_what_it_really_writes() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount an XFS image");
+        return;
+    }
+    let dir = tempdir();
+    for reflink in [true, false] {
+        let fs = Xfs::mount(dir.path(), reflink);
+        for sub in ["prod", "dev"] {
+            std::fs::create_dir(fs.path.join(sub)).expect("mkdir");
+        }
+        let pair = Pair {
+            dir: tempdir(),
+            prod: fs.path.join("prod/shop.db"),
+            dev: fs.path.join("dev/shop.db"),
+        };
+        // A 100 MiB PROD in rollback mode; DEV adds a column.
+        make_db(
+            &pair.prod,
+            "delete",
+            "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT, photo BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
+             INSERT INTO customers(name, photo) SELECT 'c' || i, zeroblob(1 << 20) FROM n;
+             CREATE TABLE log(k INTEGER PRIMARY KEY);",
+        );
+        make_db(
+            &pair.dev,
+            "delete",
+            "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT, photo BLOB, email TEXT);
+             CREATE TABLE log(k INTEGER PRIMARY KEY);",
+        );
+        // 60 MiB free: less than a whole copy of PROD.
+        let filler = fill_leaving(&fs.path, 60 << 20);
+        let dev_before = std::fs::read(&pair.dev).expect("read");
+        let args = [
+            "run".to_owned(),
+            "--prod".into(),
+            pair.prod.display().to_string(),
+            "--dev".into(),
+            pair.dev.display().to_string(),
+        ];
+        let (code, out, err) = run(refresh_dev().args(&args));
+        if reflink {
+            assert_eq!(code, 0, "reflinks: {out}{err}");
+            assert_eq!(query_i64(&pair.dev, "SELECT count(*) FROM customers"), 100);
+        } else {
+            assert_eq!(code, 4, "no reflinks: {out}{err}");
+            assert!(err.contains("not enough free space"), "{err}");
+            assert_eq!(std::fs::read(&pair.dev).expect("read"), dev_before);
+            assert_eq!(names(&fs.path.join("dev")), ["shop.db"]);
+        }
+        std::fs::remove_file(filler).expect("rm");
+        drop(pair);
+        drop(fs);
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_space_check_counts_the_indexes_dev_adds() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let dir = tempdir();
+    let disk = Tmpfs::mount(dir.path(), "64m");
+    std::fs::create_dir(disk.path.join("dev")).expect("mkdir");
+    std::fs::create_dir(dir.path().join("prod")).expect("mkdir");
+    let pair = Pair {
+        dir: tempdir(),
+        prod: dir.path().join("prod/shop.db"),
+        dev: disk.path.join("dev/shop.db"),
+    };
+    // 12 MiB of text in PROD; DEV indexes it.
+    make_db(
+        &pair.prod,
+        "wal",
+        "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+         INSERT INTO notes(body) SELECT hex(randomblob(60)) FROM n;",
+    );
+    make_db(
+        &pair.dev,
+        "delete",
+        "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); CREATE INDEX notes_body ON notes(body);",
+    );
+    let prod_bytes = std::fs::metadata(&pair.prod).expect("stat").len();
+    // Room for the copy and a little, not for the index it builds.
+    let filler = fill_leaving(&disk.path, prod_bytes + (prod_bytes / 3));
+    let dev_before = folder(&pair.dev.parent().expect("dev folder").to_path_buf());
+    for command in ["plan", "run"] {
+        let (code, out, err) = run(refresh_dev().args(pair.args(command)));
+        assert_eq!(code, 4, "{command}: {out}{err}");
+        assert!(
+            err.contains("not enough free space") && err.contains("new indexes"),
+            "{err}"
+        );
+    }
+    assert_eq!(folder(&disk.path.join("dev")), dev_before, "refused before copying");
+    std::fs::remove_file(filler).expect("rm");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_disk_filled_by_another_process_mid_run_leaves_dev_whole_and_no_stray_file() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let dir = tempdir();
+    let disk = Tmpfs::mount(dir.path(), "48m");
+    std::fs::create_dir(disk.path.join("dev")).expect("mkdir");
+    std::fs::create_dir(dir.path().join("prod")).expect("mkdir");
+    let pair = Pair {
+        dir: tempdir(),
+        prod: dir.path().join("prod/shop.db"),
+        dev: disk.path.join("dev/shop.db"),
+    };
+    make_db(
+        &pair.prod,
+        "wal",
+        "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT, n INT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)
+         INSERT INTO notes(body, n) SELECT hex(randomblob(60)), i FROM n;",
+    );
+    // A rebuild: the migration writes the whole table again.
+    make_db(
+        &pair.dev,
+        "wal",
+        "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT NOT NULL DEFAULT '', n INT CHECK (n > 0));",
+    );
+    let dev_dir = disk.path.join("dev");
+    let dev_before = std::fs::read(&pair.dev).expect("read");
+    let staging = dev_dir.join(".shop.refresh-staging.db");
+    let child = refresh_dev()
+        .args(pair.args("run"))
+        .args(["--quiet", "--keep-backups", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // As soon as the copy is in place, another process takes every free byte.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !staging.exists() && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    let filler = fill_leaving(&disk.path, 0);
+    let (code, err) = finish_within(child, Duration::from_secs(120));
+    let left = names(&dev_dir);
+    eprintln!("the run ended with {code}: {}", err.trim());
+    if code == 0 {
+        // It finished before the disk filled: a whole new DEV and its backup.
+        assert_eq!(query_i64(&pair.dev, "SELECT count(*) FROM notes"), 60000);
+        assert_eq!(left.len(), 2, "{left:?}");
+    } else {
+        assert_eq!(code, 4, "{err}");
+        assert_eq!(std::fs::read(&pair.dev).expect("read"), dev_before, "DEV as it was");
+        assert_eq!(left, ["shop.db"], "no staging, no sidecar, no lock: {err}");
+    }
+    std::fs::remove_file(filler).expect("rm");
+}

@@ -580,6 +580,7 @@ fn a_killed_runs_leftovers_go_only_once_its_process_is_gone() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn not_enough_space_in_devs_folder_is_refused_before_copying() {
     if !is_root() {
         eprintln!("skipped: needs root to mount a tmpfs");
@@ -1067,6 +1068,7 @@ fn a_dev_named_through_a_symbolic_link_is_refreshed_in_place_and_the_link_stays(
 }
 
 #[test]
+#[ignore = "needs root"]
 fn permission_denied_is_bad_input_and_changes_nothing() {
     if !is_root() {
         eprintln!("skipped: needs root to run as nobody (root ignores permission bits)");

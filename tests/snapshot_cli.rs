@@ -321,6 +321,7 @@ fn refuses_a_hot_journal_without_repairing_it() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn refuses_without_permission() {
     if !is_root() {
         eprintln!("skipped: switching to an unprivileged user needs root");
@@ -354,6 +355,7 @@ fn refuses_without_permission() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn disk_full_leaves_nothing_behind() {
     if !is_root() {
         eprintln!("skipped: mounting a small tmpfs needs root");

@@ -363,6 +363,7 @@ fn bad_input_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn refuses_a_folder_without_permission() {
     if !is_root() {
         eprintln!("skipped: switching to an unprivileged user needs root");
@@ -386,6 +387,7 @@ fn refuses_a_folder_without_permission() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn disk_full_is_found_before_anything_changes() {
     if !is_root() {
         eprintln!("skipped: mounting a small tmpfs needs root");
@@ -404,6 +406,7 @@ fn disk_full_is_found_before_anything_changes() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn new_on_another_file_system_is_copied_then_consumed() {
     if !is_root() {
         eprintln!("skipped: mounting a tmpfs needs root");

@@ -14,7 +14,7 @@ use schema_diff::plan::{ImpactKind, Strategy};
 use sqlite_file::fs::{available_space, dir_writable, network_fs, parent_dir, FileId};
 use sqlite_file::lock::{self, Lock, Record, State};
 use sqlite_file::sidefile::{self, SideFileError};
-use sqlite_file::{open_read_only, Header, InputError, JournalFlag, Sidecars};
+use sqlite_file::{Header, InputError, JournalFlag, Sidecars};
 
 use crate::deployment::{Deployment, Operation, SwapOptions};
 use crate::report::{size, Check, FileInfo, Outcome, Rejects, Report, Space, Status, StepReport};
@@ -921,14 +921,17 @@ fn count_migrations(
             temp
         };
         let diff = schema_diff::compare(&d.files[schema_file].path, &counted_on, hints, extensions);
-        let rebuilt = diff.as_ref().ok().map(|diff| measure_rebuilds(&counted_on, diff));
+        let rebuilt = diff
+            .as_ref()
+            .ok()
+            .map(|diff| schema_diff::space::migration_bytes(&counted_on, diff));
         if counted_on != data_path {
             // Named after this process: provably its own.
             sidefile::remove_with_sidecars(&counted_on)?;
         }
         let diff = diff?;
         if let Some(measured) = rebuilt {
-            rebuilds.insert(s, measured);
+            rebuilds.insert(s, (measured.bytes, measured.why));
         }
         let rows =
             |kind: ImpactKind| -> i64 { diff.data_impact.iter().filter(|i| i.kind == kind).map(|i| i.rows).sum() };
@@ -989,8 +992,19 @@ fn free_space(
         match step.op {
             Operation::Snapshot { to, .. } | Operation::Replace { to, .. } => {
                 if let Some(o) = &prepared.disk[src] {
-                    let why = format!("a copy of {}", d.files[src].path.display());
-                    need(parent_dir(&d.files[to].path), o.bytes + o.wal_bytes, why);
+                    let (from, folder) = (&d.files[src].path, parent_dir(&d.files[to].path));
+                    // On one file system with reflinks the copy shares the
+                    // file's blocks: only the pages taken from its -wal are new.
+                    let same_fs = FileId::of(from).ok().map(|f| f.dev) == FileId::of(folder).ok().map(|f| f.dev);
+                    if same_fs && sqlite_file::fs::reflinks(folder).unwrap_or(false) {
+                        let why = format!(
+                            "a copy of {} sharing its blocks (reflinks): its -wal's pages and 1 MiB",
+                            from.display()
+                        );
+                        need(folder, o.wal_bytes + (1 << 20), why);
+                    } else {
+                        need(folder, o.bytes + o.wal_bytes, format!("a copy of {}", from.display()));
+                    }
                 }
             }
             Operation::Apply { to, .. } => {
@@ -998,12 +1012,9 @@ fn free_space(
                 let folder = parent_dir(&d.files[to].path);
                 match (rebuilds.get(&s), &prepared.disk[data]) {
                     (Some((bytes, why)), _) => need(folder, 2 * bytes + (1 << 20), why.clone()),
-                    (None, Some(o)) => need(
-                        folder,
-                        o.bytes + o.wal_bytes + (1 << 20),
-                        "the migration's journal (at most the whole copy)".into(),
-                    ),
-                    (None, None) => {}
+                    // Counted on the copy once it is made, and its room
+                    // checked there (`room_for_migration`).
+                    (None, _) => {}
                 }
             }
             Operation::Swap { .. } => {}
@@ -1050,56 +1061,26 @@ fn blocked(prepared: &mut Prepared, options: &RunOptions, e: Error) -> Result<()
     }
 }
 
-/// The bytes of the tables (with their indexes) the migration rebuilds, from
-/// `dbstat`; the whole file where this SQLite lacks it.
-fn measure_rebuilds(db: &Path, diff: &schema_diff::Report) -> (u64, String) {
-    let rebuilt: Vec<&str> = diff
-        .plan
-        .iter()
-        .filter(|t| t.strategy == Strategy::Rebuild)
-        .map(|t| t.table.as_str())
-        .collect();
-    if rebuilt.is_empty() {
-        return (0, "no table is rebuilt".into());
+/// Room in `db`'s folder for the migration `diff` plans: the journal and
+/// new pages (`schema_diff::space`), twice over, and 1 MiB.
+fn room_for_migration(db: &Path, diff: &schema_diff::Report) -> Result<(), Error> {
+    let measured = schema_diff::space::migration_bytes(db, diff);
+    let folder = parent_dir(db);
+    let needed = 2 * measured.bytes + (1 << 20);
+    let available = available_space(folder).map_err(|e| Error::Io {
+        path: folder.to_owned(),
+        action: "statvfs",
+        source: e,
+    })?;
+    if needed > available {
+        return Err(Error::NoSpace {
+            folder: folder.to_owned(),
+            needed,
+            available,
+            why: measured.why,
+        });
     }
-    let whole = || {
-        let bytes = std::fs::metadata(db).map(|m| m.len()).unwrap_or(0);
-        (
-            bytes,
-            format!(
-                "{} tables rebuilt (dbstat missing: assumed the whole file)",
-                rebuilt.len()
-            ),
-        )
-    };
-    let measured = (|| -> rusqlite::Result<u64> {
-        let header = Header::read(db).map_err(|_| rusqlite::Error::InvalidQuery)?;
-        let sidecars = Sidecars::of(db).map_err(|_| rusqlite::Error::InvalidQuery)?;
-        let conn = open_read_only(db, &header, &sidecars)?;
-        let mut names = conn
-            .conn
-            .prepare("SELECT name FROM sqlite_schema WHERE tbl_name = ?1 COLLATE NOCASE")?;
-        let mut pages = conn
-            .conn
-            .prepare("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1")?;
-        let mut total = 0u64;
-        for table in &rebuilt {
-            let objects: Vec<String> = names
-                .query_map([table], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            for name in objects {
-                total += pages.query_row([&name], |r| r.get::<_, i64>(0))? as u64;
-            }
-        }
-        Ok(total)
-    })();
-    match measured {
-        Ok(bytes) => (
-            bytes,
-            format!("the journal of {} rebuilt tables ({})", rebuilt.len(), size(bytes)),
-        ),
-        Err(_) => whole(),
-    }
+    Ok(())
 }
 
 /// Forwards a snapshot's progress and cancellation to [`Events`].
@@ -1239,6 +1220,20 @@ fn run_step(
             let rejects = prepared.rejects.get(&index).cloned().or_else(|| rejects.clone());
             if let Some(r) = &rejects {
                 record_made(prepared, r)?;
+            }
+            if !prepared.diffs.contains_key(&index) {
+                // Not counted by the preflight (a rollback-mode PROD is never
+                // counted under its lock): count on the copy, before it
+                // changes, and refuse here as the preflight would have.
+                let diff = schema_diff::compare(&path(*schema), &path(*to), hints, extensions)?;
+                if let Some(why) = diff.blocking(*on_violation) {
+                    return Err(Error::Violations {
+                        path: path(*to),
+                        list: why,
+                    });
+                }
+                room_for_migration(&path(*to), &diff)?;
+                prepared.diffs.insert(index, diff);
             }
             let planned = prepared.diffs.get(&index);
             let stop = events.stop_flag();

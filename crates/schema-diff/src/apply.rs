@@ -478,6 +478,9 @@ fn copy_rows(
     let mut into = Vec::new();
     let mut select = Vec::new();
     let alias = rowid_alias(dev);
+    // A column becoming the rowid may hold NULLs, for which SQLite picks
+    // max(rowid) + 1: copied after every explicit value, they never collide.
+    let mut nulls_last = String::new();
     for c in dev.columns.iter().filter(|c| c.hidden < 2) {
         let source = match hints {
             None => from.column(&c.name),
@@ -486,6 +489,10 @@ fn copy_rows(
         if let Some(s) = source {
             into.push(quote(&c.name));
             select.push(quote(&s.name));
+            let becomes_rowid = alias.is_some_and(|a| a.eq_ignore_ascii_case(&c.name));
+            if becomes_rowid && !rowid_alias(from).is_some_and(|a| a.eq_ignore_ascii_case(&s.name)) {
+                nulls_last = format!(" ORDER BY {} IS NULL", quote(&s.name));
+            }
         } else if alias.is_some_and(|a| a.eq_ignore_ascii_case(&c.name)) && !from.without_rowid {
             into.push(quote(&c.name));
             select.push("rowid".to_owned());
@@ -500,7 +507,7 @@ fn copy_rows(
     }
     (run.copying)(&dev.name);
     run.exec(&format!(
-        "INSERT INTO main.{to} ({}) SELECT {} FROM {from_schema}.{}",
+        "INSERT INTO main.{to} ({}) SELECT {} FROM {from_schema}.{}{nulls_last}",
         into.join(", "),
         select.join(", "),
         quote(from_name)

@@ -32,6 +32,7 @@ pub mod cli;
 pub mod diff;
 pub mod parse;
 pub mod plan;
+pub mod space;
 
 use std::io;
 use std::path::{Path, PathBuf};

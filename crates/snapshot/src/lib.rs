@@ -253,7 +253,10 @@ impl Snapshot {
             .map_err(|e| io_error(&self.source, "stat", e))?
             .len();
         let available = available_space(&folder).map_err(|e| io_error(&folder, "statvfs", e))?;
-        if available < source_len {
+        // On one file system with reflinks the kernel's copy shares blocks.
+        let same_fs = FileId::of(&self.source).ok().map(|f| f.dev) == FileId::of(&folder).ok().map(|f| f.dev);
+        let shares_blocks = same_fs && sqlite_file::fs::reflinks(&folder).unwrap_or(false);
+        if available < source_len && !shares_blocks {
             return Err(Error::DiskFull {
                 path: folder,
                 needed: Some(source_len),

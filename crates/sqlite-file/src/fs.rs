@@ -221,6 +221,43 @@ pub fn network_fs(path: &Path) -> io::Result<Option<&'static str>> {
     })
 }
 
+/// Whether a copy into `dir` of a file on the same file system shares its
+/// blocks (a reflink) instead of writing them: btrfs always, XFS where it
+/// was made with `reflink=1` (read from its geometry, `XFS_IOC_FSGEOMETRY`).
+/// Asked without writing anything. `false` where it cannot tell.
+pub fn reflinks(dir: &Path) -> io::Result<bool> {
+    const BTRFS: u32 = 0x9123_683E;
+    const XFS: u32 = 0x5846_5342;
+    let c = cstring(dir)?;
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `c` is a valid path and `st` a writable statfs buffer.
+    if unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statfs succeeded and filled the buffer.
+    #[allow(clippy::unnecessary_cast)] // f_type is i64 on some targets, u32 on others
+    let kind = unsafe { st.assume_init() }.f_type as i64 as u32;
+    match kind {
+        BTRFS => Ok(true),
+        XFS => {
+            // struct xfs_fsop_geom (256 bytes); `flags` is the u32 at byte 92,
+            // and XFS_FSOP_GEOM_FLAGS_REFLINK is bit 20 (linux/xfs_fs.h).
+            const XFS_IOC_FSGEOMETRY: libc::c_ulong = 0x8100_587e;
+            const REFLINK: u32 = 1 << 20;
+            let folder = File::open(dir)?;
+            let mut geometry = [0u8; 256];
+            // SAFETY: the ioctl fills at most 256 bytes of `geometry`.
+            let rc = unsafe { libc::ioctl(folder.as_raw_fd(), XFS_IOC_FSGEOMETRY as _, geometry.as_mut_ptr()) };
+            if rc != 0 {
+                return Ok(false);
+            }
+            let flags = u32::from_ne_bytes([geometry[92], geometry[93], geometry[94], geometry[95]]);
+            Ok(flags & REFLINK != 0)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Whether the calling process may create files in `dir` (`access(W_OK|X_OK)`).
 pub fn dir_writable(dir: &Path) -> io::Result<bool> {
     let c = cstring(dir)?;
@@ -331,6 +368,12 @@ mod tests {
         assert!(same_file(&a, &soft).expect("same"));
         assert!(!same_file(&a, &other).expect("same"));
         assert!(!same_file(&a, &dir.path().join("missing")).expect("same"));
+    }
+
+    #[test]
+    fn ext4_and_tmpfs_have_no_reflinks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(!reflinks(dir.path()).expect("statfs"));
     }
 
     #[test]
