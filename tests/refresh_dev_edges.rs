@@ -965,7 +965,7 @@ fn the_space_check_counts_the_indexes_dev_adds() {
     let prod_bytes = std::fs::metadata(&pair.prod).expect("stat").len();
     // Room for the copy and a little, not for the index it builds.
     let filler = fill_leaving(&disk.path, prod_bytes + (prod_bytes / 3));
-    let dev_before = folder(&pair.dev.parent().expect("dev folder").to_path_buf());
+    let dev_before = folder(pair.dev.parent().expect("dev folder"));
     for command in ["plan", "run"] {
         let (code, out, err) = run(refresh_dev().args(pair.args(command)));
         assert_eq!(code, 4, "{command}: {out}{err}");

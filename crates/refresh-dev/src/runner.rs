@@ -988,7 +988,7 @@ fn free_space(
         entry.2.push(why);
     };
     for (s, step) in d.steps.iter().enumerate() {
-        let (src, data) = prepared.origins[s];
+        let (src, _) = prepared.origins[s];
         match step.op {
             Operation::Snapshot { to, .. } | Operation::Replace { to, .. } => {
                 if let Some(o) = &prepared.disk[src] {
@@ -1009,12 +1009,10 @@ fn free_space(
             }
             Operation::Apply { to, .. } => {
                 let Some(rebuilds) = rebuilds else { continue };
-                let folder = parent_dir(&d.files[to].path);
-                match (rebuilds.get(&s), &prepared.disk[data]) {
-                    (Some((bytes, why)), _) => need(folder, 2 * bytes + (1 << 20), why.clone()),
-                    // Counted on the copy once it is made, and its room
-                    // checked there (`room_for_migration`).
-                    (None, _) => {}
+                // A migration not counted yet is counted on the copy once it
+                // is made, and its room checked there (`room_for_migration`).
+                if let Some((bytes, why)) = rebuilds.get(&s) {
+                    need(parent_dir(&d.files[to].path), 2 * bytes + (1 << 20), why.clone());
                 }
             }
             Operation::Swap { .. } => {}
@@ -1221,7 +1219,7 @@ fn run_step(
             if let Some(r) = &rejects {
                 record_made(prepared, r)?;
             }
-            if !prepared.diffs.contains_key(&index) {
+            if let std::collections::btree_map::Entry::Vacant(entry) = prepared.diffs.entry(index) {
                 // Not counted by the preflight (a rollback-mode PROD is never
                 // counted under its lock): count on the copy, before it
                 // changes, and refuse here as the preflight would have.
@@ -1233,7 +1231,7 @@ fn run_step(
                     });
                 }
                 room_for_migration(&path(*to), &diff)?;
-                prepared.diffs.insert(index, diff);
+                entry.insert(diff);
             }
             let planned = prepared.diffs.get(&index);
             let stop = events.stop_flag();
