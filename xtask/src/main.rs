@@ -4,6 +4,8 @@
 //!     cargo xtask refresh-dev -- ARGS   build and run the driver (`refresh-dev ARGS`)
 //!     cargo xtask fixtures [DIR]        build prod.db and dev.db from fixtures/*.sql (default target/fixtures)
 //!     cargo xtask ci                    what .ci/run runs: fmt, clippy, the tests
+//!     cargo xtask fuzz [CASES]          the no-panic properties of the schema reader and the
+//!                                       deployment-file parser, long (default 200000 cases each)
 //!     cargo xtask bench snapshot [MiB]  time `snapshot` beside cp, cat, sqlite3 .backup and VACUUM INTO
 //!     cargo xtask bench apply [MiB]     time `schema-diff --apply` beside the same change as hand-written SQL
 //!     cargo xtask bench run [MiB]       time `refresh-dev run` beside the same refresh by hand (cp/.backup, SQL, mv)
@@ -16,7 +18,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 const USAGE: &str =
-    "usage: cargo xtask <demo | refresh-dev -- ARGS | fixtures [DIR] | ci | bench [snapshot|apply|run] [SIZE_MIB]>";
+    "usage: cargo xtask <demo | refresh-dev -- ARGS | fixtures [DIR] | ci | fuzz [CASES] | bench [snapshot|apply|run] [SIZE_MIB]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +28,8 @@ fn main() -> Result<()> {
         ["fixtures"] => fixtures(&root().join("target/fixtures")).map(|_| ()),
         ["fixtures", dir] => fixtures(Path::new(dir)).map(|_| ()),
         ["ci"] => ci(),
+        ["fuzz"] => fuzz(200_000),
+        ["fuzz", cases] => fuzz(cases.parse().context("CASES must be a number")?),
         ["refresh-dev", rest @ ..] => refresh_dev(rest),
         ["bench", "snapshot"] => bench::snapshot(1024),
         ["bench", "snapshot", mib] => bench::snapshot(mib.parse().context("SIZE_MIB must be a number")?),
@@ -258,5 +262,12 @@ fn ci() -> Result<()> {
     let cargo = env!("CARGO");
     sh(Command::new(cargo).args(["fmt", "--all", "--", "--check"]))?;
     sh(Command::new(cargo).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    sh(Command::new(cargo).args(["test", "--workspace"]))
+    sh(Command::new(cargo).args(["test", "--workspace", "--", "--include-ignored"]))
+}
+
+/// The fuzz properties (`tests/fuzz_inputs.rs`) with `cases` cases each, in release.
+fn fuzz(cases: u32) -> Result<()> {
+    sh(Command::new(env!("CARGO"))
+        .args(["test", "--release", "-p", "refresh-dev", "--test", "fuzz_inputs"])
+        .env("PROPTEST_CASES", cases.to_string()))
 }

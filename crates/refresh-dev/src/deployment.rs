@@ -271,13 +271,34 @@ impl Deployment {
             path: path.to_owned(),
             why,
         };
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => return Err(Error::IsDirectory(path.to_owned())),
+            // A FIFO or device would block or never end: not a deployment file.
+            Ok(m) if !m.is_file() => {
+                return Err(bad(format!(
+                    "is {}, not a regular file",
+                    sqlite_file::sidefile::kind_of(&m.file_type())
+                )))
+            }
+            _ => {}
+        }
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::Missing(path.to_owned()),
             std::io::ErrorKind::IsADirectory => Error::IsDirectory(path.to_owned()),
-            _ if path.is_dir() => Error::IsDirectory(path.to_owned()),
             _ => bad(format!("cannot read: {e}")),
         })?;
-        let file: FileToml = toml::from_str(&text).map_err(|e| {
+        Deployment::parse(path, &text)
+    }
+
+    /// The deployment `text` says, as if read from the file `path` (paths
+    /// are relative to its folder). Any text is either a deployment or an
+    /// error naming the line: never a panic.
+    pub fn parse(path: &Path, text: &str) -> Result<Deployment, Error> {
+        let bad = |why: String| Error::BadDeployment {
+            path: path.to_owned(),
+            why,
+        };
+        let file: FileToml = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| {
