@@ -1037,3 +1037,47 @@ fn a_disk_filled_by_another_process_mid_run_leaves_dev_whole_and_no_stray_file()
     }
     std::fs::remove_file(filler).expect("rm");
 }
+
+#[test]
+fn a_staging_file_deleted_mid_migration_leaves_no_wal_for_the_next_run() {
+    // A migration long enough to delete its file under it: a rebuild of
+    // 300,000 rows, copied from a WAL-mode PROD (so the staging copy is
+    // WAL-mode too and the migration writes a -wal).
+    let pair = small_pair(
+        "CREATE TABLE big(id INTEGER PRIMARY KEY, s TEXT, n INT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)
+         INSERT INTO big(s, n) SELECT hex(randomblob(16)), i FROM n;",
+        "CREATE TABLE big(id INTEGER PRIMARY KEY, s TEXT, n INT NOT NULL DEFAULT 0 CHECK (n >= 0));",
+    );
+    let dev_before = std::fs::read(&pair.dev).expect("read");
+    let log = pair.dir.path().join("run.log");
+    let child = refresh_dev()
+        .args(pair.args("run"))
+        .args(["--quiet", "--log", log.to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The migration is writing once the staging file's -wal has frames.
+    let wal = sqlite_file_sidecar(&pair.staging(), "-wal");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::metadata(&wal).is_ok_and(|m| m.len() > 32) {
+        assert!(Instant::now() < deadline, "the migration never wrote");
+        std::thread::yield_now();
+    }
+    let _ = std::fs::remove_file(pair.staging());
+    let (code, err) = finish_within(child, Duration::from_secs(120));
+    let left = names(&pair.dev_dir());
+    eprintln!("the run ended with {code}: {}", err.trim());
+    if code == 0 {
+        // It had finished the migration first: DEV is new, whole.
+        assert_eq!(query_i64(&pair.dev, "SELECT count(*) FROM big"), 300_000, "{err}");
+    } else {
+        assert_eq!(std::fs::read(&pair.dev).expect("read"), dev_before, "{err}");
+        assert_eq!(left, ["shop.db"], "no -wal, -shm or lock left: {err}");
+    }
+    // Either way the next run copies PROD's rows.
+    let (code, out, err) = pair.run("run", &["--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(query_i64(&pair.dev, "SELECT count(*) FROM big"), 300_000);
+}
