@@ -1142,3 +1142,20 @@ fn run_passes_the_migration_hints_through() {
         "PROD's, as asked"
     );
 }
+
+#[test]
+fn apply_with_sql_prints_the_statements_and_writes_nothing() {
+    let dir = tempdir();
+    let (dev, target) = (dir.path().join("dev.db"), dir.path().join("target.db"));
+    make_db(&target, "delete", "CREATE TABLE t(a); INSERT INTO t VALUES (1);");
+    make_db(&dev, "delete", "CREATE TABLE t(a, b);");
+    let before = folder(dir.path());
+    let (code, out, err) = run(refresh_dev().args(["apply", "--sql"]).arg(&dev).arg(&target));
+    assert_eq!(code, 1, "the schemas differ: {out}{err}");
+    assert!(out.contains("ALTER TABLE main.\"t\" ADD COLUMN b;"), "{out}");
+    assert_eq!(folder(dir.path()), before, "nothing written, no copy left");
+    // Without --sql, `apply` applies.
+    let (code, out, err) = run(refresh_dev().arg("apply").arg(&dev).arg(&target));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(schema_rows(&target), schema_rows(&dev));
+}

@@ -258,11 +258,9 @@ fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Command::Snapshot(args) => snapshot::cli::run(&args),
-        Command::Diff(args) => schema_diff::cli::run(&args),
-        Command::Apply(mut args) => {
-            args.apply = true;
-            schema_diff::cli::run(&args)
-        }
+        Command::Diff(args) => schema_diff::cli::run(&args, args.mode(schema_diff::cli::Mode::Diff)),
+        // `apply` applies unless told `--sql`, which prints and writes nothing.
+        Command::Apply(args) => schema_diff::cli::run(&args, args.mode(schema_diff::cli::Mode::Apply)),
         Command::Swap(args) => swap::cli::run(&args),
         Command::Rollback(args) => rollback(&args),
         Command::Run(args) => {

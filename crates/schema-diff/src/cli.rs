@@ -59,7 +59,29 @@ pub struct DiffArgs {
     pub quiet: bool,
 }
 
+/// What the command does with DEV and TARGET: one value, decided once from
+/// the command line (`--apply`, `--sql`, or neither) and the command's own
+/// default (`refresh-dev apply` applies unless told `--sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Compare and preview; write nothing.
+    Diff,
+    /// Apply DEV's schema onto TARGET.
+    Apply,
+    /// Print the statements `Apply` would run; write nothing.
+    Sql,
+}
+
 impl DiffArgs {
+    /// The mode these arguments ask for, `default` where they name none.
+    pub fn mode(&self, default: Mode) -> Mode {
+        match (self.apply, self.sql) {
+            (_, true) => Mode::Sql,
+            (true, false) => Mode::Apply,
+            (false, false) => default,
+        }
+    }
+
     /// The rename hints, parsed.
     pub fn hints(&self) -> Result<Hints, String> {
         Hints::parse(
@@ -72,9 +94,9 @@ impl DiffArgs {
     }
 }
 
-/// Runs `schema-diff` with parsed arguments and returns the exit status:
-/// 0 identical, 1 different, 2 bad input, 4 an error.
-pub fn run(args: &DiffArgs) -> Exit {
+/// Runs `schema-diff` in `mode` and returns the exit status: 0 identical,
+/// 1 different, 2 bad input, 3 refused, 4 an error.
+pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
     let hints = match args.hints() {
         Ok(r) => r,
         Err(e) => {
@@ -82,14 +104,14 @@ pub fn run(args: &DiffArgs) -> Exit {
             return Exit::BadInput;
         }
     };
-    if args.apply {
+    if mode == Mode::Apply {
         return run_apply(args, &hints);
     }
     if args.on_violation != crate::apply::OnViolation::Abort || args.rejects.is_some() {
         eprintln!("schema-diff: error: --on-violation and --rejects go with --apply");
         return Exit::BadInput;
     }
-    if args.sql {
+    if mode == Mode::Sql {
         return match crate::apply::sql(&args.dev, &args.target, &hints, &args.load_extension) {
             Ok(statements) if statements.is_empty() => Exit::Done,
             Ok(statements) => {

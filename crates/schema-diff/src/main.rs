@@ -18,5 +18,6 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    schema_diff::cli::run(&cli.args).into()
+    let mode = cli.args.mode(schema_diff::cli::Mode::Diff);
+    schema_diff::cli::run(&cli.args, mode).into()
 }
