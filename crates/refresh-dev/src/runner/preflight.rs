@@ -576,7 +576,7 @@ pub(super) fn not_in_use(
 /// temporary snapshot when planning a rollback-mode PROD (its writers wait
 /// for one copy at most); a run with a rollback-mode PROD counts on its
 /// staging copy instead, before changing it. Returns, per apply step, the
-/// bytes of the tables it migrations.
+/// room each migration needs (`schema_diff::space`).
 pub(super) fn count_migrations(
     d: &Deployment,
     options: &RunOptions,

@@ -3,10 +3,11 @@
 
 use super::*;
 
-/// Free space per file system: each copy made there and, once the
-/// migrations are counted (`migrations`), each migration's journal and
-/// temporary files (twice the tables it migrations; the whole copy where it
-/// was not counted).
+/// Free space per file system: each copy made there (only its `-wal`'s
+/// pages where the file system shares blocks) and, once the migrations are
+/// measured (`migrations`), each migration's journal and new pages (twice
+/// what `schema_diff::space` measured). A migration not measured yet is
+/// checked on the copy once it is made (`room_for_migration`).
 pub(super) fn free_space(
     d: &Deployment,
     migrations: Option<&BTreeMap<usize, MigrationBytes>>,
