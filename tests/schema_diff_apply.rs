@@ -457,3 +457,49 @@ fn every_violation_kind_under_abort_and_skip() {
         "'5' became the integer key 5"
     );
 }
+
+#[test]
+fn columns_named_with_quotes_at_either_end_work_in_every_strategy() {
+    // `"a` and `b"`: a double quote is part of each name (doubled inside the quotes).
+    let target = "CREATE TABLE t(id INTEGER PRIMARY KEY, \"\"\"a\" TEXT, \"b\"\"\" TEXT, keep TEXT);
+         INSERT INTO t VALUES (1, 'x', 'y', 'k'), (2, 'x2', 'y2', 'k2');";
+    let cases = [
+        // alter: add a quoted column, drop one
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, \"\"\"a\" TEXT, keep TEXT, \"c\"\"\" TEXT DEFAULT 'd')",
+        // alter: rename (with a hint below)
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, \"\"\"a\" TEXT, \"z\"\"\" TEXT, keep TEXT)",
+        // rebuild: a type change beside the quoted columns
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, \"\"\"a\" BLOB, \"b\"\"\" TEXT, keep TEXT)",
+        // text only: a new default
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, \"\"\"a\" TEXT, \"b\"\"\" TEXT DEFAULT 'n', keep TEXT)",
+    ];
+    let strategies = ["alter", "alter", "rebuild", "text_only"];
+    for (i, dev) in cases.iter().enumerate() {
+        let p = pair(target, dev);
+        let mut diff = schema_diff();
+        diff.arg("--json");
+        if i == 1 {
+            diff.args(["--rename", "t.\"b\"\"\"=\"z\"\"\""]);
+        }
+        let (_, out, _) = run(diff.arg(&p.dev).arg(&p.target));
+        assert_eq!(json(&out)["plan"][0]["strategy"], strategies[i], "{dev}: {out}");
+        if i == 1 {
+            let (rc, out, err) = apply(&p, &["--rename", "t.\"b\"\"\"=\"z\"\"\""]);
+            assert_eq!(rc, 0, "{dev}: {out}{err}");
+            assert_eq!(schema_rows(&p.target), schema_rows(&p.dev), "{dev}");
+            assert_eq!(strings(&p.target, "SELECT \"z\"\"\" FROM t ORDER BY id"), ["y", "y2"]);
+        } else {
+            assert_applied(&p);
+        }
+        assert_eq!(
+            strings(&p.target, "SELECT \"\"\"a\" FROM t ORDER BY id"),
+            ["x", "x2"],
+            "{dev}"
+        );
+        assert_eq!(
+            strings(&p.target, "SELECT keep FROM t ORDER BY id"),
+            ["k", "k2"],
+            "{dev}"
+        );
+    }
+}

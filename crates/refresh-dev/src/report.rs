@@ -282,7 +282,7 @@ fn write_diff(out: &mut String, d: &schema_diff::Report, applied: bool) {
             out,
             "      table {:<24} {:<10} rows from {:<6} ({} rows)",
             t.table,
-            format!("{:?}", t.strategy).to_lowercase(),
+            t.strategy.kind().as_str(),
             match t.rows_from {
                 RowsFrom::Target => "prod",
                 RowsFrom::Dev => "dev",

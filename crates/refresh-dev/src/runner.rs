@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use exit_code::Exit;
 use schema_diff::apply::OnViolation;
-use schema_diff::plan::{ImpactKind, Strategy};
+use schema_diff::plan::{ImpactKind, StrategyKind};
 use schema_diff::space::MigrationBytes;
 use sqlite_file::fs::{available_space, dir_writable, network_fs, parent_dir, FileId};
 use sqlite_file::lock::{self, Lock, Record, State};

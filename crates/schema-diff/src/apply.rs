@@ -21,7 +21,7 @@ use serde::Serialize;
 use sqlite_file::{JournalFlag, Sidecars};
 
 use crate::catalog::{key, quote, Catalog, Kind, Table};
-use crate::plan::{rowid_alias, ImpactKind, RowsFrom, Strategy};
+use crate::plan::{rowid_alias, AlterStep, ImpactKind, RowsFrom, Strategy};
 use crate::{compare, sqlite_error, Error, Hints, Report};
 
 /// What `--on-violation` says to do with rows that break a new constraint.
@@ -584,7 +584,7 @@ fn change(
         };
         let old_name = hints.table_in_target(&table.name);
         let old = target.table(&old_name);
-        match (plan.strategy, plan.rows_from) {
+        match (&plan.strategy, plan.rows_from) {
             (Strategy::Unchanged, RowsFrom::Target) => {}
             (Strategy::Unchanged, RowsFrom::Dev) if same_rows.contains(&key(&table.name)) => {}
             (_, RowsFrom::Dev) => {
@@ -597,29 +597,34 @@ fn change(
                 copy_sequence_from_dev(run, &table.name)?;
                 rebuilt.insert(key(&table.name));
             }
-            (Strategy::TextOnly, _) => {
+            (Strategy::TextOnly(_), _) => {
                 run.set_schema_row("table", &object.name, &object.tbl_name, sql)?;
             }
-            (Strategy::Alter, _) => {
+            (Strategy::Alter(steps), _) => {
                 let old = old.ok_or_else(|| Error::Internal(format!("{}: not in TARGET", table.name)))?;
                 let mut current = quote(&old.name);
                 if !old.name.eq(&table.name) && !key(&old.name).eq(&key(&table.name)) {
                     run.exec(&format!("ALTER TABLE main.{current} RENAME TO {}", quote(&table.name)))?;
                     current = quote(&table.name);
                 }
-                for step in &plan.reasons {
-                    if let Some(rest) = step.strip_prefix("ADD COLUMN ") {
-                        let column = rest.trim_matches('"').replace("\"\"", "\"");
-                        let definition = crate::parse::column_definition(sql, &column)
-                            .ok_or_else(|| Error::Internal(format!("{}: no definition of {column}", table.name)))?;
-                        run.exec(&format!("ALTER TABLE main.{current} ADD COLUMN {definition}"))?;
-                    } else if step.starts_with("DROP COLUMN ") || step.starts_with("RENAME COLUMN ") {
-                        run.exec(&format!("ALTER TABLE main.{current} {step}"))?;
+                for step in steps {
+                    match step {
+                        AlterStep::AddColumn(column) => {
+                            // DEV's own definition of the column, verbatim.
+                            let definition = crate::parse::column_definition(sql, column)
+                                .ok_or_else(|| Error::Internal(format!("{}: no definition of {column}", table.name)))?;
+                            run.exec(&format!("ALTER TABLE main.{current} ADD COLUMN {definition}"))?;
+                        }
+                        AlterStep::DropColumn(_) | AlterStep::RenameColumn { .. } => {
+                            run.exec(&format!("ALTER TABLE main.{current} {step}"))?;
+                        }
+                        // Written with DEV's text below.
+                        AlterStep::TextOnly(_) => {}
                     }
                 }
                 run.set_schema_row("table", &object.name, &object.tbl_name, sql)?;
             }
-            (Strategy::Rebuild, _) | (Strategy::Create, _) | (Strategy::Unchanged, _) | (Strategy::Drop, _) => {
+            (Strategy::Rebuild(_) | Strategy::Create | Strategy::Unchanged | Strategy::Drop, _) => {
                 match old {
                     None => run.exec(sql)?,
                     Some(old) => {

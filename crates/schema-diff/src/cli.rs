@@ -188,8 +188,8 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
                         println!(
                             "  {:<28} {:<10} rows from {}",
                             t.table,
-                            format!("{:?}", t.strategy).to_lowercase(),
-                            format!("{:?}", t.rows_from).to_lowercase()
+                            t.strategy.kind().as_str(),
+                            t.rows_from.as_str()
                         );
                     }
                     if let Some(path) = &report.rejects {
@@ -340,10 +340,14 @@ pub fn human(r: &Report, colour: bool) -> String {
         for col in &c.columns {
             let _ = writeln!(
                 out,
-                "    column {} {:?}: {}",
+                "    column {} {}: {}",
                 col.column,
-                col.change,
-                col.details.join("; ")
+                col.change.as_str(),
+                col.details
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             );
         }
         let text = |sql: &Option<String>| sql.as_ref().map(|s| format!("{s}\n")).unwrap_or_default();
@@ -378,9 +382,9 @@ pub fn human(r: &Report, colour: bool) -> String {
             out,
             "  {:<28} {:<10} rows from {:<6} {}",
             t.table,
-            format!("{:?}", t.strategy).to_lowercase(),
-            format!("{:?}", t.rows_from).to_lowercase(),
-            t.reasons.join("; ")
+            t.strategy.kind().as_str(),
+            t.rows_from.as_str(),
+            t.strategy.reasons().join("; ")
         );
     }
     let unchanged = r

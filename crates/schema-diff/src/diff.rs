@@ -21,6 +21,152 @@ pub enum ChangeKind {
     TextOnly,
 }
 
+impl ChangeKind {
+    /// The word for it, as `--json` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Modified => "modified",
+            ChangeKind::TextOnly => "text_only",
+        }
+    }
+}
+
+/// One thing that differs, as data: what the plan's decisions read. Text is
+/// made only to show it ([`Display`](std::fmt::Display)), and that text is
+/// also how it is serialized (`details` in `--json` are strings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    /// An object only in DEV (its kind).
+    New(Kind),
+    /// An object only in TARGET (its kind).
+    OnlyInTarget(Kind),
+    /// The same name, another kind of object.
+    KindChanged {
+        from: Kind,
+        to: Kind,
+    },
+    /// Renamed (through a hint): its name in TARGET.
+    RenamedFrom(String),
+    /// The stored texts differ only in white space, case, comments or quoting.
+    Formatting,
+    /// Nothing PRAGMAs or the parser show differs, yet the texts do.
+    DefinitionChanged,
+    WithoutRowid {
+        from: bool,
+        to: bool,
+    },
+    Strict {
+        from: bool,
+        to: bool,
+    },
+    ForeignKeyAdded {
+        from: Vec<String>,
+        table: String,
+    },
+    ForeignKeyDropped {
+        from: Vec<String>,
+        table: String,
+    },
+    /// A UNIQUE or PRIMARY KEY constraint, as `column/collation` pairs.
+    UniqueAdded(Vec<String>),
+    UniqueDropped(Vec<String>),
+    CheckAdded(crate::parse::Check),
+    CheckDropped(crate::parse::Check),
+    Autoincrement {
+        from: bool,
+        to: bool,
+    },
+    GeneratedChanged,
+    /// A column only in DEV, described.
+    ColumnAdded(String),
+    /// A column only in TARGET, described.
+    ColumnOnlyInTarget(String),
+    Type {
+        from: String,
+        to: String,
+    },
+    NotNullAdded,
+    NotNullDropped,
+    Default {
+        from: Option<String>,
+        to: Option<String>,
+    },
+    PrimaryKeyPosition {
+        from: i64,
+        to: i64,
+    },
+    HiddenChanged,
+    Collation {
+        from: String,
+        to: String,
+    },
+}
+
+impl Detail {
+    /// A change SQLite documents as safe to make in the stored text alone
+    /// (sqlite.org/lang_altertable.html): dropping a CHECK, a foreign key or
+    /// a NOT NULL, and changing a default.
+    pub fn loosens(&self) -> bool {
+        matches!(
+            self,
+            Detail::CheckDropped(_)
+                | Detail::ForeignKeyDropped { .. }
+                | Detail::NotNullDropped
+                | Detail::Default { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".to_owned());
+        let or_no_type = |t: &str| {
+            if t.is_empty() {
+                "no type".to_owned()
+            } else {
+                t.to_owned()
+            }
+        };
+        match self {
+            Detail::New(kind) => write!(f, "new {}", kind.as_str()),
+            Detail::OnlyInTarget(kind) => write!(f, "{} only in TARGET: DEV has none", kind.as_str()),
+            Detail::KindChanged { from, to } => write!(f, "was a {}, is a {}", from.as_str(), to.as_str()),
+            Detail::RenamedFrom(name) => write!(f, "renamed from {name}"),
+            Detail::Formatting => f.write_str("only white space, case, comments or quoting differ"),
+            Detail::DefinitionChanged => f.write_str("definition changed"),
+            Detail::WithoutRowid { from, to } => write!(f, "WITHOUT ROWID {from} -> {to}"),
+            Detail::Strict { from, to } => write!(f, "STRICT {from} -> {to}"),
+            Detail::ForeignKeyAdded { from, table } => write!(f, "new foreign key ({}) -> {table}", from.join(", ")),
+            Detail::ForeignKeyDropped { from, table } => {
+                write!(f, "foreign key ({}) -> {table} dropped", from.join(", "))
+            }
+            Detail::UniqueAdded(key) => write!(f, "new UNIQUE or PRIMARY KEY on ({})", key.join(", ")),
+            Detail::UniqueDropped(key) => write!(f, "UNIQUE or PRIMARY KEY on ({}) dropped", key.join(", ")),
+            Detail::CheckAdded(check) => write!(f, "new CHECK {check}"),
+            Detail::CheckDropped(check) => write!(f, "CHECK {check} dropped"),
+            Detail::Autoincrement { from, to } => write!(f, "AUTOINCREMENT {from} -> {to}"),
+            Detail::GeneratedChanged => f.write_str("generated column expressions changed"),
+            Detail::ColumnAdded(described) => f.write_str(described),
+            Detail::ColumnOnlyInTarget(described) => write!(f, "only in TARGET: {described}"),
+            Detail::Type { from, to } => write!(f, "type {} -> {}", or_no_type(from), or_no_type(to)),
+            Detail::NotNullAdded => f.write_str("now NOT NULL"),
+            Detail::NotNullDropped => f.write_str("NOT NULL dropped"),
+            Detail::Default { from, to } => write!(f, "default {} -> {}", or_none(from), or_none(to)),
+            Detail::PrimaryKeyPosition { from, to } => write!(f, "primary key position {from} -> {to}"),
+            Detail::HiddenChanged => f.write_str("generated or hidden status changed"),
+            Detail::Collation { from, to } => write!(f, "collation {from} -> {to}"),
+        }
+    }
+}
+
+impl Serialize for Detail {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// What happened to one column of a table in both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ColumnChange {
@@ -29,7 +175,7 @@ pub struct ColumnChange {
     /// For a renamed column: its name in TARGET.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
-    pub details: Vec<String>,
+    pub details: Vec<Detail>,
 }
 
 /// One object that differs.
@@ -38,8 +184,8 @@ pub struct Change {
     pub object: Kind,
     pub name: String,
     pub change: ChangeKind,
-    /// What changed, in words.
-    pub details: Vec<String>,
+    /// What changed (shown, and serialized, as words).
+    pub details: Vec<Detail>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnChange>,
     /// `ast` when sqlparser read both texts, `text` when it could not (the
@@ -95,7 +241,7 @@ pub fn diff(dev: &Catalog, target: &Catalog, hints: &Hints) -> SchemaDiff {
                 object: object.kind,
                 name: object.name.clone(),
                 change: ChangeKind::Added,
-                details: vec![format!("new {}", object.kind.as_str())],
+                details: vec![Detail::New(object.kind)],
                 columns: Vec::new(),
                 compared_by: compared_by(&object.sql, &None),
                 dev_sql: object.sql.clone(),
@@ -116,7 +262,7 @@ pub fn diff(dev: &Catalog, target: &Catalog, hints: &Hints) -> SchemaDiff {
                 object: old.kind,
                 name: old.name.clone(),
                 change: ChangeKind::Removed,
-                details: vec![format!("{} only in TARGET: DEV has none", old.kind.as_str())],
+                details: vec![Detail::OnlyInTarget(old.kind)],
                 columns: Vec::new(),
                 compared_by: compared_by(&None, &old.sql),
                 dev_sql: None,
@@ -183,33 +329,39 @@ fn compare(
     let mut details = Vec::new();
     let mut columns = Vec::new();
     if dev_obj.kind != old.kind {
-        details.push(format!("was a {}, is a {}", old.kind.as_str(), dev_obj.kind.as_str()));
+        details.push(Detail::KindChanged {
+            from: old.kind,
+            to: dev_obj.kind,
+        });
     }
     if !dev_obj.name.eq_ignore_ascii_case(&old.name) {
-        details.push(format!("renamed from {}", old.name));
+        details.push(Detail::RenamedFrom(old.name.clone()));
     }
     if family(dev_obj.kind) == Kind::Table {
         if let (Some(d), Some(t)) = (dev.table(&dev_obj.name), target.table(&old.name)) {
             columns = column_changes(d, t, hints, possible_renames);
             // A CHECK on a column that is added or dropped goes with the column.
-            let goes_with_a_column = |detail: &String| {
-                columns.iter().any(|c| {
-                    let prefix = format!("{}: ", key(&c.column));
-                    (c.change == ChangeKind::Added && detail.starts_with(&format!("new CHECK {prefix}")))
-                        || (c.change == ChangeKind::Removed
-                            && detail.starts_with(&format!("CHECK {prefix}"))
-                            && detail.ends_with(" dropped"))
-                })
+            let goes_with_a_column = |detail: &Detail| {
+                let on = |check: &crate::parse::Check, change: ChangeKind| {
+                    columns
+                        .iter()
+                        .any(|c| c.change == change && check.column.as_deref() == Some(key(&c.column).as_str()))
+                };
+                match detail {
+                    Detail::CheckAdded(check) => on(check, ChangeKind::Added),
+                    Detail::CheckDropped(check) => on(check, ChangeKind::Removed),
+                    _ => false,
+                }
             };
             details.extend(table_changes(d, t).into_iter().filter(|d| !goes_with_a_column(d)));
         }
     }
     let change = if normalized_equal && details.is_empty() && columns.is_empty() {
-        details.push("only white space, case, comments or quoting differ".to_owned());
+        details.push(Detail::Formatting);
         ChangeKind::TextOnly
     } else {
         if details.is_empty() && columns.is_empty() {
-            details.push("definition changed".to_owned());
+            details.push(Detail::DefinitionChanged);
         }
         ChangeKind::Modified
     };
@@ -235,34 +387,40 @@ fn column_changes(dev: &Table, target: &Table, hints: &Hints, possible_renames: 
                 column: column.name.clone(),
                 change: ChangeKind::Added,
                 renamed_from: None,
-                details: vec![describe(column)],
+                details: vec![Detail::ColumnAdded(describe(column))],
             }),
             Some(old) => {
                 let mut details = Vec::new();
                 if !old.name.eq_ignore_ascii_case(&column.name) {
-                    details.push(format!("renamed from {}", old.name));
+                    details.push(Detail::RenamedFrom(old.name.clone()));
                 }
                 if old.decl_type != column.decl_type {
-                    details.push(format!("type {:?} -> {:?}", old.decl_type, column.decl_type));
+                    details.push(Detail::Type {
+                        from: old.decl_type.clone(),
+                        to: column.decl_type.clone(),
+                    });
                 }
                 if old.not_null != column.not_null {
-                    details.push(
-                        if column.not_null {
-                            "now NOT NULL"
-                        } else {
-                            "NOT NULL dropped"
-                        }
-                        .to_owned(),
-                    );
+                    details.push(if column.not_null {
+                        Detail::NotNullAdded
+                    } else {
+                        Detail::NotNullDropped
+                    });
                 }
                 if old.default != column.default {
-                    details.push(format!("default {:?} -> {:?}", old.default, column.default));
+                    details.push(Detail::Default {
+                        from: old.default.clone(),
+                        to: column.default.clone(),
+                    });
                 }
                 if old.pk != column.pk {
-                    details.push(format!("primary key position {} -> {}", old.pk, column.pk));
+                    details.push(Detail::PrimaryKeyPosition {
+                        from: old.pk,
+                        to: column.pk,
+                    });
                 }
                 if old.hidden != column.hidden {
-                    details.push("generated or hidden status changed".to_owned());
+                    details.push(Detail::HiddenChanged);
                 }
                 let coll = |t: &Table, c: &str| {
                     t.details
@@ -271,11 +429,10 @@ fn column_changes(dev: &Table, target: &Table, hints: &Hints, possible_renames: 
                         .unwrap_or_else(|| "binary".to_owned())
                 };
                 if coll(dev, &column.name) != coll(target, &old.name) {
-                    details.push(format!(
-                        "collation {} -> {}",
-                        coll(target, &old.name),
-                        coll(dev, &column.name)
-                    ));
+                    details.push(Detail::Collation {
+                        from: coll(target, &old.name),
+                        to: coll(dev, &column.name),
+                    });
                 }
                 if !details.is_empty() {
                     let renamed = !old.name.eq_ignore_ascii_case(&column.name);
@@ -296,7 +453,7 @@ fn column_changes(dev: &Table, target: &Table, hints: &Hints, possible_renames: 
                 column: old.name.clone(),
                 change: ChangeKind::Removed,
                 renamed_from: None,
-                details: vec![format!("only in TARGET: {}", describe(old))],
+                details: vec![Detail::ColumnOnlyInTarget(describe(old))],
             });
         }
     }
@@ -345,25 +502,34 @@ fn describe(c: &crate::catalog::Column) -> String {
 }
 
 /// Table-level differences PRAGMAs and the parser show.
-fn table_changes(dev: &Table, target: &Table) -> Vec<String> {
+fn table_changes(dev: &Table, target: &Table) -> Vec<Detail> {
     let mut out = Vec::new();
     if dev.without_rowid != target.without_rowid {
-        out.push(format!(
-            "WITHOUT ROWID {} -> {}",
-            target.without_rowid, dev.without_rowid
-        ));
+        out.push(Detail::WithoutRowid {
+            from: target.without_rowid,
+            to: dev.without_rowid,
+        });
     }
     if dev.strict != target.strict {
-        out.push(format!("STRICT {} -> {}", target.strict, dev.strict));
+        out.push(Detail::Strict {
+            from: target.strict,
+            to: dev.strict,
+        });
     }
     for fk in &dev.foreign_keys {
         if !target.foreign_keys.iter().any(|t| same_fk(t, fk)) {
-            out.push(format!("new foreign key ({}) -> {}", fk.from.join(", "), fk.table));
+            out.push(Detail::ForeignKeyAdded {
+                from: fk.from.clone(),
+                table: fk.table.clone(),
+            });
         }
     }
     for fk in &target.foreign_keys {
         if !dev.foreign_keys.iter().any(|d| same_fk(d, fk)) {
-            out.push(format!("foreign key ({}) -> {} dropped", fk.from.join(", "), fk.table));
+            out.push(Detail::ForeignKeyDropped {
+                from: fk.from.clone(),
+                table: fk.table.clone(),
+            });
         }
     }
     let uniques = |t: &Table| -> Vec<Vec<String>> {
@@ -385,28 +551,36 @@ fn table_changes(dev: &Table, target: &Table) -> Vec<String> {
             .collect()
     };
     let (du, tu) = (uniques(dev), uniques(target));
-    for u in &du {
-        if !tu.contains(u) {
-            out.push(format!("new UNIQUE or PRIMARY KEY on ({})", u.join(", ")));
-        }
-    }
-    for u in &tu {
-        if !du.contains(u) {
-            out.push(format!("UNIQUE or PRIMARY KEY on ({}) dropped", u.join(", ")));
-        }
-    }
+    out.extend(du.iter().filter(|u| !tu.contains(u)).cloned().map(Detail::UniqueAdded));
+    out.extend(
+        tu.iter()
+            .filter(|u| !du.contains(u))
+            .cloned()
+            .map(Detail::UniqueDropped),
+    );
     if let (Some(d), Some(t)) = (&dev.details, &target.details) {
-        for check in d.checks.iter().filter(|c| !t.checks.contains(c)) {
-            out.push(format!("new CHECK {check}"));
-        }
-        for check in t.checks.iter().filter(|c| !d.checks.contains(c)) {
-            out.push(format!("CHECK {check} dropped"));
-        }
+        out.extend(
+            d.checks
+                .iter()
+                .filter(|c| !t.checks.contains(c))
+                .cloned()
+                .map(Detail::CheckAdded),
+        );
+        out.extend(
+            t.checks
+                .iter()
+                .filter(|c| !d.checks.contains(c))
+                .cloned()
+                .map(Detail::CheckDropped),
+        );
         if d.autoincrement != t.autoincrement {
-            out.push(format!("AUTOINCREMENT {} -> {}", t.autoincrement, d.autoincrement));
+            out.push(Detail::Autoincrement {
+                from: t.autoincrement,
+                to: d.autoincrement,
+            });
         }
         if d.generated != t.generated {
-            out.push("generated column expressions changed".to_owned());
+            out.push(Detail::GeneratedChanged);
         }
     }
     out

@@ -12,11 +12,29 @@ use sqlparser::ast::{ColumnOption, Statement, TableConstraint};
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
 
+/// One CHECK constraint as sqlparser read it, for comparing only.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Check {
+    /// The column it is declared on (lower-cased), `None` for a table constraint.
+    pub column: Option<String>,
+    /// The expression as sqlparser prints it, normalized: never applied.
+    pub expr: String,
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            Some(c) => write!(f, "{c}: {}", self.expr),
+            None => f.write_str(&self.expr),
+        }
+    }
+}
+
 /// The parts of a CREATE TABLE that PRAGMAs do not show.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TableDetails {
-    /// CHECK constraints as printed expressions (column-level ones as `col: expr`), sorted.
-    pub checks: Vec<String>,
+    /// CHECK constraints, sorted.
+    pub checks: Vec<Check>,
     /// Column collations by lower-cased column name.
     pub collations: BTreeMap<String, String>,
     /// Generated columns' expressions by lower-cased column name.
@@ -44,7 +62,10 @@ pub fn parse_table(sql: &str) -> Option<TableDetails> {
         let name = column.name.value.to_ascii_lowercase();
         for option in &column.options {
             match &option.option {
-                ColumnOption::Check(expr) => details.checks.push(format!("{name}: {}", normalize(&expr.to_string()))),
+                ColumnOption::Check(expr) => details.checks.push(Check {
+                    column: Some(name.clone()),
+                    expr: normalize(&expr.to_string()),
+                }),
                 ColumnOption::Collation(collation) => {
                     details.collations.insert(
                         name.clone(),
@@ -70,7 +91,10 @@ pub fn parse_table(sql: &str) -> Option<TableDetails> {
     }
     for constraint in &table.constraints {
         if let TableConstraint::Check(check) = constraint {
-            details.checks.push(normalize(&check.expr.to_string()));
+            details.checks.push(Check {
+                column: None,
+                expr: normalize(&check.expr.to_string()),
+            });
         }
     }
     if normalize(sql).contains("autoincrement") {

@@ -10,6 +10,12 @@ use crate::catalog::{key, quote, Catalog, Kind, Table};
 use crate::diff::{affinity, same_fk, Change, ChangeKind, SchemaDiff};
 use crate::Hints;
 
+mod impact;
+mod strategy;
+
+use impact::*;
+use strategy::*;
+
 /// Migration-history tables: they describe DEV's schema, so their rows come
 /// from DEV. Each is a tool's documented default name (the setting that
 /// changes it in brackets); matched case-insensitively. A user adds others
@@ -80,9 +86,35 @@ pub const MIGRATION_TABLES: &[&str] = &[
     "strapi_migrations",
 ];
 
-/// How a table reaches DEV's definition.
+/// The kind of a [`Strategy`], without its data: what reports show and
+/// what callers compare (`"strategy"` in `--json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+pub enum StrategyKind {
+    Unchanged,
+    Create,
+    Drop,
+    TextOnly,
+    Alter,
+    Rebuild,
+}
+
+impl StrategyKind {
+    /// The word for it, as `--json` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::Unchanged => "unchanged",
+            StrategyKind::Create => "create",
+            StrategyKind::Drop => "drop",
+            StrategyKind::TextOnly => "text_only",
+            StrategyKind::Alter => "alter",
+            StrategyKind::Rebuild => "rebuild",
+        }
+    }
+}
+
+/// How a table reaches DEV's definition, with what the apply needs to do it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Strategy {
     /// Identical: nothing is done, whatever its size.
     Unchanged,
@@ -90,12 +122,122 @@ pub enum Strategy {
     Create,
     /// Only in TARGET: dropped.
     Drop,
-    /// The stored definition is rewritten; no row is touched.
-    TextOnly,
-    /// `ALTER TABLE … ADD/DROP/RENAME COLUMN`: no rebuild.
-    Alter,
-    /// The 12-step rebuild of sqlite.org's ALTER TABLE page.
-    Rebuild,
+    /// The stored definition is rewritten; no row is touched. Holds what
+    /// differs (`None`: only the text's formatting).
+    TextOnly(Option<Vec<Loosening>>),
+    /// `ALTER TABLE … ADD/DROP/RENAME COLUMN`, in order: no rebuild.
+    Alter(Vec<AlterStep>),
+    /// The 12-step rebuild of sqlite.org's ALTER TABLE page, and why.
+    Rebuild(Reason),
+}
+
+/// A difference SQLite documents as safe to make in the stored text alone
+/// ([`crate::diff::Detail::loosens`]), with its column where it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loosening {
+    pub column: Option<String>,
+    pub detail: crate::diff::Detail,
+}
+
+impl std::fmt::Display for Loosening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            Some(c) => write!(f, "{c}: {}", self.detail),
+            None => write!(f, "{}", self.detail),
+        }
+    }
+}
+
+/// One step of an [`Strategy::Alter`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterStep {
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    DropColumn(String),
+    /// Added with DEV's own definition of the column, cut from its text.
+    AddColumn(String),
+    /// A part written through the stored text after the ALTERs.
+    TextOnly(Loosening),
+}
+
+impl std::fmt::Display for AlterStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AlterStep::RenameColumn { from, to } => write!(f, "RENAME COLUMN {} TO {}", quote(from), quote(to)),
+            AlterStep::DropColumn(c) => write!(f, "DROP COLUMN {}", quote(c)),
+            AlterStep::AddColumn(c) => write!(f, "ADD COLUMN {}", quote(c)),
+            AlterStep::TextOnly(l) => write!(f, "text-only: {l}"),
+        }
+    }
+}
+
+/// Why a table is rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Differences no ALTER makes, each with its column where it has one.
+    Changed(Vec<Loosening>),
+    /// ALTER keeps column order one way only: renamed, dropped, added last.
+    ColumnOrder,
+    CannotDrop {
+        column: String,
+        why: &'static str,
+    },
+    CannotAdd {
+        column: String,
+        why: &'static str,
+    },
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Changed(details) => {
+                let text: Vec<String> = details.iter().map(ToString::to_string).collect();
+                f.write_str(&text.join("; "))
+            }
+            Reason::ColumnOrder => f.write_str("column order cannot be reached with ALTER TABLE"),
+            Reason::CannotDrop { column, why } => write!(f, "{column} cannot be dropped with ALTER TABLE: {why}"),
+            Reason::CannotAdd { column, why } => write!(f, "{column} cannot be added with ALTER TABLE: {why}"),
+        }
+    }
+}
+
+impl Strategy {
+    pub fn kind(&self) -> StrategyKind {
+        match self {
+            Strategy::Unchanged => StrategyKind::Unchanged,
+            Strategy::Create => StrategyKind::Create,
+            Strategy::Drop => StrategyKind::Drop,
+            Strategy::TextOnly(_) => StrategyKind::TextOnly,
+            Strategy::Alter(_) => StrategyKind::Alter,
+            Strategy::Rebuild(_) => StrategyKind::Rebuild,
+        }
+    }
+
+    /// Why this strategy and, for `alter`, its steps, in words (`"reasons"`).
+    pub fn reasons(&self) -> Vec<String> {
+        match self {
+            Strategy::Unchanged => vec!["identical".to_owned()],
+            Strategy::Create => vec!["new table".to_owned()],
+            Strategy::Drop => vec!["only in TARGET".to_owned()],
+            Strategy::TextOnly(None) => {
+                vec!["only the stored text's formatting differs: rewritten through writable_schema".to_owned()]
+            }
+            Strategy::TextOnly(Some(loosened)) => loosened
+                .iter()
+                .map(ToString::to_string)
+                .chain([
+                    "SQLite documents these as safe to change in the stored text: rewritten through writable_schema"
+                        .to_owned(),
+                ])
+                .collect(),
+            Strategy::Alter(steps) => steps.iter().map(ToString::to_string).collect(),
+            Strategy::Rebuild(Reason::Changed(details)) => details.iter().map(ToString::to_string).collect(),
+            Strategy::Rebuild(reason) => vec![reason.to_string()],
+        }
+    }
 }
 
 /// Where a table's rows come from.
@@ -107,17 +249,41 @@ pub enum RowsFrom {
     None,
 }
 
-/// The plan for one table.
-#[derive(Debug, Clone, Serialize)]
+impl RowsFrom {
+    /// The word for it, as `--json` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowsFrom::Target => "target",
+            RowsFrom::Dev => "dev",
+            RowsFrom::None => "none",
+        }
+    }
+}
+
+/// The plan for one table. Serialized as `table`, `strategy` (its kind),
+/// `reasons` (in words), `rows_from`, `rows_from_reason`, `rows_touched`.
+#[derive(Debug, Clone)]
 pub struct TablePlan {
     pub table: String,
     pub strategy: Strategy,
-    /// Why this strategy (and, for `alter`, the steps).
-    pub reasons: Vec<String>,
     pub rows_from: RowsFrom,
     pub rows_from_reason: String,
     /// Rows the strategy reads or writes (a rebuild copies them all).
     pub rows_touched: i64,
+}
+
+impl Serialize for TablePlan {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("TablePlan", 6)?;
+        s.serialize_field("table", &self.table)?;
+        s.serialize_field("strategy", &self.strategy.kind())?;
+        s.serialize_field("reasons", &self.strategy.reasons())?;
+        s.serialize_field("rows_from", &self.rows_from)?;
+        s.serialize_field("rows_from_reason", &self.rows_from_reason)?;
+        s.serialize_field("rows_touched", &self.rows_touched)?;
+        s.end()
+    }
 }
 
 /// Whether a data-impact entry loses data or breaks a constraint.
@@ -217,27 +383,22 @@ pub fn plan(
                 table.name, table.name
             ));
         }
-        let (strategy, reasons) = match (old, change_of(&table.name)) {
-            (None, _) => (Strategy::Create, vec!["new table".to_owned()]),
-            (Some(_), None) => (Strategy::Unchanged, vec!["identical".to_owned()]),
-            (Some(_), Some(c)) if c.change == ChangeKind::TextOnly => (
-                Strategy::TextOnly,
-                vec!["only the stored text's formatting differs: rewritten through writable_schema".to_owned()],
-            ),
+        let strategy = match (old, change_of(&table.name)) {
+            (None, _) => Strategy::Create,
+            (Some(_), None) => Strategy::Unchanged,
+            (Some(_), Some(c)) if c.change == ChangeKind::TextOnly => Strategy::TextOnly(None),
             (Some(t), Some(c)) => choose(table, t, c, target, hints),
         };
+        let rebuilt = matches!(strategy, Strategy::Rebuild(_));
         // Counting rows reads a whole b-tree: only where the plan needs it,
         // so unchanged tables cost nothing whatever their size.
         let target_rows = match old {
-            Some(t) if strategy == Strategy::Rebuild || rows_from == RowsFrom::Dev => {
+            Some(t) if rebuilt || rows_from == RowsFrom::Dev => {
                 count(target_conn, &format!("SELECT count(*) FROM {}", quote(&t.name)))?
             }
             _ => 0,
         };
-        let rows_touched = match strategy {
-            Strategy::Rebuild => target_rows,
-            _ => 0,
-        };
+        let rows_touched = if rebuilt { target_rows } else { 0 };
         if rows_from == RowsFrom::Dev && old.is_some() && target_rows > 0 {
             plan.data_impact.push(Impact {
                 table: table.name.clone(),
@@ -279,7 +440,6 @@ pub fn plan(
         plan.tables.push(TablePlan {
             table: table.name.clone(),
             strategy,
-            reasons,
             rows_from,
             rows_from_reason,
             rows_touched,
@@ -339,7 +499,6 @@ pub fn plan(
         plan.tables.push(TablePlan {
             table: object.name.clone(),
             strategy: Strategy::Drop,
-            reasons: vec!["only in TARGET".to_owned()],
             rows_from: RowsFrom::None,
             rows_from_reason: "dropped".to_owned(),
             rows_touched: rows,
@@ -396,450 +555,6 @@ pub fn plan(
     Ok(plan)
 }
 
-/// Chooses between a text-only change, ALTER steps and a rebuild.
-fn choose(dev: &Table, old: &Table, change: &Change, target: &Catalog, hints: &Hints) -> (Strategy, Vec<String>) {
-    let mut blockers = Vec::new();
-    let mut loosenings = Vec::new();
-    for detail in &change.details {
-        let loosening = detail.starts_with("CHECK ") && detail.ends_with(" dropped")
-            || detail.starts_with("foreign key (") && detail.ends_with(" dropped");
-        if loosening {
-            loosenings.push(detail.clone());
-        } else {
-            blockers.push(detail.clone());
-        }
-    }
-    let (mut adds, mut drops, mut renamed) = (Vec::new(), Vec::new(), Vec::new());
-    for column in &change.columns {
-        match column.change {
-            ChangeKind::Added => adds.push(column.column.clone()),
-            ChangeKind::Removed => drops.push(column.column.clone()),
-            _ => {
-                let mut only_loosening = true;
-                for d in &column.details {
-                    if d.starts_with("renamed from ") {
-                        renamed.push((column.renamed_from.clone().unwrap_or_default(), column.column.clone()));
-                    } else if d == "NOT NULL dropped" || d.starts_with("default ") {
-                        loosenings.push(format!("{}: {d}", column.column));
-                    } else {
-                        only_loosening = false;
-                        blockers.push(format!("{}: {d}", column.column));
-                    }
-                }
-                let _ = only_loosening;
-            }
-        }
-    }
-    if !blockers.is_empty() {
-        return (Strategy::Rebuild, blockers);
-    }
-    // ALTER keeps column order only one way: renamed in place, dropped
-    // removed, added appended.
-    let mut names: Vec<String> = old
-        .columns
-        .iter()
-        .map(|c| {
-            let dev_name = hints.column_in_dev(&old.name, &c.name);
-            key(&dev_name)
-        })
-        .collect();
-    names.retain(|n| {
-        !drops
-            .iter()
-            .any(|d| key(d) == *n || key(&hints.column_in_dev(&old.name, d)) == *n)
-    });
-    names.extend(adds.iter().map(|a| key(a)));
-    let wanted: Vec<String> = dev.columns.iter().map(|c| key(&c.name)).collect();
-    if names != wanted {
-        return (
-            Strategy::Rebuild,
-            vec!["column order cannot be reached with ALTER TABLE".to_owned()],
-        );
-    }
-    let mut steps = Vec::new();
-    for (from, to) in &renamed {
-        steps.push(format!("RENAME COLUMN {} TO {}", quote(from), quote(to)));
-    }
-    for name in &drops {
-        if let Err(why) = droppable(old, name, target) {
-            return (
-                Strategy::Rebuild,
-                vec![format!("{name} cannot be dropped with ALTER TABLE: {why}")],
-            );
-        }
-        steps.push(format!("DROP COLUMN {}", quote(name)));
-    }
-    for name in &adds {
-        if let Err(why) = addable(dev, name) {
-            return (
-                Strategy::Rebuild,
-                vec![format!("{name} cannot be added with ALTER TABLE: {why}")],
-            );
-        }
-        steps.push(format!("ADD COLUMN {}", quote(name)));
-    }
-    if steps.is_empty() {
-        let mut reasons = loosenings;
-        reasons.push(
-            "SQLite documents these as safe to change in the stored text: rewritten through writable_schema".to_owned(),
-        );
-        return (Strategy::TextOnly, reasons);
-    }
-    if !loosenings.is_empty() {
-        steps.extend(loosenings.into_iter().map(|l| format!("text-only: {l}")));
-    }
-    (Strategy::Alter, steps)
-}
-
-/// `ALTER TABLE … ADD COLUMN`'s rules (sqlite.org/lang_altertable.html).
-fn addable(dev: &Table, name: &str) -> Result<(), &'static str> {
-    let c = dev.column(name).ok_or("not in DEV")?;
-    if c.pk > 0 {
-        return Err("a PRIMARY KEY column");
-    }
-    if dev.indexes.iter().any(|i| {
-        i.unique
-            && i.origin != "c"
-            && i.columns
-                .iter()
-                .any(|(n, _)| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-    }) {
-        return Err("a UNIQUE column");
-    }
-    if c.hidden == 3 {
-        return Err("a STORED generated column");
-    }
-    let default = c.default.as_deref().unwrap_or("NULL");
-    let upper = default.to_ascii_uppercase();
-    if upper.starts_with('(') || upper.starts_with("CURRENT_") {
-        return Err("its default is not a constant");
-    }
-    if c.not_null && upper == "NULL" && c.hidden < 2 {
-        return Err("NOT NULL without a default");
-    }
-    if upper != "NULL"
-        && dev
-            .foreign_keys
-            .iter()
-            .any(|f| f.from.iter().any(|n| n.eq_ignore_ascii_case(name)))
-    {
-        return Err("a foreign key with a non-NULL default");
-    }
-    Ok(())
-}
-
-/// `ALTER TABLE … DROP COLUMN`'s rules, conservatively: the column must not
-/// be a key, indexed, referenced, or named anywhere else in the schema.
-fn droppable(old: &Table, name: &str, target: &Catalog) -> Result<(), &'static str> {
-    let c = old.column(name).ok_or("not in TARGET")?;
-    if c.pk > 0 {
-        return Err("a PRIMARY KEY column");
-    }
-    if old.indexes.iter().any(|i| {
-        i.columns
-            .iter()
-            .any(|(n, _)| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-    }) {
-        return Err("indexed or UNIQUE");
-    }
-    if old
-        .foreign_keys
-        .iter()
-        .any(|f| f.from.iter().any(|n| n.eq_ignore_ascii_case(name)))
-    {
-        return Err("part of a foreign key");
-    }
-    for t in target.tables.values() {
-        if t.foreign_keys.iter().any(|f| {
-            f.table.eq_ignore_ascii_case(&old.name)
-                && f.to
-                    .iter()
-                    .any(|n| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-        }) {
-            return Err("referenced by a foreign key");
-        }
-    }
-    let word = key(name);
-    let mentions = |sql: &str| {
-        crate::parse::normalize(sql)
-            .split(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
-            .any(|w| w == word)
-    };
-    for o in &target.objects {
-        let related = o.kind != Kind::Table && o.tbl_name.eq_ignore_ascii_case(&old.name)
-            || matches!(o.kind, Kind::View | Kind::Trigger);
-        if related && o.sql.as_deref().is_some_and(mentions) {
-            return Err("named by an index, view or trigger");
-        }
-    }
-    if let Some(d) = &old.details {
-        if d.checks.iter().any(|ch| mentions(ch)) || d.generated.values().any(|g| mentions(g)) {
-            return Err("used by a CHECK or a generated column");
-        }
-    }
-    Ok(())
-}
-
-/// TARGET's rows of `old` as DEV's table `dev` will hold them, as a
-/// subquery: DEV's column names (a column DEV adds takes its default), and
-/// the rowid as `refresh_dev_row_id` (NULL in a WITHOUT ROWID table).
-fn rows_as_dev(dev: &Table, old: &Table, hints: &Hints) -> String {
-    let mut select: Vec<String> = Vec::new();
-    for c in dev.columns.iter().filter(|c| c.hidden < 2) {
-        let value = match old.column(&hints.column_in_target(&dev.name, &c.name)) {
-            Some(o) => quote(&o.name),
-            None => format!("({})", c.default.as_deref().unwrap_or("NULL")),
-        };
-        select.push(format!("{value} AS {}", quote(&c.name)));
-    }
-    let id = if old.without_rowid { "NULL" } else { "rowid" };
-    format!(
-        "(SELECT {id} AS refresh_dev_row_id, {} FROM {})",
-        select.join(", "),
-        quote(&old.name)
-    )
-}
-
-/// A unique key's parts: the key items (quoted column names or verbatim
-/// expressions), each with its collation, and a partial index's condition.
-struct UniqueKey {
-    items: Vec<(String, String)>,
-    condition: Option<String>,
-}
-
-/// The parts of `index`, a unique index of `catalog`'s. `None` where the
-/// stored text cannot be cut into them.
-fn unique_key(index: &crate::catalog::Index, catalog: &Catalog) -> Option<UniqueKey> {
-    if index.origin == "c" {
-        let sql = catalog.object(Kind::Index, &index.name)?.sql.as_deref()?;
-        let parts = crate::parse::index_parts(sql)?;
-        if parts.items.len() != index.columns.len() {
-            return None;
-        }
-        let items = parts
-            .items
-            .into_iter()
-            .zip(&index.columns)
-            .map(|(item, (_, coll))| (item, coll.clone()))
-            .collect();
-        Some(UniqueKey {
-            items,
-            condition: parts.condition,
-        })
-    } else {
-        let items = index
-            .columns
-            .iter()
-            .map(|(name, coll)| name.as_ref().map(|n| (quote(n), coll.clone())))
-            .collect::<Option<Vec<_>>>()?;
-        Some(UniqueKey { items, condition: None })
-    }
-}
-
-/// New UNIQUE keys (constraints and unique indexes, partial, on
-/// expressions, with DEV's collations) that TARGET's rows break, counted
-/// over the rows as DEV's table will hold them. A key TARGET already has
-/// (the same items, collations and condition) costs nothing, so an
-/// unchanged table with no new unique index is not read at all.
-fn unique_impact(
-    plan: &mut Plan,
-    dev: &Table,
-    old: &Table,
-    catalogs: (&Catalog, &Catalog),
-    conn: &Connection,
-    hints: &Hints,
-) -> rusqlite::Result<()> {
-    use crate::parse::normalize;
-    let (dev_catalog, target_catalog) = catalogs;
-    let same = |a: &UniqueKey, b: &UniqueKey| {
-        a.items.len() == b.items.len()
-            && a.items
-                .iter()
-                .zip(&b.items)
-                .all(|((x, cx), (y, cy))| normalize(x) == normalize(y) && cx.eq_ignore_ascii_case(cy))
-            && a.condition.as_deref().map(normalize) == b.condition.as_deref().map(normalize)
-    };
-    let had: Vec<_> = old
-        .indexes
-        .iter()
-        .filter(|i| i.unique)
-        .filter_map(|i| unique_key(i, target_catalog))
-        .map(|UniqueKey { items, condition }| {
-            // In DEV's column names, where a hint renamed them.
-            let items = items
-                .into_iter()
-                .map(|(item, coll)| {
-                    let named = old.column(item.trim_matches('"')).map(|c| c.name.clone());
-                    match named {
-                        Some(n) => (quote(&hints.column_in_dev(&old.name, &n)), coll),
-                        None => (item, coll),
-                    }
-                })
-                .collect();
-            UniqueKey { items, condition }
-        })
-        .collect();
-    let rows = rows_as_dev(dev, old, hints);
-    for index in dev.indexes.iter().filter(|i| i.unique) {
-        let Some(key) = unique_key(index, dev_catalog) else {
-            plan.not_counted.push(format!(
-                "{}: UNIQUE index {}: its definition could not be read",
-                dev.name, index.name
-            ));
-            continue;
-        };
-        if had.iter().any(|h| same(h, &key)) {
-            continue; // TARGET's rows already satisfy it
-        }
-        let UniqueKey { items, condition } = &key;
-        let keys: Vec<String> = items.iter().map(|(e, coll)| format!("({e}) COLLATE {coll}")).collect();
-        let mut filter: Vec<String> = items.iter().map(|(e, _)| format!("({e}) IS NOT NULL")).collect();
-        if let Some(c) = condition {
-            filter.push(format!("({c})"));
-        }
-        let (filter, group) = (filter.join(" AND "), keys.join(", "));
-        let duplicates = format!(
-            "SELECT refresh_dev_row_id FROM {rows} WHERE {filter} AND refresh_dev_row_id NOT IN \
-             (SELECT min(refresh_dev_row_id) FROM {rows} WHERE {filter} GROUP BY {group})"
-        );
-        let counted = conn
-            .query_row(
-                &format!(
-                    "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {rows} WHERE {filter} GROUP BY {group} HAVING count(*) > 1)"
-                ),
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .and_then(|n| {
-                if n == 0 || old.without_rowid {
-                    return Ok((n, Vec::new()));
-                }
-                let mut stmt = conn.prepare(&format!("{duplicates} ORDER BY 1 LIMIT 3"))?;
-                let examples = stmt
-                    .query_map([], |r| r.get::<_, i64>(0))?
-                    .map(|r| r.map(|i| i.to_string()))
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok((n, examples))
-            });
-        // Column names as they are; expressions as DEV wrote them.
-        let names: Vec<&str> = items
-            .iter()
-            .zip(&index.columns)
-            .map(|((e, _), (name, _))| match (index.origin.as_str(), name) {
-                ("c", _) | (_, None) => e.as_str(),
-                (_, Some(n)) => n.as_str(),
-            })
-            .collect();
-        let constraint = format!(
-            "UNIQUE ({}){}",
-            names.join(", "),
-            condition.as_ref().map(|c| format!(" WHERE {c}")).unwrap_or_default()
-        );
-        match counted {
-            Ok((0, _)) => {}
-            Ok((n, examples)) => plan.data_impact.push(Impact {
-                table: dev.name.clone(),
-                column: Some(names.join(", ")),
-                constraint: Some(constraint),
-                kind: ImpactKind::Violation,
-                reason: "new UNIQUE key: these rows repeat an earlier row's key (the first, lowest rowid, stays)"
-                    .to_owned(),
-                rows: n,
-                examples,
-                // The first row (lowest rowid) of each group stays.
-                skip_condition: (!old.without_rowid).then(|| format!("rowid IN ({duplicates})")),
-                unskippable: None,
-            }),
-            // What DEV's application provides (a collation, a function) is
-            // asked for by name, as everywhere: the caller says how to load it.
-            Err(e) if needs_extension(&e) => return Err(e),
-            Err(e) => plan.not_counted.push(format!("{}: {constraint}: {e}", dev.name)),
-        }
-    }
-    Ok(())
-}
-
-/// SQLite's word that something DEV's application registers is missing.
-fn needs_extension(e: &rusqlite::Error) -> bool {
-    let message = e.to_string();
-    ["no such collation sequence", "no such module", "no such function"]
-        .iter()
-        .any(|m| message.contains(m))
-}
-
-/// New CHECK constraints: TARGET's rows, seen through DEV's column names
-/// (missing columns take DEV's default), for which the constraint is false.
-/// The expression is DEV's stored text, verbatim.
-fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Connection, hints: &Hints) {
-    use crate::parse::{check_constraints, normalize};
-    let (Some(dev_sql), Some(old_sql)) = (&dev.sql, &old.sql) else {
-        return;
-    };
-    let had: Vec<String> = check_constraints(old_sql).iter().map(|(_, e)| normalize(e)).collect();
-    let rows = rows_as_dev(dev, old, hints);
-    // Generated columns that are new or whose expression changed: evaluate
-    // the expression over every row once; an error means some row fails.
-    for c in dev.columns.iter().filter(|c| c.hidden >= 2) {
-        let Some(expr) = crate::parse::generated_expression(dev_sql, &c.name) else {
-            continue;
-        };
-        let before = crate::parse::generated_expression(old_sql, &hints.column_in_target(&dev.name, &c.name));
-        if before.as_deref().map(normalize) == Some(normalize(&expr)) {
-            continue;
-        }
-        if let Err(e) = conn.query_row(&format!("SELECT count(({expr})) FROM {rows}"), [], |r| {
-            r.get::<_, i64>(0)
-        }) {
-            plan.data_impact.push(Impact {
-                table: dev.name.clone(),
-                column: Some(c.name.clone()),
-                constraint: Some(format!("GENERATED AS ({expr})")),
-                kind: ImpactKind::Violation,
-                reason: format!("generated column: its expression fails on TARGET's rows ({e}); the failing rows cannot be counted one by one"),
-                rows: -1,
-                examples: Vec::new(),
-                skip_condition: None,
-                unskippable: None,
-            });
-        }
-    }
-    for (column, expr) in check_constraints(dev_sql) {
-        if had.contains(&normalize(&expr)) {
-            continue; // TARGET's rows already satisfy it
-        }
-        let counted = conn
-            .query_row(&format!("SELECT count(*) FROM {rows} WHERE NOT ({expr})"), [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .and_then(|n| {
-                let mut stmt = conn.prepare(&format!(
-                    "SELECT refresh_dev_row_id FROM {rows} WHERE NOT ({expr}) LIMIT 3"
-                ))?;
-                let examples = stmt
-                    .query_map([], |r| r.get::<_, Option<i64>>(0))?
-                    .filter_map(|r| r.ok().flatten().map(|i| i.to_string()))
-                    .collect::<Vec<_>>();
-                Ok((n, examples))
-            });
-        match counted {
-            Ok((0, _)) => {}
-            Ok((n, examples)) => plan.data_impact.push(Impact {
-                table: dev.name.clone(),
-                column: column.clone(),
-                constraint: Some(format!("CHECK ({expr})")),
-                kind: ImpactKind::Violation,
-                reason: "new CHECK constraint: false for these rows".to_owned(),
-                rows: n,
-                examples,
-                skip_condition: (!old.without_rowid)
-                    .then(|| format!("rowid IN (SELECT refresh_dev_row_id FROM {rows} WHERE NOT ({expr}))")),
-                unskippable: None,
-            }),
-            Err(e) => plan.not_counted.push(format!("{}: CHECK ({expr}): {e}", dev.name)),
-        }
-    }
-}
-
 /// The column that aliases `table`'s rowid (an INTEGER PRIMARY KEY), if any.
 pub fn rowid_alias(table: &Table) -> Option<&str> {
     if table.without_rowid {
@@ -850,249 +565,4 @@ pub fn rowid_alias(table: &Table) -> Option<&str> {
         [c] if c.decl_type.eq_ignore_ascii_case("INTEGER") => Some(c.name.as_str()),
         _ => None,
     }
-}
-
-/// Up to three rowids (or primary keys) of TARGET's rows matching `condition`.
-fn examples(conn: &Connection, table: &Table, condition: &str) -> rusqlite::Result<Vec<String>> {
-    let key_expr = if table.without_rowid {
-        let pk: Vec<String> = {
-            let mut cols: Vec<_> = table.columns.iter().filter(|c| c.pk > 0).collect();
-            cols.sort_by_key(|c| c.pk);
-            cols.iter().map(|c| format!("quote({})", quote(&c.name))).collect()
-        };
-        if pk.is_empty() {
-            return Ok(Vec::new());
-        }
-        pk.join(" || ', ' || ")
-    } else {
-        "rowid".to_owned()
-    };
-    let sql = format!(
-        "SELECT {key_expr} FROM {} WHERE {condition} LIMIT 3",
-        quote(&table.name)
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| {
-        Ok(match r.get_ref(0)? {
-            rusqlite::types::ValueRef::Integer(i) => i.to_string(),
-            rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-            other => format!("{other:?}"),
-        })
-    })?;
-    rows.collect()
-}
-
-/// The data impact of changing TARGET's table `old` into DEV's `dev`.
-fn impact_of_table(
-    out: &mut Vec<Impact>,
-    dev: &Table,
-    old: &Table,
-    target: &Catalog,
-    conn: &Connection,
-    hints: &Hints,
-) -> rusqlite::Result<()> {
-    let count = |sql: String| conn.query_row(&sql, [], |r| r.get::<_, i64>(0));
-    let t = quote(&old.name);
-    let mut rows_cache = None;
-    let mut rows = || -> rusqlite::Result<i64> {
-        if let Some(n) = rows_cache {
-            return Ok(n);
-        }
-        let n = conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get::<_, i64>(0))?;
-        rows_cache = Some(n);
-        Ok(n)
-    };
-    // Columns dropped: their non-NULL values are lost.
-    for c in &old.columns {
-        let dev_name = hints.column_in_dev(&old.name, &c.name);
-        if dev.column(&dev_name).is_none() && c.hidden < 2 {
-            let condition = format!("{} IS NOT NULL", quote(&c.name));
-            let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;
-            if n > 0 {
-                out.push(Impact {
-                    table: dev.name.clone(),
-                    column: Some(c.name.clone()),
-                    constraint: None,
-                    kind: ImpactKind::DataLoss,
-                    reason: "column dropped: DEV has no such column".to_owned(),
-                    rows: n,
-                    examples: examples(conn, old, &condition)?,
-                    skip_condition: None,
-                    unskippable: None,
-                });
-            }
-        }
-    }
-    for c in &dev.columns {
-        let old_name = hints.column_in_target(&dev.name, &c.name);
-        match old.column(&old_name) {
-            None if c.not_null && c.default.is_none() && c.hidden < 2 && c.pk == 0 && rows()? > 0 => out.push(Impact {
-                table: dev.name.clone(),
-                column: Some(c.name.clone()),
-                constraint: Some("NOT NULL".to_owned()),
-                kind: ImpactKind::Violation,
-                reason: "new NOT NULL column without a default: every existing row would be NULL".to_owned(),
-                rows: rows()?,
-                examples: examples(conn, old, "1")?,
-                skip_condition: Some("1".to_owned()),
-                unskippable: None,
-            }),
-            Some(o) if c.not_null && !o.not_null && c.pk == 0 => {
-                let condition = format!("{} IS NULL", quote(&o.name));
-                let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;
-                if n > 0 {
-                    out.push(Impact {
-                        table: dev.name.clone(),
-                        column: Some(c.name.clone()),
-                        constraint: Some("NOT NULL".to_owned()),
-                        kind: ImpactKind::Violation,
-                        reason: "now NOT NULL: these rows hold NULL".to_owned(),
-                        rows: n,
-                        examples: examples(conn, old, &condition)?,
-                        skip_condition: Some(condition),
-                        unskippable: None,
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    // New foreign keys whose parent is a table TARGET has: orphans.
-    for fk in &dev.foreign_keys {
-        if old.foreign_keys.iter().any(|o| same_fk(o, fk)) {
-            continue; // violations TARGET already had under the same constraint are carried as they are
-        }
-        let parent_old = hints.table_in_target(&fk.table);
-        let Some(parent) = target.table(&parent_old) else {
-            continue;
-        };
-        let parent_key: Vec<String> = if fk.to.iter().all(Option::is_some) {
-            fk.to.iter().flatten().cloned().collect()
-        } else {
-            let mut pk: Vec<_> = parent.columns.iter().filter(|c| c.pk > 0).collect();
-            pk.sort_by_key(|c| c.pk);
-            pk.iter().map(|c| c.name.clone()).collect()
-        };
-        let child: Option<Vec<String>> = fk
-            .from
-            .iter()
-            .map(|n| {
-                old.column(&hints.column_in_target(&dev.name, n))
-                    .map(|c| c.name.clone())
-            })
-            .collect();
-        let Some(child) = child else { continue };
-        if parent_key.len() != child.len() || parent_key.is_empty() {
-            continue;
-        }
-        let not_null: Vec<String> = child.iter().map(|c| format!("c.{} IS NOT NULL", quote(c))).collect();
-        let joins: Vec<String> = child
-            .iter()
-            .zip(&parent_key)
-            .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
-            .collect();
-        let condition = format!(
-            "{} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
-            not_null.join(" AND "),
-            quote(&parent.name),
-            joins.join(" AND ")
-        );
-        let n = count(format!("SELECT count(*) FROM {t} c WHERE {condition}"))?;
-        if n > 0 {
-            out.push(Impact {
-                table: dev.name.clone(),
-                column: Some(child.join(", ")),
-                constraint: Some(format!("FOREIGN KEY ({}) REFERENCES {}", child.join(", "), fk.table)),
-                kind: ImpactKind::Violation,
-                reason: "new foreign key: these rows point at no parent row".to_owned(),
-                rows: n,
-                examples: Vec::new(),
-                skip_condition: (!old.without_rowid)
-                    .then(|| format!("rowid IN (SELECT c.rowid FROM {t} c WHERE {condition})")),
-                unskippable: None,
-            });
-        }
-    }
-    // A new INTEGER PRIMARY KEY (the rowid) takes integers only.
-    if let Some(alias) = rowid_alias(dev) {
-        let source = old.column(&hints.column_in_target(&dev.name, alias));
-        if let (Some(o), false) = (source, rowid_alias(old).is_some_and(|a| a.eq_ignore_ascii_case(alias))) {
-            let col = quote(&o.name);
-            let condition = format!(
-                "{col} IS NOT NULL AND NOT (typeof({col}) = 'integer' OR (typeof({col}) IN ('text', 'real') AND CAST({col} AS INTEGER) = {col}))"
-            );
-            let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;
-            if n > 0 {
-                out.push(Impact {
-                    table: dev.name.clone(),
-                    column: Some(alias.to_owned()),
-                    constraint: Some("INTEGER PRIMARY KEY".to_owned()),
-                    kind: ImpactKind::Violation,
-                    reason: "now the INTEGER PRIMARY KEY (the rowid): these values are not integers".to_owned(),
-                    rows: n,
-                    examples: examples(conn, old, &condition)?,
-                    skip_condition: Some(condition.clone()),
-                    unskippable: None,
-                });
-            }
-            // Integer values that repeat: the rowid holds each once.
-            let integral = format!("{col} IS NOT NULL AND NOT ({condition})");
-            let repeats = format!(
-                "{integral} AND rowid NOT IN (SELECT min(rowid) FROM {t} WHERE {integral} GROUP BY CAST({col} AS INTEGER))"
-            );
-            let n = if old.without_rowid {
-                count(format!(
-                    "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {t} WHERE {integral} GROUP BY CAST({col} AS INTEGER) HAVING count(*) > 1)"
-                ))?
-            } else {
-                count(format!("SELECT count(*) FROM {t} WHERE {repeats}"))?
-            };
-            if n > 0 {
-                out.push(Impact {
-                    table: dev.name.clone(),
-                    column: Some(alias.to_owned()),
-                    constraint: Some("INTEGER PRIMARY KEY".to_owned()),
-                    kind: ImpactKind::Violation,
-                    reason: "now the INTEGER PRIMARY KEY (the rowid): these rows repeat an earlier row's value (the first, lowest rowid, stays)".to_owned(),
-                    rows: n,
-                    examples: if old.without_rowid { Vec::new() } else { examples(conn, old, &repeats)? },
-                    skip_condition: (!old.without_rowid).then_some(repeats),
-                    unskippable: None,
-                });
-            }
-        }
-    }
-    if dev.strict && !old.strict {
-        for c in &dev.columns {
-            let Some(o) = old.column(&hints.column_in_target(&dev.name, &c.name)) else {
-                continue;
-            };
-            let allowed = match affinity(&c.decl_type) {
-                "INTEGER" => "'integer'",
-                "REAL" => "'integer', 'real'",
-                "TEXT" => "'text'",
-                _ => continue, // ANY or BLOB accept everything
-            };
-            let condition = format!(
-                "{col} IS NOT NULL AND typeof({col}) NOT IN ({allowed}) AND NOT (typeof({col}) IN ('text', 'integer', 'real') AND typeof(CAST({col} AS {ty})) IN ({allowed}) AND CAST(CAST({col} AS {ty}) AS TEXT) = CAST({col} AS TEXT))",
-                col = quote(&o.name),
-                ty = affinity(&c.decl_type),
-            );
-            let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;
-            if n > 0 {
-                out.push(Impact {
-                    table: dev.name.clone(),
-                    column: Some(c.name.clone()),
-                    constraint: Some(format!("STRICT {}", c.decl_type)),
-                    kind: ImpactKind::Violation,
-                    reason: "STRICT table: these values cannot be stored as the declared type".to_owned(),
-                    rows: n,
-                    examples: examples(conn, old, &condition)?,
-                    skip_condition: Some(condition),
-                    unskippable: None,
-                });
-            }
-        }
-    }
-    Ok(())
 }

@@ -28,7 +28,7 @@ pub fn migration_bytes(target: &Path, report: &Report) -> MigrationBytes {
     let rebuilt: Vec<&str> = report
         .plan
         .iter()
-        .filter(|t| t.strategy == Strategy::Rebuild)
+        .filter(|t| matches!(t.strategy, Strategy::Rebuild(_)))
         .map(|t| t.table.as_str())
         .collect();
     let new_indexes: Vec<&str> = report

@@ -98,15 +98,18 @@ pub(super) fn operations(d: &Deployment, op: &Operation, diff: Option<&schema_di
         } => {
             let mut ops = vec![match diff {
                 Some(d) if d.identical => format!("{} already has {}'s schema: nothing to change", p(*to), p(*schema)),
-                Some(d) => format!(
+                Some(d) => {
+                    let count = |kind: StrategyKind| d.plan.iter().filter(|t| t.strategy.kind() == kind).count();
+                    format!(
                     "apply {}'s schema onto {} in one transaction: {} tables to create, {} to drop, {} altered, {} rebuilt",
                     p(*schema),
                     p(*to),
-                    d.plan.iter().filter(|t| t.strategy == Strategy::Create).count(),
-                    d.plan.iter().filter(|t| t.strategy == Strategy::Drop).count(),
-                    d.plan.iter().filter(|t| t.strategy == Strategy::Alter).count(),
-                    d.plan.iter().filter(|t| t.strategy == Strategy::Rebuild).count(),
-                ),
+                    count(StrategyKind::Create),
+                    count(StrategyKind::Drop),
+                    count(StrategyKind::Alter),
+                    count(StrategyKind::Rebuild),
+                )
+                }
                 None => format!(
                     "apply {}'s schema onto {} in one transaction (counted on the copy when it is made)",
                     p(*schema),
