@@ -1,10 +1,99 @@
-//! What every binary of the workspace shares and no library should carry.
-//!
-//! Today: [`seconds`], the one parser of durations for every command-line
-//! flag (`--timeout`, `--wait`, `--busy-timeout`) and for deployment files.
-//! Issue #11 moves the signal policy, progress styles and sizes here too.
+//! What every binary of the workspace shares and no library should carry:
+//! [`seconds`], the one parser of durations for every command-line flag
+//! (`--timeout`, `--wait`, `--busy-timeout`) and for deployment files; the
+//! signal policy ([`stop_on_signals`]); the byte bar of long copies
+//! ([`ByteBar`]); sizes in words ([`size`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The exit code of a process ended by a second SIGINT/SIGTERM: refused.
+const INTERRUPTED: i32 = 3;
+
+/// SIGINT and SIGTERM as a cancellation: the first sets the returned flag
+/// (the work stops and cleans up), a second ends the process at once with
+/// the refusal code (the next run removes what it left).
+pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, INTERRUPTED, stop.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+/// Copies smaller than this are done before a progress bar would be readable.
+pub const BAR_FROM_BYTES: u64 = 32 << 20;
+
+/// The byte bar of a copy, `width` columns wide.
+pub fn bytes_bar_style(width: u16) -> ProgressStyle {
+    ProgressStyle::with_template(&format!(
+        "{{msg}} [{{bar:{width}}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}} {{eta}}"
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
+}
+
+/// A byte bar on stderr (drawn only when `show`, and only for copies of
+/// [`BAR_FROM_BYTES`] and more), with SIGINT/SIGTERM as its cancellation.
+pub struct ByteBar {
+    bar: Option<ProgressBar>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ByteBar {
+    pub fn new(show: bool, label: &str) -> ByteBar {
+        // Without handlers a signal still ends the work, only less tidily.
+        let stop = stop_on_signals().unwrap_or_default();
+        let bar = show.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(bytes_bar_style(40));
+            bar.set_message(label.to_owned());
+            bar
+        });
+        ByteBar { bar, stop }
+    }
+
+    pub fn progress(&self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            if total >= BAR_FROM_BYTES {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+        }
+    }
+
+    /// Whether SIGINT or SIGTERM came.
+    pub fn cancelled(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ByteBar {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `1.5 GiB`, `12.0 MiB`, `800 B`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
 
 /// The longest wait any flag or deployment file accepts: 7 days. Beyond it a
 /// value is refused, never clamped (SQLite's busy timeout itself ends at

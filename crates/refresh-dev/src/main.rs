@@ -497,7 +497,7 @@ struct Terminal {
 impl Terminal {
     fn new(output: &Output) -> anyhow::Result<Terminal> {
         use anyhow::Context as _;
-        let stop = snapshot::cli::stop_on_signals().context("install the signal handler")?;
+        let stop = cli_support::stop_on_signals().context("install the signal handler")?;
         let log = match &output.log {
             Some(path) => Some((
                 path.clone(),
@@ -573,8 +573,8 @@ impl Events for Terminal {
 
     fn progress(&mut self, done: u64, total: u64) {
         if let Some(bar) = &self.bar {
-            if total >= snapshot::cli::BAR_FROM_BYTES && bar.length() != Some(total) {
-                bar.set_style(snapshot::cli::bytes_bar_style(30));
+            if total >= cli_support::BAR_FROM_BYTES && bar.length() != Some(total) {
+                bar.set_style(cli_support::bytes_bar_style(30));
                 bar.set_length(total);
             }
             bar.set_position(done);

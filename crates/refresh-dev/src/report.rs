@@ -154,7 +154,7 @@ fn exit_or_none<S: serde::Serializer>(exit: &Option<Exit>, s: S) -> Result<S::Ok
 }
 
 /// `1.5 GiB`, `12.0 MiB`, `800 B`.
-pub use snapshot::cli::size;
+pub use cli_support::size;
 
 impl Report {
     /// The human summary: one block per step, then what stays behind.

@@ -3,12 +3,9 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use exit_code::Exit;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{Method, Observer, Options, Report, Snapshot};
 
@@ -57,71 +54,16 @@ impl SnapshotArgs {
     }
 }
 
-/// Copies smaller than this are done before a progress bar would be readable.
-pub const BAR_FROM_BYTES: u64 = 32 << 20;
-
-/// The byte bar of a copy, `width` columns wide.
-pub fn bytes_bar_style(width: u16) -> ProgressStyle {
-    ProgressStyle::with_template(&format!(
-        "{{msg}} [{{bar:{width}}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}} {{eta}}"
-    ))
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ")
-}
-
-/// SIGINT and SIGTERM as a cancellation: the first sets the returned flag
-/// (the work stops and cleans up), a second ends the process at once with
-/// the refusal code (the next run removes what it left).
-pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, Exit::Refused.code().into(), stop.clone())?;
-        signal_hook::flag::register(signal, stop.clone())?;
-    }
-    Ok(stop)
-}
-
-/// Draws progress with indicatif on a terminal, and turns SIGINT/SIGTERM
-/// into a cancellation (a second signal kills at once).
-struct Terminal {
-    bar: Option<ProgressBar>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Terminal {
-    fn new(show: bool) -> Terminal {
-        // Without handlers a signal still ends the copy, only less tidily.
-        let stop = stop_on_signals().unwrap_or_default();
-        let bar = show.then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(bytes_bar_style(40));
-            bar.set_message("snapshot");
-            bar
-        });
-        Terminal { bar, stop }
-    }
-}
+/// The byte bar, as the library's progress observer.
+struct Terminal(cli_support::ByteBar);
 
 impl Observer for Terminal {
     fn progress(&mut self, done: u64, total: u64) {
-        if let Some(bar) = &self.bar {
-            if total >= BAR_FROM_BYTES {
-                bar.set_length(total);
-                bar.set_position(done);
-            }
-        }
+        self.0.progress(done, total);
     }
 
     fn cancelled(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.0.cancelled()
     }
 }
 
@@ -129,7 +71,7 @@ impl Drop for Terminal {
 /// error, and returns the exit status.
 pub fn run(args: &SnapshotArgs) -> Exit {
     let show_bar = !args.quiet && !args.json && std::io::stderr().is_terminal();
-    let mut terminal = Terminal::new(show_bar);
+    let mut terminal = Terminal(cli_support::ByteBar::new(show_bar, "snapshot"));
     let result = args.to_snapshot().run(&mut terminal);
     drop(terminal);
     match result {
@@ -160,7 +102,7 @@ pub fn human(r: &Report) -> String {
         "snapshot: {} -> {}: {} ({} pages of {} B), {} mode, {} in {:.2} s\n",
         r.source.display(),
         r.dest.display(),
-        size(r.bytes),
+        cli_support::size(r.bytes),
         r.pages,
         r.page_size,
         r.journal_mode,
@@ -188,19 +130,4 @@ pub fn human(r: &Report) -> String {
         out.push_str(&format!("  removed a killed run's leftover {}\n", path.display()));
     }
     out
-}
-
-/// `1.5 GiB`, `12.0 MiB`, `800 B`.
-pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
