@@ -1159,3 +1159,31 @@ fn apply_with_sql_prints_the_statements_and_writes_nothing() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(schema_rows(&target), schema_rows(&dev));
 }
+
+#[test]
+fn rollback_prints_one_json_object_on_every_outcome() {
+    let shop = Shop::new();
+    // No backup yet: an error, still one object.
+    let (code, out, err) = run(refresh_dev().args(["rollback", "--json", "--dev"]).arg(&shop.dev));
+    assert_eq!(code, 2, "{out}{err}");
+    let report = json(&out);
+    assert_eq!(report["command"], "rollback");
+    assert_eq!(report["exit_code"], 2);
+    assert!(
+        report["error"].as_str().is_some_and(|e| e.contains("no backup")),
+        "{out}"
+    );
+    assert_eq!(err.lines().count(), 1, "the error once: {err}");
+    // After a run, the backup goes back.
+    assert_eq!(shop.run("run", &["--quiet"]).0, 0);
+    let (code, out, err) = run(refresh_dev().args(["rollback", "--json", "--dev"]).arg(&shop.dev));
+    assert_eq!(code, 0, "{out}{err}");
+    let report = json(&out);
+    assert_eq!(report["result"], "succeeded");
+    assert!(
+        report["rollback"]["restored"]
+            .as_str()
+            .is_some_and(|p| p.contains("shop.db.bak-")),
+        "{out}"
+    );
+}

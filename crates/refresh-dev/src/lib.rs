@@ -28,6 +28,7 @@
 
 pub mod deployment;
 pub mod report;
+pub mod rollback;
 pub mod runner;
 
 use std::io;
@@ -37,6 +38,7 @@ use exit_code::Exit;
 
 pub use deployment::{Deployment, Operation, Step};
 pub use report::Report;
+pub use rollback::rollback;
 pub use runner::{Events, RunOptions};
 
 /// Why a deployment was refused or failed. Every variant names the file.

@@ -429,56 +429,42 @@ fn print_report(report: &Report, output: &Output) -> Exit {
 }
 
 fn rollback(args: &RollbackArgs) -> Exit {
-    if let Err(e) = log_is_not_a_file_of_the_run(&args.output, &[sqlite_file::fs::resolve_link(&args.dev)]) {
-        eprintln!("refresh-dev: error: {e}");
-        return e.exit();
-    }
-    let mut terminal = match Terminal::new(&args.output) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("refresh-dev: error: {e:#}");
-            return Exit::BadInput;
-        }
-    };
-    // The lock of the file a symbolic link names, as `run` takes it.
     let dev = sqlite_file::fs::resolve_link(&args.dev);
-    let lock = match sqlite_file::lock::Lock::take(&dev, "rollback").map_err(refresh_dev::Error::from) {
-        Ok(lock) => lock,
+    let report = match log_is_not_a_file_of_the_run(&args.output, std::slice::from_ref(&dev)) {
         Err(e) => {
-            terminal.event("error", None, &e.to_string(), Some(&args.dev));
-            eprintln!("refresh-dev: error: {e}");
-            return e.exit();
+            let mut report = Report::new("rollback", "rollback", false);
+            report.result = refresh_dev::report::Outcome::Aborted;
+            report.exit_code = e.exit();
+            report.error = Some(e.to_string());
+            report
         }
-    };
-    let result = swap::undo(&dev, &swap::Options::default());
-    drop(lock);
-    match result {
-        Ok(r) => {
-            terminal.event("info", Some("rollback"), "succeeded", Some(&r.target));
-            if args.output.json {
-                let json = serde_json::json!({
-                    "command": "rollback",
-                    "result": "succeeded",
-                    "exit_code": 0,
-                    "rollback": r,
-                });
-                println!("{json:#}");
-            } else if !args.output.quiet {
-                println!(
-                    "refresh-dev rollback: {} is back from {}; what it replaced is kept as {}",
-                    r.target.display(),
-                    r.restored.display(),
-                    r.replaced_kept_as.display()
-                );
+        Ok(()) => match Terminal::new(&args.output) {
+            Ok(mut terminal) => {
+                let report = refresh_dev::rollback(&args.dev, &mut terminal);
+                terminal.done(&report);
+                report
             }
-            Exit::Done
-        }
-        Err(e) => {
-            terminal.event("error", Some("rollback"), &e.to_string(), Some(&args.dev));
-            eprintln!("refresh-dev: error: {e}");
-            e.exit()
-        }
+            Err(e) => {
+                eprintln!("refresh-dev: error: {e:#}");
+                return Exit::BadInput;
+            }
+        },
+    };
+    if let (Some(r), false, false) = (&report.rollback, args.output.json, args.output.quiet) {
+        println!(
+            "refresh-dev rollback: {} is back from {}; what it replaced is now {} (run rollback again to return)",
+            r.target.display(),
+            r.restored.display(),
+            r.replaced_kept_as.display()
+        );
     }
+    if args.output.json {
+        return print_report(&report, &args.output);
+    }
+    if let Some(e) = &report.error {
+        eprintln!("refresh-dev: error: {e}");
+    }
+    report.exit_code
 }
 
 /// Progress on a terminal, the `--log` file, and SIGINT/SIGTERM as a

@@ -138,6 +138,9 @@ pub struct Report {
     pub removed: Vec<PathBuf>,
     /// Files kept for inspection (`--keep-staging`).
     pub kept: Vec<PathBuf>,
+    /// `rollback`: what it put back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<swap::UndoReport>,
     pub seconds: f64,
 }
 
@@ -157,6 +160,33 @@ fn exit_or_none<S: serde::Serializer>(exit: &Option<Exit>, s: S) -> Result<S::Ok
 pub use cli_support::size;
 
 impl Report {
+    /// An empty report of `command` that succeeded, before anything ran.
+    pub fn new(command: &str, deployment: &str, dry_run: bool) -> Report {
+        Report {
+            command: command.to_owned(),
+            deployment: deployment.to_owned(),
+            result: Outcome::Succeeded,
+            exit_code: Exit::Done,
+            dry_run,
+            error: None,
+            failed_step: None,
+            files: Vec::new(),
+            preflight: Vec::new(),
+            space: Vec::new(),
+            steps: Vec::new(),
+            changes: Vec::new(),
+            plan: Vec::new(),
+            data_impact: Vec::new(),
+            backup: None,
+            rejects: None,
+            leftovers_removed: Vec::new(),
+            removed: Vec::new(),
+            kept: Vec::new(),
+            rollback: None,
+            seconds: 0.0,
+        }
+    }
+
     /// The human summary: one block per step, then what stays behind.
     pub fn human(&self) -> String {
         let mut out = String::new();

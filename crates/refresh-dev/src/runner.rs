@@ -111,28 +111,7 @@ struct Prepared {
 /// Runs `deployment`, returning the report (whose `exit_code` says how it went).
 pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Events) -> Report {
     let started = Instant::now();
-    let mut report = Report {
-        command: options.command.clone(),
-        deployment: deployment.origin.clone(),
-        result: Outcome::Succeeded,
-        exit_code: Exit::Done,
-        dry_run: options.dry_run,
-        error: None,
-        failed_step: None,
-        files: Vec::new(),
-        preflight: Vec::new(),
-        space: Vec::new(),
-        steps: Vec::new(),
-        changes: Vec::new(),
-        plan: Vec::new(),
-        data_impact: Vec::new(),
-        backup: None,
-        rejects: None,
-        leftovers_removed: Vec::new(),
-        removed: Vec::new(),
-        kept: Vec::new(),
-        seconds: 0.0,
-    };
+    let mut report = Report::new(&options.command, &deployment.origin, options.dry_run);
     let prepared = preflight(deployment, options, events, &mut report);
     let mut prepared = match prepared {
         Ok(p) => p,
