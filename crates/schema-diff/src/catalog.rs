@@ -54,8 +54,8 @@ pub struct Column {
     pub default: Option<String>,
     /// Position in the primary key (1-based), 0 if not part of it.
     pub pk: i64,
-    /// 0 normal, 1 hidden (virtual tables), 2 generated VIRTUAL, 3 generated STORED.
-    pub hidden: i64,
+    /// Stored, hidden, or generated (`PRAGMA table_xinfo`'s `hidden`).
+    pub hidden: Hidden,
 }
 
 /// A foreign key, as `PRAGMA foreign_key_list` reports it.
@@ -66,6 +66,36 @@ pub struct ForeignKey {
     pub to: Vec<Option<String>>,
     pub on_update: String,
     pub on_delete: String,
+}
+
+/// What `PRAGMA table_xinfo` says of a column beyond its definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hidden {
+    /// An ordinary column, whose values rows hold.
+    No,
+    /// A hidden column of a virtual table.
+    Hidden,
+    /// `GENERATED ALWAYS AS (…) VIRTUAL`: computed when read.
+    Virtual,
+    /// `GENERATED ALWAYS AS (…) STORED`: computed when written.
+    Stored,
+}
+
+impl Hidden {
+    fn from_xinfo(value: i64) -> Hidden {
+        match value {
+            1 => Hidden::Hidden,
+            2 => Hidden::Virtual,
+            3 => Hidden::Stored,
+            _ => Hidden::No,
+        }
+    }
+
+    /// A generated column: its values are computed, never copied.
+    pub fn is_generated(self) -> bool {
+        matches!(self, Hidden::Virtual | Hidden::Stored)
+    }
 }
 
 /// An index of a table, as `PRAGMA index_list`/`index_xinfo` report it.
@@ -288,7 +318,7 @@ fn read_table(
             not_null: r.get::<_, i64>(2)? != 0,
             default: r.get(3)?,
             pk: r.get(4)?,
-            hidden: r.get(5)?,
+            hidden: Hidden::from_xinfo(r.get(5)?),
         })
     })?;
     for row in rows {

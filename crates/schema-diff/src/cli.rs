@@ -328,7 +328,7 @@ pub fn human(r: &Report, colour: bool) -> String {
             "\n{sign} {} {}{}",
             c.object.as_str(),
             p.bold(&c.name),
-            if c.compared_by == "text" {
+            if c.compared_by == crate::diff::ComparedBy::Text {
                 " (sqlparser cannot read it: compared as normalized text)"
             } else {
                 ""

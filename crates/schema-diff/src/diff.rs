@@ -190,7 +190,7 @@ pub struct Change {
     pub columns: Vec<ColumnChange>,
     /// `ast` when sqlparser read both texts, `text` when it could not (the
     /// texts were then compared normalized: white space, case, quoting).
-    pub compared_by: &'static str,
+    pub compared_by: ComparedBy,
     pub dev_sql: Option<String>,
     pub target_sql: Option<String>,
 }
@@ -219,12 +219,23 @@ fn same_sql(a: &Option<String>, b: &Option<String>) -> bool {
     a == b
 }
 
-fn compared_by(a: &Option<String>, b: &Option<String>) -> &'static str {
+/// How two stored texts were compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparedBy {
+    /// sqlparser read both: compared as syntax trees.
+    Ast,
+    /// sqlparser could not read one: compared as normalized text (white
+    /// space, case, comments, quoting). Never a reason to refuse.
+    Text,
+}
+
+fn compared_by(a: &Option<String>, b: &Option<String>) -> ComparedBy {
     let ok = |s: &Option<String>| s.as_deref().is_none_or(parses);
     if ok(a) && ok(b) {
-        "ast"
+        ComparedBy::Ast
     } else {
-        "text"
+        ComparedBy::Text
     }
 }
 
@@ -495,7 +506,7 @@ fn describe(c: &crate::catalog::Column) -> String {
     if let Some(d) = &c.default {
         s.push_str(&format!(", default {d}"));
     }
-    if c.hidden >= 2 {
+    if c.hidden.is_generated() {
         s.push_str(", generated");
     }
     s

@@ -26,7 +26,7 @@ pub(super) fn copy_rows(
     // A column becoming the rowid may hold NULLs, for which SQLite picks
     // max(rowid) + 1: copied after every explicit value, they never collide.
     let mut nulls_last = String::new();
-    for c in dev.columns.iter().filter(|c| c.hidden < 2) {
+    for c in dev.columns.iter().filter(|c| !c.hidden.is_generated()) {
         let source = match hints {
             None => from.column(&c.name),
             Some(r) => from.column(&r.column_in_target(&dev.name, &c.name)),

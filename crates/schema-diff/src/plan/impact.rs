@@ -9,7 +9,7 @@ use super::*;
 /// the rowid as `refresh_dev_row_id` (NULL in a WITHOUT ROWID table).
 pub(super) fn rows_as_dev(dev: &Table, old: &Table, hints: &Hints) -> String {
     let mut select: Vec<String> = Vec::new();
-    for c in dev.columns.iter().filter(|c| c.hidden < 2) {
+    for c in dev.columns.iter().filter(|c| !c.hidden.is_generated()) {
         let value = match old.column(&hints.column_in_target(&dev.name, &c.name)) {
             Some(o) => quote(&o.name),
             None => format!("({})", c.default.as_deref().unwrap_or("NULL")),
@@ -203,7 +203,7 @@ pub(super) fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Con
     let rows = rows_as_dev(dev, old, hints);
     // Generated columns that are new or whose expression changed: evaluate
     // the expression over every row once; an error means some row fails.
-    for c in dev.columns.iter().filter(|c| c.hidden >= 2) {
+    for c in dev.columns.iter().filter(|c| c.hidden.is_generated()) {
         let Some(expr) = crate::parse::generated_expression(dev_sql, &c.name) else {
             continue;
         };
@@ -317,7 +317,7 @@ pub(super) fn impact_of_table(
     // Columns dropped: their non-NULL values are lost.
     for c in &old.columns {
         let dev_name = hints.column_in_dev(&old.name, &c.name);
-        if dev.column(&dev_name).is_none() && c.hidden < 2 {
+        if dev.column(&dev_name).is_none() && !c.hidden.is_generated() {
             let condition = format!("{} IS NOT NULL", quote(&c.name));
             let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;
             if n > 0 {
@@ -338,17 +338,18 @@ pub(super) fn impact_of_table(
     for c in &dev.columns {
         let old_name = hints.column_in_target(&dev.name, &c.name);
         match old.column(&old_name) {
-            None if c.not_null && c.default.is_none() && c.hidden < 2 && c.pk == 0 && rows()? > 0 => out.push(Impact {
-                table: dev.name.clone(),
-                column: Some(c.name.clone()),
-                constraint: Some("NOT NULL".to_owned()),
-                kind: ImpactKind::Violation,
-                reason: "new NOT NULL column without a default: every existing row would be NULL".to_owned(),
-                rows: rows()?,
-                examples: examples(conn, old, "1")?,
-                skip_condition: Some("1".to_owned()),
-                unskippable: None,
-            }),
+            None if c.not_null && c.default.is_none() && !c.hidden.is_generated() && c.pk == 0 && rows()? > 0 => out
+                .push(Impact {
+                    table: dev.name.clone(),
+                    column: Some(c.name.clone()),
+                    constraint: Some("NOT NULL".to_owned()),
+                    kind: ImpactKind::Violation,
+                    reason: "new NOT NULL column without a default: every existing row would be NULL".to_owned(),
+                    rows: rows()?,
+                    examples: examples(conn, old, "1")?,
+                    skip_condition: Some("1".to_owned()),
+                    unskippable: None,
+                }),
             Some(o) if c.not_null && !o.not_null && c.pk == 0 => {
                 let condition = format!("{} IS NULL", quote(&o.name));
                 let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;

@@ -102,7 +102,7 @@ pub(super) fn addable(dev: &Table, name: &str) -> Result<(), &'static str> {
     }) {
         return Err("a UNIQUE column");
     }
-    if c.hidden == 3 {
+    if c.hidden == crate::catalog::Hidden::Stored {
         return Err("a STORED generated column");
     }
     let default = c.default.as_deref().unwrap_or("NULL");
@@ -110,7 +110,7 @@ pub(super) fn addable(dev: &Table, name: &str) -> Result<(), &'static str> {
     if upper.starts_with('(') || upper.starts_with("CURRENT_") {
         return Err("its default is not a constant");
     }
-    if c.not_null && upper == "NULL" && c.hidden < 2 {
+    if c.not_null && upper == "NULL" && !c.hidden.is_generated() {
         return Err("NOT NULL without a default");
     }
     if upper != "NULL"
