@@ -93,9 +93,13 @@ pub enum Error {
     LogIsInput { path: PathBuf, what: String },
     #[error("interrupted; nothing was changed")]
     Interrupted,
-    /// A step's own tool failed; its message names the file.
-    #[error("{message}")]
-    Step { message: String, exit: Exit },
+    /// A step's own tool failed: its error, whose message names the file.
+    #[error(transparent)]
+    Snapshot(snapshot::Error),
+    #[error(transparent)]
+    SchemaDiff(schema_diff::Error),
+    #[error(transparent)]
+    Swap(swap::Error),
     #[error("{}: {action}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -128,7 +132,9 @@ impl Error {
             | Error::Violations { .. }
             | Error::Interrupted => Exit::Refused,
             Error::NoSpace { .. } | Error::Io { .. } => Exit::Failed,
-            Error::Step { exit, .. } => *exit,
+            Error::Snapshot(e) => e.exit(),
+            Error::SchemaDiff(e) => e.exit(),
+            Error::Swap(e) => e.exit(),
         }
     }
 }
@@ -146,10 +152,7 @@ impl From<snapshot::Error> for Error {
     fn from(e: snapshot::Error) -> Self {
         match e {
             snapshot::Error::Interrupted(_) => Error::Interrupted,
-            e => Error::Step {
-                message: e.to_string(),
-                exit: e.exit(),
-            },
+            e => Error::Snapshot(e),
         }
     }
 }
@@ -158,19 +161,13 @@ impl From<schema_diff::Error> for Error {
     fn from(e: schema_diff::Error) -> Self {
         match e {
             schema_diff::Error::Violations { path, list } => Error::Violations { path, list },
-            e => Error::Step {
-                message: e.to_string(),
-                exit: e.exit(),
-            },
+            e => Error::SchemaDiff(e),
         }
     }
 }
 
 impl From<swap::Error> for Error {
     fn from(e: swap::Error) -> Self {
-        Error::Step {
-            message: e.to_string(),
-            exit: e.exit(),
-        }
+        Error::Swap(e)
     }
 }
