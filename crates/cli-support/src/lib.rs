@@ -10,6 +10,17 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// What every command prints: a human summary, or one JSON object, or nothing.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress and no summary (errors are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 /// The exit code of a process ended by a second SIGINT/SIGTERM: refused.
 const INTERRUPTED: i32 = 3;
 

@@ -15,7 +15,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use refresh_dev::deployment::{ApplyOptions, SwapOptions};
 use refresh_dev::report::StepReport;
 use refresh_dev::{runner, Deployment, Events, Report, RunOptions};
-use schema_diff::apply::OnViolation;
 
 /// Refresh a DEV SQLite database with PROD's data, keeping DEV's schema:
 /// snapshot PROD, apply DEV's schema onto the copy, swap it into DEV.
@@ -66,84 +65,60 @@ struct Pair {
     dev: PathBuf,
 }
 
-#[derive(Debug, Clone, Args)]
-struct Migration {
-    /// A column renamed in DEV: TABLE.OLD=NEW.
-    #[arg(long, value_name = "TABLE.OLD=NEW")]
-    rename: Vec<String>,
-    /// A table renamed in DEV: OLD=NEW.
-    #[arg(long, value_name = "OLD=NEW")]
-    rename_table: Vec<String>,
-    /// Take this table's rows from DEV, not PROD (a glob; repeatable).
-    #[arg(long, value_name = "TABLE")]
-    dev_data: Vec<String>,
-    /// Take this table's rows from PROD even where the defaults take DEV's (a glob; repeatable).
-    #[arg(long, value_name = "TABLE")]
-    prod_data: Vec<String>,
-    /// A migration-history table beyond the known ones: its rows come from DEV (a glob; repeatable).
-    #[arg(long, value_name = "TABLE")]
-    migration_table: Vec<String>,
-    /// Rows breaking a new constraint: abort (change nothing) or skip (into DEV.rejects-<UTC>.sqlite).
-    #[arg(long, value_enum, default_value_t = OnViolation::Abort)]
-    on_violation: OnViolation,
-    /// Load a SQLite extension DEV's application provides (collation, function, module).
-    #[arg(long, value_name = "PATH")]
-    load_extension: Vec<PathBuf>,
-}
+/// The migration's flags are schema-diff's own (one definition, one help text).
+type Migration = schema_diff::cli::MigrationArgs;
 
-impl Migration {
-    fn options(&self) -> Result<ApplyOptions, refresh_dev::Error> {
-        let hints = schema_diff::Hints::parse(
-            &self.rename_table,
-            &self.rename,
-            &self.dev_data,
-            &self.prod_data,
-            &self.migration_table,
-        )
+fn apply_options(migration: &Migration) -> Result<ApplyOptions, refresh_dev::Error> {
+    let hints = migration
+        .hints()
         .map_err(|e| refresh_dev::Error::Usage(format!("bad rename hint {e}")))?;
-        Ok(ApplyOptions {
-            on_violation: self.on_violation,
-            hints,
-            rejects: None,
-            extensions: self.load_extension.clone(),
-        })
-    }
+    Ok(ApplyOptions {
+        on_violation: migration.on_violation,
+        hints,
+        rejects: None,
+        extensions: migration.load_extension.clone(),
+    })
 }
 
 #[derive(Debug, Clone, Args)]
 struct Swapping {
-    /// DEV is open by its application: write the new content into it through SQLite.
-    #[arg(long)]
-    live: bool,
-    /// How many backups of DEV to keep, the new one included.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
-    keep_backups: u64,
-    /// Keep no backup of the old DEV.
-    #[arg(long, conflicts_with = "keep_backups")]
-    no_backup: bool,
+    #[command(flatten)]
+    replacing: swap::cli::ReplacingArgs,
 }
 
 impl Swapping {
     fn options(&self) -> SwapOptions {
         SwapOptions {
-            backup: !self.no_backup,
-            keep_backups: self.keep_backups as usize,
-            live: self.live,
+            backup: !self.replacing.no_backup,
+            keep_backups: self.replacing.keep_backups as usize,
+            live: self.replacing.live,
         }
     }
 }
 
 #[derive(Debug, Clone, Args)]
 struct Output {
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    print: cli_support::OutputArgs,
     /// Append one JSON line per event (level, step, elapsed, file) to FILE.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
-    /// No progress and no summary (errors are still printed).
-    #[arg(long, short)]
-    quiet: bool,
+}
+
+/// `--dry-run`, for every command that writes.
+#[derive(Debug, Clone, Args)]
+struct DryRun {
+    /// Plan only: every check, the counts and the file operations; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `--timeout`, for every command that copies PROD.
+#[derive(Debug, Clone, Args)]
+struct Timeout {
+    /// Seconds to wait for PROD's writers to release their lock while copying it (0 to 604800).
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
+    timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -151,18 +126,16 @@ struct Running {
     /// On failure, keep the staging file (and rejects) for inspection.
     #[arg(long)]
     keep_staging: bool,
-    /// Seconds to wait for PROD's writers to release their lock while copying.
-    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
-    timeout: Duration,
+    #[command(flatten)]
+    timeout: Timeout,
 }
 
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
     pair: Pair,
-    /// Plan only (the same as `refresh-dev plan`).
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRun,
     #[command(flatten)]
     migration: Migration,
     #[command(flatten)]
@@ -181,9 +154,8 @@ struct PlanArgs {
     migration: Migration,
     #[command(flatten)]
     swapping: Swapping,
-    /// Seconds to wait for a rollback-mode PROD's writers while copying it to count on.
-    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
-    timeout: Duration,
+    #[command(flatten)]
+    timeout: Timeout,
     #[command(flatten)]
     output: Output,
 }
@@ -192,9 +164,8 @@ struct PlanArgs {
 struct ReplaceArgs {
     #[command(flatten)]
     pair: Pair,
-    /// Plan only: check everything, write nothing.
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRun,
     #[command(flatten)]
     swapping: Swapping,
     #[command(flatten)]
@@ -210,9 +181,8 @@ struct StagingArgs {
     /// The staging file to create (it must not exist); it keeps PROD's permission bits.
     #[arg(long, value_name = "STAGING")]
     out: PathBuf,
-    /// Plan only: check everything, write nothing.
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRun,
     #[command(flatten)]
     migration: Migration,
     #[command(flatten)]
@@ -225,9 +195,8 @@ struct StagingArgs {
 struct DeployArgs {
     /// The deployment file (TOML); its paths are relative to it.
     file: PathBuf,
-    /// Plan only: validate, check and count everything, write nothing.
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRun,
     /// On failure, keep staging files (and rejects) for inspection.
     #[arg(long)]
     keep_staging: bool,
@@ -264,18 +233,23 @@ fn main() -> ExitCode {
         Command::Swap(args) => swap::cli::run(&args),
         Command::Rollback(args) => rollback(&args),
         Command::Run(args) => {
-            let command = if args.dry_run { "plan" } else { "run" };
-            let deployment = refresh_dev(&args.pair, &args.migration, &args.swapping, args.running.timeout);
+            let command = if args.dry_run.dry_run { "plan" } else { "run" };
+            let deployment = refresh_dev(
+                &args.pair,
+                &args.migration,
+                &args.swapping,
+                args.running.timeout.timeout,
+            );
             deploy(
                 command,
                 deployment,
-                args.dry_run,
+                args.dry_run.dry_run,
                 args.running.keep_staging,
                 &args.output,
             )
         }
         Command::Plan(args) => {
-            let deployment = refresh_dev(&args.pair, &args.migration, &args.swapping, args.timeout);
+            let deployment = refresh_dev(&args.pair, &args.migration, &args.swapping, args.timeout.timeout);
             deploy("plan", deployment, true, false, &args.output)
         }
         Command::Replace(args) => deploy(
@@ -284,20 +258,26 @@ fn main() -> ExitCode {
                 &args.pair.prod,
                 &args.pair.dev,
                 args.swapping.options(),
-                args.running.timeout,
+                args.running.timeout.timeout,
             )),
-            args.dry_run,
+            args.dry_run.dry_run,
             args.running.keep_staging,
             &args.output,
         ),
         Command::Staging(args) => {
-            let deployment = args.migration.options().map(|apply| {
-                Deployment::refresh_staging(&args.pair.prod, &args.pair.dev, &args.out, apply, args.running.timeout)
+            let deployment = apply_options(&args.migration).map(|apply| {
+                Deployment::refresh_staging(
+                    &args.pair.prod,
+                    &args.pair.dev,
+                    &args.out,
+                    apply,
+                    args.running.timeout.timeout,
+                )
             });
             deploy(
                 "staging",
                 deployment,
-                args.dry_run,
+                args.dry_run.dry_run,
                 args.running.keep_staging,
                 &args.output,
             )
@@ -305,7 +285,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => deploy(
             "deploy",
             Deployment::from_file(&args.file),
-            args.dry_run,
+            args.dry_run.dry_run,
             args.keep_staging,
             &args.output,
         ),
@@ -320,7 +300,7 @@ fn refresh_dev(
     swapping: &Swapping,
     timeout: Duration,
 ) -> Result<Deployment, refresh_dev::Error> {
-    let apply = migration.options()?;
+    let apply = apply_options(migration)?;
     Ok(Deployment::refresh_dev(
         &pair.prod,
         &pair.dev,
@@ -345,7 +325,7 @@ fn deploy(
     let deployment = match deployment {
         Ok(d) => d,
         Err(e) => {
-            if output.json {
+            if output.print.json {
                 // Scripts get an object whatever went wrong.
                 let json = serde_json::json!({
                     "command": command,
@@ -411,7 +391,7 @@ fn log_is_not_a_file_of_the_run(output: &Output, databases: &[PathBuf]) -> Resul
 }
 
 fn print_report(report: &Report, output: &Output) -> Exit {
-    if output.json {
+    if output.print.json {
         match serde_json::to_string_pretty(report) {
             Ok(json) => println!("{json}"),
             Err(e) => {
@@ -419,7 +399,7 @@ fn print_report(report: &Report, output: &Output) -> Exit {
                 return Exit::Failed;
             }
         }
-    } else if !output.quiet {
+    } else if !output.print.quiet {
         print!("{}", report.human());
     }
     if let Some(e) = &report.error {
@@ -450,7 +430,7 @@ fn rollback(args: &RollbackArgs) -> Exit {
             }
         },
     };
-    if let (Some(r), false, false) = (&report.rollback, args.output.json, args.output.quiet) {
+    if let (Some(r), false, false) = (&report.rollback, args.output.print.json, args.output.print.quiet) {
         println!(
             "refresh-dev rollback: {} is back from {}; what it replaced is now {} (run rollback again to return)",
             r.target.display(),
@@ -458,7 +438,7 @@ fn rollback(args: &RollbackArgs) -> Exit {
             r.replaced_kept_as.display()
         );
     }
-    if args.output.json {
+    if args.output.print.json {
         return print_report(&report, &args.output);
     }
     if let Some(e) = &report.error {
@@ -496,7 +476,7 @@ impl Terminal {
             None => None,
         };
         Ok(Terminal {
-            show: !output.quiet && !output.json && std::io::stderr().is_terminal(),
+            show: !output.print.quiet && !output.print.json && std::io::stderr().is_terminal(),
             bar: None,
             step: None,
             log,

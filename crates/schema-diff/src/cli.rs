@@ -19,21 +19,8 @@ pub struct DiffArgs {
     pub dev: PathBuf,
     /// The database whose data would be kept (the staging copy of PROD).
     pub target: PathBuf,
-    /// A column renamed in DEV: TABLE.OLD=NEW (quote names holding dots, spaces or '=': '"order items"."old col"=new').
-    #[arg(long, value_name = "TABLE.OLD=NEW")]
-    pub rename: Vec<String>,
-    /// A table renamed in DEV: OLD=NEW.
-    #[arg(long, value_name = "OLD=NEW")]
-    pub rename_table: Vec<String>,
-    /// Take this table's rows from DEV, not TARGET (a glob pattern; repeatable).
-    #[arg(long, value_name = "TABLE")]
-    pub dev_data: Vec<String>,
-    /// Take this table's rows from TARGET even where the defaults take DEV's (a glob; repeatable).
-    #[arg(long, value_name = "TABLE")]
-    pub prod_data: Vec<String>,
-    /// A migration-history table beyond the known ones: its rows come from DEV (a glob; repeatable).
-    #[arg(long, value_name = "TABLE")]
-    pub migration_table: Vec<String>,
+    #[command(flatten)]
+    pub migration: MigrationArgs,
     /// Apply DEV's schema onto TARGET in one transaction, keeping every TARGET row that fits.
     #[arg(long)]
     pub apply: bool,
@@ -41,22 +28,53 @@ pub struct DiffArgs {
     /// it is found on a temporary copy of TARGET, and TARGET is not written.
     #[arg(long, conflicts_with_all = ["apply", "json"])]
     pub sql: bool,
-    /// With --apply: what to do with rows that break a new constraint: abort (change nothing)
-    /// or skip (leave them out, into the rejects database).
-    #[arg(long, value_enum, default_value_t = crate::apply::OnViolation::Abort)]
-    pub on_violation: crate::apply::OnViolation,
     /// With --on-violation skip: where the left-out rows go (default TARGET.rejects-<UTC stamp>.sqlite).
     #[arg(long, value_name = "PATH")]
     pub rejects: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: cli_support::OutputArgs,
+}
+
+/// The migration's flags, shared by `schema-diff` and `refresh-dev` (one
+/// definition, one help text): the hints, what to do with rows breaking a
+/// new constraint, and the extensions DEV's application provides.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MigrationArgs {
+    /// A column renamed in DEV: TABLE.OLD=NEW (quote names holding dots, spaces or '=': '"order items"."old col"=new').
+    #[arg(long, value_name = "TABLE.OLD=NEW")]
+    pub rename: Vec<String>,
+    /// A table renamed in DEV: OLD=NEW.
+    #[arg(long, value_name = "OLD=NEW")]
+    pub rename_table: Vec<String>,
+    /// Take this table's rows from DEV, not from PROD (TARGET, for schema-diff): a glob; repeatable.
+    #[arg(long, value_name = "TABLE")]
+    pub dev_data: Vec<String>,
+    /// Take this table's rows from PROD (TARGET) even where the defaults take DEV's: a glob; repeatable.
+    #[arg(long, value_name = "TABLE")]
+    pub prod_data: Vec<String>,
+    /// A migration-history table beyond the known ones: its rows come from DEV (a glob; repeatable).
+    #[arg(long, value_name = "TABLE")]
+    pub migration_table: Vec<String>,
+    /// Rows breaking a new constraint: abort (change nothing) or skip (leave them out, into a
+    /// rejects database). Applies when the migration is applied.
+    #[arg(long, value_enum, default_value_t = crate::apply::OnViolation::Abort)]
+    pub on_violation: crate::apply::OnViolation,
     /// Load a SQLite extension (a collation, function or virtual table module DEV's application provides).
     #[arg(long, value_name = "PATH")]
     pub load_extension: Vec<PathBuf>,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Print nothing; only the exit code tells.
-    #[arg(long, short)]
-    pub quiet: bool,
+}
+
+impl MigrationArgs {
+    /// The hints, parsed.
+    pub fn hints(&self) -> Result<Hints, String> {
+        Hints::parse(
+            &self.rename_table,
+            &self.rename,
+            &self.dev_data,
+            &self.prod_data,
+            &self.migration_table,
+        )
+    }
 }
 
 /// What the command does with DEV and TARGET: one value, decided once from
@@ -82,15 +100,9 @@ impl DiffArgs {
         }
     }
 
-    /// The rename hints, parsed.
+    /// The hints, parsed.
     pub fn hints(&self) -> Result<Hints, String> {
-        Hints::parse(
-            &self.rename_table,
-            &self.rename,
-            &self.dev_data,
-            &self.prod_data,
-            &self.migration_table,
-        )
+        self.migration.hints()
     }
 }
 
@@ -107,12 +119,12 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
     if mode == Mode::Apply {
         return run_apply(args, &hints);
     }
-    if args.on_violation != crate::apply::OnViolation::Abort || args.rejects.is_some() {
+    if args.migration.on_violation != crate::apply::OnViolation::Abort || args.rejects.is_some() {
         eprintln!("schema-diff: error: --on-violation and --rejects go with --apply");
         return Exit::BadInput;
     }
     if mode == Mode::Sql {
-        return match crate::apply::sql(&args.dev, &args.target, &hints, &args.load_extension) {
+        return match crate::apply::sql(&args.dev, &args.target, &hints, &args.migration.load_extension) {
             Ok(statements) if statements.is_empty() => Exit::Done,
             Ok(statements) => {
                 println!(
@@ -130,13 +142,13 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
             }
         };
     }
-    match compare(&args.dev, &args.target, &hints, &args.load_extension) {
+    match compare(&args.dev, &args.target, &hints, &args.migration.load_extension) {
         Ok(report) => {
-            if args.json {
+            if args.output.json {
                 if !print_json(&report) {
                     return Exit::Failed;
                 }
-            } else if !args.quiet {
+            } else if !args.output.quiet {
                 print!("{}", human(&report, std::io::stdout().is_terminal()));
             }
             if report.identical {
@@ -157,16 +169,16 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
         &args.dev,
         &args.target,
         hints,
-        &args.load_extension,
-        args.on_violation,
+        &args.migration.load_extension,
+        args.migration.on_violation,
         args.rejects.as_deref(),
     ) {
         Ok(report) => {
-            if args.json {
+            if args.output.json {
                 if !print_json(&report) {
                     return Exit::Failed;
                 }
-            } else if !args.quiet {
+            } else if !args.output.quiet {
                 if !report.changed {
                     println!(
                         "schema-diff --apply: {} already has DEV's schema: nothing to do",

@@ -30,12 +30,8 @@ pub struct SnapshotArgs {
     /// Seconds to wait for SOURCE's writers to release their lock.
     #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
     pub timeout: Duration,
-    /// Print a JSON summary on stdout instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress bar and no summary (errors are still printed).
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: cli_support::OutputArgs,
 }
 
 impl SnapshotArgs {
@@ -70,13 +66,13 @@ impl Observer for Terminal {
 /// Runs `snapshot` with parsed arguments: prints the summary or the one-line
 /// error, and returns the exit status.
 pub fn run(args: &SnapshotArgs) -> Exit {
-    let show_bar = !args.quiet && !args.json && std::io::stderr().is_terminal();
+    let show_bar = !args.output.quiet && !args.output.json && std::io::stderr().is_terminal();
     let mut terminal = Terminal(cli_support::ByteBar::new(show_bar, "snapshot"));
     let result = args.to_snapshot().run(&mut terminal);
     drop(terminal);
     match result {
         Ok(report) => {
-            if args.json {
+            if args.output.json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(json) => println!("{json}"),
                     Err(e) => {
@@ -84,7 +80,7 @@ pub fn run(args: &SnapshotArgs) -> Exit {
                         return Exit::Failed;
                     }
                 }
-            } else if !args.quiet {
+            } else if !args.output.quiet {
                 print!("{}", human(&report));
             }
             Exit::Done

@@ -17,38 +17,43 @@ pub struct SwapArgs {
     #[arg(value_name = "NEW TARGET", num_args = 1..=2, required = true)]
     pub paths: Vec<PathBuf>,
     /// Put TARGET's newest backup back, exchanging the two (run it again to return).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["no_backup", "live"])]
     pub undo: bool,
-    /// How many backups of TARGET to keep, the new one included.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
-    pub keep_backups: u64,
-    /// Keep no backup of the old TARGET.
-    #[arg(long, conflicts_with_all = ["keep_backups", "undo"])]
-    pub no_backup: bool,
-    /// TARGET is open by its application: write NEW into it through SQLite in one transaction.
-    #[arg(long, conflicts_with = "undo")]
-    pub live: bool,
+    #[command(flatten)]
+    pub replacing: ReplacingArgs,
     /// Wait up to SECONDS for TARGET to be free (no process with it open) before refusing.
     #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = cli_support::parse_seconds)]
     pub wait: Duration,
     /// How long to wait for an application's lock (checkpoint, --live write).
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = cli_support::parse_seconds)]
     pub busy_timeout: Duration,
-    /// Print a JSON summary on stdout instead of text.
+    #[command(flatten)]
+    pub output: cli_support::OutputArgs,
+}
+
+/// How the file is replaced, shared by `swap` and `refresh-dev` (one
+/// definition, one help text).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplacingArgs {
+    /// The file replaced is open by its application: write the new content into it through
+    /// SQLite in one transaction, under one write lock.
     #[arg(long)]
-    pub json: bool,
-    /// No summary (errors are still printed).
-    #[arg(long, short)]
-    pub quiet: bool,
+    pub live: bool,
+    /// How many backups of the file replaced to keep, the new one included.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_backups: u64,
+    /// Keep no backup of the file replaced.
+    #[arg(long, conflicts_with = "keep_backups")]
+    pub no_backup: bool,
 }
 
 impl SwapArgs {
     /// The library's options.
     pub fn options(&self) -> Options {
         Options {
-            backup: !self.no_backup,
-            keep_backups: self.keep_backups as usize,
-            live: self.live,
+            backup: !self.replacing.no_backup,
+            keep_backups: self.replacing.keep_backups as usize,
+            live: self.replacing.live,
             wait: self.wait,
             busy_timeout: self.busy_timeout,
             max_mode: None,
@@ -75,9 +80,9 @@ pub fn run(args: &SwapArgs) -> Exit {
     let options = args.options();
     match (args.undo, args.paths.as_slice()) {
         (true, [target]) => match undo(target, &options) {
-            Ok(r) if args.json => print_json(&r),
+            Ok(r) if args.output.json => print_json(&r),
             Ok(r) => {
-                if !args.quiet {
+                if !args.output.quiet {
                     println!(
                         "swap --undo: {} is back from {}; what it replaced is now kept as {}",
                         r.target.display(),
@@ -96,9 +101,9 @@ pub fn run(args: &SwapArgs) -> Exit {
             }
         },
         (false, [new, target]) => match Swap::new(new, target, options).run() {
-            Ok(r) if args.json => print_json(&r),
+            Ok(r) if args.output.json => print_json(&r),
             Ok(r) => {
-                if !args.quiet {
+                if !args.output.quiet {
                     println!(
                         "swap: {} now holds {} ({}, {:.2} s)",
                         r.target.display(),
