@@ -84,58 +84,44 @@ fn cstring(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
+/// `renameat2(from, to, flags)` relative to the working directory, as
+/// `rename(2)` resolves paths.
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
+    let (f, t) = (cstring(from)?, cstring(to)?);
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them
+    // relative to the working directory.
+    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), flags) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether an error says the file system (or kernel) lacks a `renameat2` flag.
+fn unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP))
+}
+
 /// Renames `from` to `to` atomically, failing with `AlreadyExists` if `to`
 /// exists: `renameat2(RENAME_NOREPLACE)`, or where the file system does not
 /// support it, `link` + `unlink` (which refuses to replace just the same).
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    let (f, t) = (cstring(from)?, cstring(to)?);
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them
-    // relative to the working directory, as `rename(2)` does.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+    match renameat2(from, to, libc::RENAME_NOREPLACE) {
+        Err(e) if unsupported(&e) => {
             std::fs::hard_link(from, to)?;
             std::fs::remove_file(from)
         }
-        _ => Err(err),
+        result => result,
     }
 }
 
 /// Exchanges `a` and `b` atomically (`renameat2(RENAME_EXCHANGE)`). Returns
 /// `Unsupported` where the file system cannot; callers choose their fallback.
 pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
-    let (x, y) = (cstring(a)?, cstring(b)?);
-    // SAFETY: as in `rename_noreplace`.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            x.as_ptr(),
-            libc::AT_FDCWD,
-            y.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
-            Err(io::Error::new(io::ErrorKind::Unsupported, err))
-        }
-        _ => Err(err),
+    match renameat2(a, b, libc::RENAME_EXCHANGE) {
+        Err(e) if unsupported(&e) => Err(io::Error::new(io::ErrorKind::Unsupported, e)),
+        result => result,
     }
 }
 
