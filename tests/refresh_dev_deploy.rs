@@ -305,7 +305,9 @@ fn deploy_dry_run_writes_nothing() {
     let (dir, file) = folder_with(&example("refresh-dev.toml"));
     let before = folder(dir.path());
     let (code, out, err) = deploy(&file, &["--dry-run"]);
-    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, _) = deploy(&file, &["--dry-run", "--exit-code"]);
+    assert_eq!(code, 1, "--exit-code: the schemas differ");
     assert!(out.contains("would swap"), "{out}");
     assert_eq!(folder(dir.path()), before);
 }

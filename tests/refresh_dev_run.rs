@@ -283,8 +283,11 @@ fn plan_writes_nothing_and_says_what_would_happen() {
         let shop = Shop::with(&fixture("prod.sql"), &fixture("dev.sql"), prod_mode);
         let prod_before = folder(&shop.prod_dir());
         let dev_before = folder(&shop.dev_dir());
-        let (code, out, err) = shop.run("plan", &["--json"]);
+        // A runnable plan exits 0; --exit-code says the schemas differ (1), as git diff does.
+        let (code, out, err) = shop.run("plan", &["--json", "--exit-code"]);
         assert_eq!(code, 1, "schemas differ: {out}{err}");
+        let (code, out, err) = shop.run("plan", &["--json"]);
+        assert_eq!(code, 0, "the run would proceed: {out}{err}");
         let report = json(&out);
         assert_eq!(report["dry_run"], true);
         assert_eq!(report["result"], "succeeded");
@@ -312,7 +315,8 @@ fn plan_writes_nothing_and_says_what_would_happen() {
 
         // `run --dry-run` is the same plan, in words.
         let (code, out, _) = shop.run("run", &["--dry-run"]);
-        assert_eq!(code, 1);
+        assert_eq!(code, 0);
+        assert_eq!(shop.run("run", &["--dry-run", "--exit-code"]).0, 1);
         assert!(out.contains("would snapshot") && out.contains("customers.fax"), "{out}");
         assert_eq!(folder(&shop.dev_dir()), dev_before);
     }

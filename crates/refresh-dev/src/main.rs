@@ -19,7 +19,8 @@ use refresh_dev::{runner, Deployment, Events, Report, RunOptions};
 /// Refresh a DEV SQLite database with PROD's data, keeping DEV's schema:
 /// snapshot PROD, apply DEV's schema onto the copy, swap it into DEV.
 ///
-/// Exit codes: 0 done; 1 differences found (plan, diff); 2 bad input or usage;
+/// Exit codes: 0 done (plan: the run would proceed); 1 differences found (diff, and plan
+/// --exit-code); 2 bad input or usage;
 /// 3 refused or aborted to protect data (violations, DEV in use, another run,
 /// a failed step with DEV untouched, interrupted); 4 an I/O or internal error.
 #[derive(Debug, Parser)]
@@ -34,7 +35,8 @@ enum Command {
     /// The Refresh Dev pattern: snapshot PROD beside DEV, apply DEV's schema onto it, swap it into DEV.
     Run(RunArgs),
     /// Everything `run` checks and counts, without writing: the schema diff, the data impact,
-    /// the space needed, the in-use check and the file operations. Exit 1 when the schemas differ.
+    /// the space needed, the in-use check and the file operations. Exit 0 when the run would
+    /// proceed, 3 when it would be refused (with --exit-code: 1 when a schema would change).
     Plan(PlanArgs),
     /// DEV becomes a plain copy of PROD (snapshot + swap, with a backup of DEV).
     Replace(ReplaceArgs),
@@ -111,6 +113,22 @@ struct DryRun {
     /// Plan only: every check, the counts and the file operations; write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// With --dry-run: exit 1 when a schema would change (as git diff --exit-code does);
+    /// without it a runnable plan exits 0.
+    #[arg(long, requires = "dry_run")]
+    exit_code: bool,
+}
+
+impl DryRun {
+    /// How a command with these flags runs.
+    fn options(&self, command: &str, keep_staging: bool) -> RunOptions {
+        RunOptions {
+            dry_run: self.dry_run,
+            keep_staging,
+            command: command.to_owned(),
+            exit_code: self.exit_code,
+        }
+    }
 }
 
 /// `--timeout`, for every command that copies PROD.
@@ -148,6 +166,10 @@ struct RunArgs {
 
 #[derive(Debug, Args)]
 struct PlanArgs {
+    /// Exit 1 when a schema would change (as git diff --exit-code does); without it a
+    /// runnable plan exits 0, a refused one 3.
+    #[arg(long)]
+    exit_code: bool,
     #[command(flatten)]
     pair: Pair,
     #[command(flatten)]
@@ -241,27 +263,29 @@ fn main() -> ExitCode {
                 args.running.timeout.timeout,
             );
             deploy(
-                command,
                 deployment,
-                args.dry_run.dry_run,
-                args.running.keep_staging,
+                args.dry_run.options(command, args.running.keep_staging),
                 &args.output,
             )
         }
         Command::Plan(args) => {
             let deployment = refresh_dev(&args.pair, &args.migration, &args.swapping, args.timeout.timeout);
-            deploy("plan", deployment, true, false, &args.output)
+            let options = RunOptions {
+                dry_run: true,
+                keep_staging: false,
+                command: "plan".to_owned(),
+                exit_code: args.exit_code,
+            };
+            deploy(deployment, options, &args.output)
         }
         Command::Replace(args) => deploy(
-            "replace",
             Ok(Deployment::replace(
                 &args.pair.prod,
                 &args.pair.dev,
                 args.swapping.options(),
                 args.running.timeout.timeout,
             )),
-            args.dry_run.dry_run,
-            args.running.keep_staging,
+            args.dry_run.options("replace", args.running.keep_staging),
             &args.output,
         ),
         Command::Staging(args) => {
@@ -275,18 +299,14 @@ fn main() -> ExitCode {
                 )
             });
             deploy(
-                "staging",
                 deployment,
-                args.dry_run.dry_run,
-                args.running.keep_staging,
+                args.dry_run.options("staging", args.running.keep_staging),
                 &args.output,
             )
         }
         Command::Deploy(args) => deploy(
-            "deploy",
             Deployment::from_file(&args.file),
-            args.dry_run.dry_run,
-            args.keep_staging,
+            args.dry_run.options("deploy", args.keep_staging),
             &args.output,
         ),
     };
@@ -311,13 +331,8 @@ fn refresh_dev(
 }
 
 /// Runs a deployment and prints its report.
-fn deploy(
-    command: &str,
-    deployment: Result<Deployment, refresh_dev::Error>,
-    dry_run: bool,
-    keep_staging: bool,
-    output: &Output,
-) -> Exit {
+fn deploy(deployment: Result<Deployment, refresh_dev::Error>, options: RunOptions, output: &Output) -> Exit {
+    let (command, dry_run) = (options.command.as_str(), options.dry_run);
     let deployment = deployment.and_then(|d| {
         let names: Vec<PathBuf> = d.files.iter().map(|f| f.path.clone()).collect();
         log_is_not_a_file_of_the_run(output, &names).map(|()| d)
@@ -347,11 +362,6 @@ fn deploy(
             eprintln!("refresh-dev: error: {e:#}");
             return Exit::BadInput;
         }
-    };
-    let options = RunOptions {
-        dry_run,
-        keep_staging,
-        command: command.to_owned(),
     };
     let report = runner::run(&deployment, &options, &mut terminal);
     terminal.done(&report);

@@ -40,6 +40,9 @@ pub struct RunOptions {
     pub keep_staging: bool,
     /// The command's name, for the report and the lock file.
     pub command: String,
+    /// A plan exits 1 (differences) when a schema would change, as
+    /// `git diff --exit-code` does; without it a runnable plan exits 0.
+    pub exit_code: bool,
 }
 
 /// What the caller hears while a deployment runs.
@@ -127,10 +130,11 @@ pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Event
         summarize_first_diff(&mut report);
         if let Some(e) = prepared.blockers.first() {
             abort(&mut report, e, events);
-        } else if report
-            .steps
-            .iter()
-            .any(|s| s.diff.as_ref().is_some_and(|d| !d.identical))
+        } else if options.exit_code
+            && report
+                .steps
+                .iter()
+                .any(|s| s.diff.as_ref().is_some_and(|d| !d.identical))
         {
             report.exit_code = Exit::Differences;
         }
