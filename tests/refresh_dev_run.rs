@@ -1191,3 +1191,51 @@ fn rollback_prints_one_json_object_on_every_outcome() {
         "{out}"
     );
 }
+
+#[test]
+fn hints_that_name_nothing_are_bad_input_with_the_closest_name() {
+    let shop = Shop::with(
+        "CREATE TABLE customers(id INTEGER PRIMARY KEY, fax TEXT); INSERT INTO customers(fax) VALUES ('1');
+         CREATE TABLE coupons(code TEXT);",
+        "CREATE TABLE customers(id INTEGER PRIMARY KEY, phone TEXT); CREATE TABLE coupons(code TEXT);",
+        "delete",
+    );
+    let dev_before = folder(&shop.dev_dir());
+    for (hint, words) in [
+        (vec!["--rename", "customers.fx=phone"], vec!["fx", "did you mean fax?"]),
+        (
+            vec!["--rename", "customers.fax=phon"],
+            vec!["phon", "did you mean phone?"],
+        ),
+        (
+            vec!["--rename-table", "custmers=customers"],
+            vec!["custmers", "did you mean customers?"],
+        ),
+        (vec!["--dev-data", "cupons"], vec!["cupons", "did you mean coupons?"]),
+        (vec!["--prod-data", "nothing_*"], vec!["nothing_*"]),
+        (vec!["--migration-table", "versions"], vec!["versions"]),
+    ] {
+        for command in ["plan", "run"] {
+            let (code, out, err) = shop.run(command, &hint);
+            assert_eq!(code, 2, "{command} {hint:?}: {out}{err}");
+            for w in &words {
+                assert!(err.contains(w), "{command} {hint:?}: {err}");
+            }
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+        }
+    }
+    assert_eq!(folder(&shop.dev_dir()), dev_before, "nothing written");
+    // Without hints the plan offers the rename, with the flag to pass.
+    let (code, out, err) = shop.run("plan", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("customers.phone may be fax renamed") && out.contains("--rename"),
+        "{out}"
+    );
+    let (code, out, err) = shop.run("run", &["--rename", "customers.fax=phone"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        query_i64(&shop.dev, "SELECT count(*) FROM customers WHERE phone = '1'"),
+        1
+    );
+}

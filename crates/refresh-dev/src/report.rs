@@ -338,4 +338,7 @@ fn write_diff(out: &mut String, d: &schema_diff::Report, applied: bool) {
     for w in &d.warnings {
         let _ = writeln!(out, "      warning: {w}");
     }
+    for hint in &d.possible_renames {
+        let _ = writeln!(out, "      hint: {hint}");
+    }
 }

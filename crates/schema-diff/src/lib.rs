@@ -28,6 +28,7 @@
 
 pub mod apply;
 pub mod catalog;
+mod check_hints;
 pub mod cli;
 pub mod diff;
 pub mod parse;
@@ -117,6 +118,15 @@ impl Hints {
         hints.prod_data = prod_data.to_vec();
         hints.migration_tables = migration_tables.to_vec();
         Ok(hints)
+    }
+
+    /// No hint at all.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+            && self.columns.is_empty()
+            && self.dev_data.is_empty()
+            && self.prod_data.is_empty()
+            && self.migration_tables.is_empty()
     }
 
     /// TARGET's name for DEV's table `dev_name`.
@@ -358,6 +368,9 @@ pub enum Error {
     MissingExtension { path: PathBuf, what: String },
     #[error("{}: cannot load extension: {why}", path.display())]
     Extension { path: PathBuf, why: String },
+    /// A hint that names no such table or column (a typo would lose data silently).
+    #[error("{hint}: {why}")]
+    BadHint { hint: String, why: String },
     /// What [`Report::blocking`] said, in its words.
     #[error("{}: {list}", path.display())]
     Violations { path: PathBuf, list: String },
@@ -478,6 +491,27 @@ pub(crate) fn load_extensions(conn: &rusqlite::Connection, extensions: &[PathBuf
 
 pub(crate) use sqlite_file::uri_path;
 
+/// Checks the hints against DEV's and TARGET's schemas alone (a short read
+/// of each, nothing counted): a rename names a table or column that is
+/// there, a glob matches a table. `Error::BadHint` (exit 2) names the hint,
+/// the file and the closest name.
+pub fn check_hints(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &[PathBuf]) -> Result<(), Error> {
+    if hints.is_empty() {
+        return Ok(());
+    }
+    let catalog = |path: &Path| -> Result<Catalog, Error> {
+        let (db, header) = open(path, extensions)?;
+        Catalog::read(&db.conn, header.journal.as_str()).map_err(|e| sqlite_error(path, "read schema", e))
+    };
+    check_hints::check(
+        &catalog(dev_path)?,
+        &catalog(target_path)?,
+        hints,
+        dev_path,
+        target_path,
+    )
+}
+
 /// Compares DEV's schema with TARGET's and plans the change. Writes nothing.
 /// `extensions` are loaded into both connections first.
 pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &[PathBuf]) -> Result<Report, Error> {
@@ -506,6 +540,7 @@ pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &
             target_encoding: target_catalog.settings.encoding.clone(),
         });
     }
+    check_hints::check(&dev_catalog, &target_catalog, hints, dev_path, target_path)?;
     let diff = diff::diff(&dev_catalog, &target_catalog, hints);
     let plan = plan::plan(&diff, &dev_catalog, &target_catalog, &dev.conn, &target.conn, hints)
         .map_err(|e| sqlite_error(target_path, "count the data impact", e))?;

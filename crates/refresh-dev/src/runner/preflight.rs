@@ -604,6 +604,14 @@ pub(super) fn count_migrations(
             continue;
         };
         let data_path = d.files[data_file].path.clone();
+        // Hints against the real files' schemas, before any copy is made.
+        // Only the verdict counts here: a file that cannot be read now
+        // (PROD busy) is read again, hints and all, by the counting below.
+        if let Err(e @ schema_diff::Error::BadHint { .. }) =
+            schema_diff::check_hints(&d.files[schema_file].path, &data_path, hints, extensions)
+        {
+            return Err(e.into());
+        }
         let wal = data_disk.header.journal == JournalFlag::Wal;
         if !wal && !options.dry_run {
             let detail = format!(
