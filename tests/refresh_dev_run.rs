@@ -1239,3 +1239,45 @@ fn hints_that_name_nothing_are_bad_input_with_the_closest_name() {
         1
     );
 }
+
+#[test]
+fn a_swapped_prod_and_dev_is_caught_before_anything_changes() {
+    // The fixtures the wrong way round: DEV (v4) named as PROD, PROD (v3) as DEV.
+    let shop = Shop::new();
+    let (real_prod, real_dev) = (folder(&shop.prod_dir()), folder(&shop.dev_dir()));
+    let swapped = |command: &str, extra: &[&str]| {
+        run(refresh_dev()
+            .args([command, "--prod"])
+            .arg(&shop.dev)
+            .arg("--dev")
+            .arg(&shop.prod)
+            .args(extra))
+    };
+    for command in ["plan", "run", "staging"] {
+        let out_file = shop.dir.path().join("out.db");
+        let extra: Vec<&str> = if command == "staging" {
+            vec!["--out", out_file.to_str().expect("utf-8")]
+        } else {
+            Vec::new()
+        };
+        let (code, out, err) = swapped(command, &extra);
+        assert_eq!(code, 3, "{command}: {out}{err}");
+        assert!(
+            err.contains("behind") && err.contains("replace") && err.contains("--allow-behind"),
+            "{err}"
+        );
+    }
+    assert_eq!(folder(&shop.prod_dir()), real_prod, "the real PROD untouched");
+    assert_eq!(folder(&shop.dev_dir()), real_dev);
+
+    // Equal user_version, but PROD's migration history holds a version DEV lacks.
+    let history = |versions: &str| {
+        format!("CREATE TABLE t(a); CREATE TABLE schema_migrations(version TEXT); INSERT INTO schema_migrations VALUES {versions};")
+    };
+    let shop = Shop::with(&history("('1'), ('2'), ('3')"), &history("('1'), ('2')"), "wal");
+    let (code, out, err) = shop.run("plan", &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("schema_migrations") && err.contains("'3'"), "{err}");
+    let (code, out, err) = shop.run("run", &["--allow-behind"]);
+    assert_eq!(code, 0, "meant: {out}{err}");
+}

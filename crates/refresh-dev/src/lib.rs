@@ -91,6 +91,8 @@ pub enum Error {
     SideFile(#[from] sqlite_file::sidefile::SideFileError),
     #[error("{}: --log names {what}; the log would be written into it", path.display())]
     LogIsInput { path: PathBuf, what: String },
+    #[error("{}: its schema is behind the data's: {why}. Were --prod and --dev swapped? To make DEV a plain copy of PROD, use `refresh-dev replace`; to refresh anyway, pass --allow-behind", dev.display())]
+    DevBehind { dev: PathBuf, why: String },
     #[error("interrupted; nothing was changed")]
     Interrupted,
     /// A step's own tool failed: its error, whose message names the file.
@@ -130,6 +132,7 @@ impl Error {
             | Error::InUse { .. }
             | Error::Locked { .. }
             | Error::Violations { .. }
+            | Error::DevBehind { .. }
             | Error::Interrupted => Exit::Refused,
             Error::NoSpace { .. } | Error::Io { .. } => Exit::Failed,
             Error::Snapshot(e) => e.exit(),

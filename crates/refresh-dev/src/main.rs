@@ -65,6 +65,10 @@ struct Pair {
     /// The development database, whose schema is kept.
     #[arg(long, value_name = "DEV")]
     dev: PathBuf,
+    /// Refresh even where DEV's schema is behind PROD's (PROD's user_version is higher, or its
+    /// migration history holds versions DEV lacks): otherwise refused, as PROD and DEV may be swapped.
+    #[arg(long)]
+    allow_behind: bool,
 }
 
 /// The migration's flags are schema-diff's own (one definition, one help text).
@@ -121,12 +125,13 @@ struct DryRun {
 
 impl DryRun {
     /// How a command with these flags runs.
-    fn options(&self, command: &str, keep_staging: bool) -> RunOptions {
+    fn options(&self, command: &str, keep_staging: bool, allow_behind: bool) -> RunOptions {
         RunOptions {
             dry_run: self.dry_run,
             keep_staging,
             command: command.to_owned(),
             exit_code: self.exit_code,
+            allow_behind,
         }
     }
 }
@@ -222,6 +227,9 @@ struct DeployArgs {
     /// On failure, keep staging files (and rejects) for inspection.
     #[arg(long)]
     keep_staging: bool,
+    /// Apply a schema even where it is behind the data's (see run --allow-behind).
+    #[arg(long)]
+    allow_behind: bool,
     #[command(flatten)]
     output: Output,
 }
@@ -264,7 +272,8 @@ fn main() -> ExitCode {
             );
             deploy(
                 deployment,
-                args.dry_run.options(command, args.running.keep_staging),
+                args.dry_run
+                    .options(command, args.running.keep_staging, args.pair.allow_behind),
                 &args.output,
             )
         }
@@ -275,6 +284,7 @@ fn main() -> ExitCode {
                 keep_staging: false,
                 command: "plan".to_owned(),
                 exit_code: args.exit_code,
+                allow_behind: args.pair.allow_behind,
             };
             deploy(deployment, options, &args.output)
         }
@@ -285,7 +295,8 @@ fn main() -> ExitCode {
                 args.swapping.options(),
                 args.running.timeout.timeout,
             )),
-            args.dry_run.options("replace", args.running.keep_staging),
+            args.dry_run
+                .options("replace", args.running.keep_staging, args.pair.allow_behind),
             &args.output,
         ),
         Command::Staging(args) => {
@@ -300,15 +311,15 @@ fn main() -> ExitCode {
             });
             deploy(
                 deployment,
-                args.dry_run.options("staging", args.running.keep_staging),
+                args.dry_run
+                    .options("staging", args.running.keep_staging, args.pair.allow_behind),
                 &args.output,
             )
         }
-        Command::Deploy(args) => deploy(
-            Deployment::from_file(&args.file),
-            args.dry_run.options("deploy", args.keep_staging),
-            &args.output,
-        ),
+        Command::Deploy(args) => {
+            let options = args.dry_run.options("deploy", args.keep_staging, args.allow_behind);
+            deploy(Deployment::from_file(&args.file), options, &args.output)
+        }
     };
     exit.into()
 }

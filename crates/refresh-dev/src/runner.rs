@@ -43,6 +43,9 @@ pub struct RunOptions {
     /// A plan exits 1 (differences) when a schema would change, as
     /// `git diff --exit-code` does; without it a runnable plan exits 0.
     pub exit_code: bool,
+    /// Refresh even where DEV's schema is behind the data's
+    /// (`schema_diff::behind`): otherwise that is refused.
+    pub allow_behind: bool,
 }
 
 /// What the caller hears while a deployment runs.

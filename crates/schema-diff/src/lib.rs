@@ -27,6 +27,7 @@
 //! `apply` writes, and only TARGET.
 
 pub mod apply;
+mod behind;
 pub mod catalog;
 mod check_hints;
 pub mod cli;
@@ -43,6 +44,7 @@ use serde::Serialize;
 use sqlite_file::fs::FileId;
 use sqlite_file::{open_read_only, Header, InputError, ReadOnlyDb, Sidecars};
 
+pub use behind::behind;
 pub use catalog::Catalog;
 pub use diff::SchemaDiff;
 pub use plan::Plan;

@@ -333,7 +333,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-fn is_migration_table(name: &str, hints: &Hints) -> bool {
+/// Whether `name` is a migration-history table (the known names, or a hint's).
+pub fn is_migration_table(name: &str, hints: &Hints) -> bool {
     MIGRATION_TABLES.iter().any(|m| m.eq_ignore_ascii_case(name))
         || hints.migration_tables.iter().any(|p| crate::glob_match(p, name))
 }

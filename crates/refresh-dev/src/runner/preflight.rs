@@ -612,6 +612,18 @@ pub(super) fn count_migrations(
         {
             return Err(e.into());
         }
+        // DEV behind the data (PROD and DEV swapped?): refused, unless meant.
+        if !options.allow_behind {
+            if let Ok(Some(why)) = schema_diff::behind(&d.files[schema_file].path, &data_path, hints) {
+                let e = Error::DevBehind {
+                    dev: d.files[schema_file].path.clone(),
+                    why,
+                };
+                check(report, "behind", false, e.to_string());
+                blocked(prepared, options, e)?;
+                continue;
+            }
+        }
         let wal = data_disk.header.journal == JournalFlag::Wal;
         if !wal && !options.dry_run {
             let detail = format!(
