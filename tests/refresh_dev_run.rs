@@ -344,9 +344,10 @@ fn a_dev_open_by_its_application_makes_run_refuse_with_dev_untouched() {
     );
     assert_eq!(folder(&shop.dev_dir()), dev_before, "DEV untouched, no staging left");
     // `plan` tells the same, and `replace` refuses the same way.
-    let (code, out, _) = shop.run("plan", &[]);
+    let (code, out, err) = shop.run("plan", &[]);
     assert_eq!(code, 3);
-    assert!(out.contains("NO  in use"), "{out}");
+    assert!(err.contains("in use") && err.lines().count() == 1, "{err}");
+    assert!(!out.contains("in use by"), "the error is printed once: {out}");
     assert_eq!(shop.run("replace", &[]).0, 3);
     assert_eq!(folder(&shop.dev_dir()), dev_before);
     drop(app);

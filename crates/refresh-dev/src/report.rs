@@ -205,7 +205,13 @@ impl Report {
             self.deployment,
             self.seconds
         );
-        for c in self.preflight.iter().filter(|c| !c.ok || self.dry_run) {
+        // The error itself is printed once, by the caller (on stderr).
+        let is_the_error = |detail: &String| self.error.as_ref() == Some(detail);
+        for c in self
+            .preflight
+            .iter()
+            .filter(|c| (!c.ok || self.dry_run) && !is_the_error(&c.detail))
+        {
             let _ = writeln!(
                 out,
                 "  {} {:<10} {}",
@@ -244,7 +250,7 @@ impl Report {
             for op in &step.operations {
                 let _ = writeln!(out, "    {op}");
             }
-            if let Some(e) = &step.error {
+            if let (Some(e), false) = (&step.error, step.error == self.error) {
                 let _ = writeln!(out, "    error: {e}");
             }
             let diff = step.apply.as_ref().map(|a| &a.diff).or(step.diff.as_ref());
@@ -286,9 +292,6 @@ impl Report {
         }
         for p in &self.kept {
             let _ = writeln!(out, "kept for inspection: {}", p.display());
-        }
-        if let Some(e) = &self.error {
-            let _ = writeln!(out, "error: {e}");
         }
         out
     }
