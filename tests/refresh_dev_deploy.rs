@@ -203,7 +203,7 @@ fn a_failed_step_aborts_the_remaining_ones_and_removes_what_the_run_made() {
     assert_eq!(report["result"], "aborted");
     assert_eq!(report["failed_step"], 2);
     assert_eq!(report["steps"][2]["status"], "skipped");
-    assert!(report["error"].as_str().expect("error").contains("qty"));
+    assert!(report["error"]["message"].as_str().expect("error").contains("qty"));
     assert_eq!(folder(dir.path()), before, "copy.db removed, DEV byte-identical");
 }
 
@@ -296,7 +296,10 @@ fn the_whole_file_and_every_path_are_validated_before_anything_runs() {
         let report = json(&out);
         assert_eq!(report["result"], "aborted");
         assert_eq!(report["exit_code"], 2);
-        assert!(report["error"].as_str().expect("error").contains(expected), "{report}");
+        assert!(
+            report["error"]["message"].as_str().expect("error").contains(expected),
+            "{report}"
+        );
     }
 }
 

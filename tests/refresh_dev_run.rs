@@ -365,7 +365,10 @@ fn a_violation_aborts_before_any_write_when_prod_is_in_wal_mode() {
     assert_eq!(code, 3, "{out}{err}");
     let report = json(&out);
     assert_eq!(report["result"], "aborted");
-    assert!(report["error"].as_str().expect("error").contains("2 rows"), "{report}");
+    assert!(
+        report["error"]["message"].as_str().expect("error").contains("2 rows"),
+        "{report}"
+    );
     assert!(err.contains("stock"), "{err}");
     for step in report["steps"].as_array().expect("steps") {
         assert_eq!(step["status"], "skipped");
@@ -392,7 +395,10 @@ fn a_violation_in_the_apply_step_aborts_the_remaining_ones_and_leaves_no_file() 
         .collect();
     assert_eq!(statuses, ["succeeded", "failed", "skipped"]);
     assert!(
-        report["steps"][1]["error"].as_str().expect("error").contains("qty"),
+        report["steps"][1]["error"]["message"]
+            .as_str()
+            .expect("error")
+            .contains("qty"),
         "{report}"
     );
     assert_eq!(
@@ -1030,7 +1036,8 @@ fn sigint_during_the_migration_interrupts_it_and_cleans_up() {
     let report = json(&out);
     assert_eq!(report["result"], "aborted");
     assert_eq!(report["steps"][1]["status"], "failed");
-    assert!(report["steps"][1]["error"]
+    assert_eq!(report["steps"][1]["error"]["code"], "interrupted");
+    assert!(report["steps"][1]["error"]["message"]
         .as_str()
         .expect("error")
         .contains("interrupted"));
@@ -1175,7 +1182,9 @@ fn rollback_prints_one_json_object_on_every_outcome() {
     assert_eq!(report["command"], "rollback");
     assert_eq!(report["exit_code"], 2);
     assert!(
-        report["error"].as_str().is_some_and(|e| e.contains("no backup")),
+        report["error"]["message"]
+            .as_str()
+            .is_some_and(|e| e.contains("no backup")),
         "{out}"
     );
     assert_eq!(err.lines().count(), 1, "the error once: {err}");
@@ -1281,4 +1290,105 @@ fn a_swapped_prod_and_dev_is_caught_before_anything_changes() {
     assert!(err.contains("schema_migrations") && err.contains("'3'"), "{err}");
     let (code, out, err) = shop.run("run", &["--allow-behind"]);
     assert_eq!(code, 0, "meant: {out}{err}");
+}
+
+/// Checks `value` against the subset of JSON Schema that
+/// `crates/refresh-dev/schema/report.schema.json` uses: type, enum,
+/// required, properties, additionalProperties: false, items, anyOf, $ref.
+fn conforms(
+    value: &serde_json::Value,
+    schema: &serde_json::Value,
+    root: &serde_json::Value,
+    at: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let name = reference.trim_start_matches("#/$defs/");
+        return conforms(value, &root["$defs"][name], root, at);
+    }
+    if let Some(options) = schema.get("anyOf").and_then(Value::as_array) {
+        return if options.iter().any(|o| conforms(value, o, root, at).is_ok()) {
+            Ok(())
+        } else {
+            Err(format!("{at}: matches none of anyOf"))
+        };
+    }
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    if let Some(t) = schema.get("type") {
+        let allowed: Vec<&str> = match t {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let ok = allowed.contains(&kind) || (kind == "integer" && allowed.contains(&"number"));
+        if !ok {
+            return Err(format!("{at}: {kind}, the schema says {t}"));
+        }
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        if !values.contains(value) {
+            return Err(format!("{at}: {value} is not among {values:?}"));
+        }
+    }
+    if let Value::Object(object) = value {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            let key = required.as_str().unwrap_or_default();
+            if !object.contains_key(key) {
+                return Err(format!("{at}: {key} is required"));
+            }
+        }
+        for (key, v) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(s) => conforms(v, s, root, &format!("{at}.{key}"))?,
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    return Err(format!("{at}: {key} is not in the schema"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Value::Array(items), Some(s)) = (value, schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            conforms(v, s, root, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_json_report_conforms_to_the_published_schema() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/report.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema")).expect("JSON");
+    let shop = Shop::new();
+    let missing = shop.dir.path().join("missing.db");
+    let outcomes = [
+        shop.run("plan", &["--json"]).1,
+        run(refresh_dev()
+            .args(["plan", "--json", "--prod"])
+            .arg(&missing)
+            .arg("--dev")
+            .arg(&shop.dev))
+        .1,
+        shop.run("run", &["--json"]).1,
+        shop.run("replace", &["--json", "--dry-run"]).1,
+        run(refresh_dev().args(["rollback", "--json", "--dev"]).arg(&shop.dev)).1,
+        run(refresh_dev().args(["rollback", "--json", "--dev"]).arg(&missing)).1,
+    ];
+    for out in outcomes {
+        let report = json(&out);
+        assert_eq!(report["version"], 2, "{out}");
+        if let Err(why) = conforms(&report, &schema, &schema, "report") {
+            panic!("{why}\n{out}");
+        }
+    }
 }

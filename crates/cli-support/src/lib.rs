@@ -21,6 +21,75 @@ pub struct OutputArgs {
     pub quiet: bool,
 }
 
+/// The `version` of every `--json` object the workspace's binaries print.
+pub const JSON_VERSION: u32 = 2;
+
+/// One `--json` object for an error that ended `command`:
+/// `{"version", "command", "result": "aborted", "exit_code", "error": {"code", "message", "file"}}`.
+pub fn error_json(command: &str, exit_code: u8, code: &str, message: &str, file: Option<&std::path::Path>) -> String {
+    let value = serde_json::json!({
+        "version": JSON_VERSION,
+        "command": command,
+        "result": "aborted",
+        "exit_code": exit_code,
+        "error": { "code": code, "message": message, "file": file },
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default()
+}
+
+/// Prints `value` as one pretty JSON object on stdout, with `version`
+/// ([`JSON_VERSION`]) added where the object has none. `false` (and a line on
+/// stderr naming `command`) if it cannot be printed.
+pub fn print_json(command: &str, value: &impl serde::Serialize) -> bool {
+    let printed = serde_json::to_value(value).and_then(|mut v| {
+        if let Some(object) = v.as_object_mut() {
+            object.entry("version").or_insert(JSON_VERSION.into());
+        }
+        serde_json::to_string_pretty(&v)
+    });
+    match printed {
+        Ok(json) => {
+            println!("{json}");
+            true
+        }
+        Err(e) => {
+            eprintln!("{command}: error: cannot print the report: {e}");
+            false
+        }
+    }
+}
+
+/// Reports an error once: as one JSON object on stdout with `--json`, and
+/// always as one line on stderr (`COMMAND: error: MESSAGE`). Returns `exit_code`.
+pub fn fail(json: bool, command: &str, exit_code: u8, code: &str, message: &str, file: Option<&std::path::Path>) -> u8 {
+    if json {
+        println!("{}", error_json(command, exit_code, code, message, file));
+    }
+    eprintln!("{command}: error: {message}");
+    exit_code
+}
+
+/// Parses the command line; a usage error is also one JSON object on stdout
+/// where the arguments ask for `--json`. `Err` holds the exit code: 2 for a
+/// usage error, 0 for `--help` and `--version`.
+pub fn parse<T: clap::Parser>(command: &str) -> Result<T, u8> {
+    T::try_parse().map_err(|e| {
+        let usage = e.use_stderr();
+        if usage && std::env::args().any(|a| a == "--json") {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            println!("{}", error_json(command, 2, "usage", message, None));
+        }
+        let _ = e.print();
+        if usage {
+            2
+        } else {
+            0
+        }
+    })
+}
+
 /// The exit code of a process ended by a second SIGINT/SIGTERM: refused.
 const INTERRUPTED: i32 = 3;
 

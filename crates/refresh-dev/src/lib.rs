@@ -142,6 +142,59 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A stable code for scripts (`--json`'s `error.code`), listed in the README.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Missing(_) => "not_found",
+            Error::IsDirectory(_) => "is_a_directory",
+            Error::NotADatabase { .. } => "not_a_database",
+            Error::PermissionDenied { .. } => "permission_denied",
+            Error::SameFile { .. } => "same_file",
+            Error::Encodings { .. } => "encodings_differ",
+            Error::NetworkFs { .. } => "network_file_system",
+            Error::FolderMissing(_) => "folder_missing",
+            Error::BadDeployment { .. } => "bad_deployment",
+            Error::Usage(_) => "usage",
+            Error::Exists(_) => "exists",
+            Error::InUse { .. } => "dev_in_use",
+            Error::Locked { .. } => "locked",
+            Error::Violations { .. } => "violations",
+            Error::NoSpace { .. } => "no_space",
+            Error::SideFile(e) => e.code(),
+            Error::LogIsInput { .. } => "log_is_input",
+            Error::DevBehind { .. } => "dev_behind",
+            Error::Interrupted => "interrupted",
+            Error::Io { .. } => "io",
+            Error::Swap(swap::Error::InUse { .. }) => "dev_in_use",
+            Error::Snapshot(e) => e.code(),
+            Error::SchemaDiff(e) => e.code(),
+            Error::Swap(e) => e.code(),
+        }
+    }
+
+    /// The file the error is about, where it names one.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Missing(p) | Error::IsDirectory(p) | Error::Exists(p) | Error::FolderMissing(p) => Some(p),
+            Error::NotADatabase { path, .. }
+            | Error::PermissionDenied { path, .. }
+            | Error::NetworkFs { path, .. }
+            | Error::BadDeployment { path, .. }
+            | Error::InUse { path, .. }
+            | Error::Violations { path, .. }
+            | Error::LogIsInput { path, .. }
+            | Error::Io { path, .. } => Some(path),
+            Error::SameFile { b, .. } | Error::Encodings { b, .. } => Some(b),
+            Error::Locked { lock, .. } => Some(lock),
+            Error::NoSpace { folder, .. } => Some(folder),
+            Error::DevBehind { dev, .. } => Some(dev),
+            Error::SideFile(e) => Some(e.path()),
+            _ => None,
+        }
+    }
+}
+
 impl From<sqlite_file::lock::LockError> for Error {
     fn from(e: sqlite_file::lock::LockError) -> Self {
         match e {

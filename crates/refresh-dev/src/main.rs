@@ -244,16 +244,9 @@ struct RollbackArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cli_support::parse::<Cli>("refresh-dev") {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                Exit::BadInput.into()
-            } else {
-                Exit::Done.into()
-            };
-        }
+        Err(code) => return ExitCode::from(code),
     };
     let exit = match cli.command {
         Command::Snapshot(args) => snapshot::cli::run(&args),
@@ -350,22 +343,8 @@ fn deploy(deployment: Result<Deployment, refresh_dev::Error>, options: RunOption
     });
     let deployment = match deployment {
         Ok(d) => d,
-        Err(e) => {
-            if output.print.json {
-                // Scripts get an object whatever went wrong.
-                let json = serde_json::json!({
-                    "command": command,
-                    "result": "aborted",
-                    "exit_code": e.exit().code(),
-                    "dry_run": dry_run,
-                    "error": e.to_string(),
-                    "steps": [],
-                });
-                println!("{json:#}");
-            }
-            eprintln!("refresh-dev: error: {e}");
-            return e.exit();
-        }
+        // Scripts get an object whatever went wrong.
+        Err(e) => return print_report(&refused(command, dry_run, &e), output),
     };
     let mut terminal = match Terminal::new(output) {
         Ok(t) => t,
@@ -411,6 +390,15 @@ fn log_is_not_a_file_of_the_run(output: &Output, databases: &[PathBuf]) -> Resul
     }
 }
 
+/// The report of a command refused before it started.
+fn refused(command: &str, dry_run: bool, e: &refresh_dev::Error) -> Report {
+    let mut report = Report::new(command, command, dry_run);
+    report.result = refresh_dev::report::Outcome::Aborted;
+    report.exit_code = e.exit();
+    report.error = Some(e.into());
+    report
+}
+
 fn print_report(report: &Report, output: &Output) -> Exit {
     if output.print.json {
         match serde_json::to_string_pretty(report) {
@@ -424,7 +412,7 @@ fn print_report(report: &Report, output: &Output) -> Exit {
         print!("{}", report.human());
     }
     if let Some(e) = &report.error {
-        eprintln!("refresh-dev: error: {e}");
+        eprintln!("refresh-dev: error: {}", e.message);
     }
     report.exit_code
 }
@@ -432,13 +420,7 @@ fn print_report(report: &Report, output: &Output) -> Exit {
 fn rollback(args: &RollbackArgs) -> Exit {
     let dev = sqlite_file::fs::resolve_link(&args.dev);
     let report = match log_is_not_a_file_of_the_run(&args.output, std::slice::from_ref(&dev)) {
-        Err(e) => {
-            let mut report = Report::new("rollback", "rollback", false);
-            report.result = refresh_dev::report::Outcome::Aborted;
-            report.exit_code = e.exit();
-            report.error = Some(e.to_string());
-            report
-        }
+        Err(e) => refused("rollback", false, &e),
         Ok(()) => match Terminal::new(&args.output) {
             Ok(mut terminal) => {
                 let report = refresh_dev::rollback(&args.dev, &mut terminal);
@@ -463,7 +445,7 @@ fn rollback(args: &RollbackArgs) -> Exit {
         return print_report(&report, &args.output);
     }
     if let Some(e) = &report.error {
-        eprintln!("refresh-dev: error: {e}");
+        eprintln!("refresh-dev: error: {}", e.message);
     }
     report.exit_code
 }

@@ -2,7 +2,7 @@
 //! human summary.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use exit_code::Exit;
 use serde::Serialize;
@@ -32,6 +32,34 @@ pub enum Status {
     Skipped,
     /// `plan` / `--dry-run`: what would run.
     Planned,
+}
+
+/// The version of the `--json` report's shape: raised when a field changes
+/// meaning or type (new fields may appear without it).
+pub const REPORT_VERSION: u32 = 2;
+
+/// An error, for scripts: a stable code (listed in the README), the message
+/// a person reads, and the file it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorInfo {
+    pub code: &'static str,
+    pub message: String,
+    pub file: Option<PathBuf>,
+}
+
+impl From<&crate::Error> for ErrorInfo {
+    fn from(e: &crate::Error) -> Self {
+        ErrorInfo {
+            code: e.code(),
+            message: e.to_string(),
+            file: e.file().map(Path::to_owned),
+        }
+    }
+}
+
+/// Seconds to the millisecond: finer is noise.
+fn millis<S: serde::Serializer>(seconds: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((seconds * 1000.0).round() / 1000.0)
 }
 
 /// One preflight check.
@@ -83,12 +111,13 @@ pub struct StepReport {
     pub from: PathBuf,
     pub to: PathBuf,
     pub status: Status,
+    #[serde(serialize_with = "millis")]
     pub seconds: f64,
     /// Bytes written (the snapshot's size).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<ErrorInfo>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "exit_or_none")]
     pub exit_code: Option<Exit>,
     /// The file operations of this step (planned, or done).
@@ -107,6 +136,8 @@ pub struct StepReport {
 /// The whole deployment.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// [`REPORT_VERSION`].
+    pub version: u32,
     /// `run`, `plan`, `replace`, `staging`, `deploy`, `rollback`.
     pub command: String,
     /// What built the deployment: a command, or the deployment file's path.
@@ -117,7 +148,7 @@ pub struct Report {
     pub dry_run: bool,
     /// Why it was aborted or failed (the first error).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<ErrorInfo>,
     /// The step that failed first (1-based), if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<usize>,
@@ -141,6 +172,7 @@ pub struct Report {
     /// `rollback`: what it put back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<swap::UndoReport>,
+    #[serde(serialize_with = "millis")]
     pub seconds: f64,
 }
 
@@ -163,6 +195,7 @@ impl Report {
     /// An empty report of `command` that succeeded, before anything ran.
     pub fn new(command: &str, deployment: &str, dry_run: bool) -> Report {
         Report {
+            version: REPORT_VERSION,
             command: command.to_owned(),
             deployment: deployment.to_owned(),
             result: Outcome::Succeeded,
@@ -206,7 +239,7 @@ impl Report {
             self.seconds
         );
         // The error itself is printed once, by the caller (on stderr).
-        let is_the_error = |detail: &String| self.error.as_ref() == Some(detail);
+        let is_the_error = |detail: &String| self.error.as_ref().is_some_and(|e| &e.message == detail);
         for c in self
             .preflight
             .iter()
@@ -251,7 +284,7 @@ impl Report {
                 let _ = writeln!(out, "    {op}");
             }
             if let (Some(e), false) = (&step.error, step.error == self.error) {
-                let _ = writeln!(out, "    error: {e}");
+                let _ = writeln!(out, "    error: {}", e.message);
             }
             let diff = step.apply.as_ref().map(|a| &a.diff).or(step.diff.as_ref());
             if let Some(d) = diff {

@@ -31,7 +31,7 @@ pub fn rollback(dev: &Path, events: &mut dyn Events) -> Report {
             events.event("error", Some("rollback"), &e.to_string(), Some(&dev));
             report.result = Outcome::Aborted;
             report.exit_code = e.exit();
-            report.error = Some(e.to_string());
+            report.error = Some((&e).into());
         }
     }
     report.seconds = started.elapsed().as_secs_f64();

@@ -153,7 +153,7 @@ pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Event
 fn abort(report: &mut Report, e: &Error, events: &mut dyn Events) {
     report.result = Outcome::Aborted;
     report.exit_code = e.exit();
-    report.error = Some(e.to_string());
+    report.error = Some(e.into());
     events.event("error", None, &e.to_string(), None);
 }
 

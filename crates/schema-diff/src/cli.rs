@@ -112,7 +112,8 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
     let hints = match args.hints() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("schema-diff: error: bad rename hint {e}");
+            let message = format!("bad rename hint {e}");
+            cli_support::fail(args.output.json, "schema-diff", 2, "bad_hint", &message, None);
             return Exit::BadInput;
         }
     };
@@ -120,7 +121,8 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
         return run_apply(args, &hints);
     }
     if args.migration.on_violation != crate::apply::OnViolation::Abort || args.rejects.is_some() {
-        eprintln!("schema-diff: error: --on-violation and --rejects go with --apply");
+        let message = "--on-violation and --rejects go with --apply";
+        cli_support::fail(args.output.json, "schema-diff", 2, "usage", message, None);
         return Exit::BadInput;
     }
     if mode == Mode::Sql {
@@ -137,7 +139,14 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
                 Exit::Differences
             }
             Err(e) => {
-                eprintln!("schema-diff: error: {e}");
+                cli_support::fail(
+                    args.output.json,
+                    "schema-diff",
+                    e.exit().code(),
+                    e.code(),
+                    &e.to_string(),
+                    None,
+                );
                 e.exit()
             }
         };
@@ -158,7 +167,14 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
             }
         }
         Err(e) => {
-            eprintln!("schema-diff: error: {e}");
+            cli_support::fail(
+                args.output.json,
+                "schema-diff",
+                e.exit().code(),
+                e.code(),
+                &e.to_string(),
+                None,
+            );
             e.exit()
         }
     }
@@ -232,7 +248,14 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
             Exit::Done
         }
         Err(e) => {
-            eprintln!("schema-diff: error: {e}");
+            cli_support::fail(
+                args.output.json,
+                "schema-diff",
+                e.exit().code(),
+                e.code(),
+                &e.to_string(),
+                None,
+            );
             e.exit()
         }
     }
@@ -240,16 +263,7 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
 
 /// Prints `value` as JSON on stdout; says so on stderr if it cannot.
 fn print_json(value: &impl serde::Serialize) -> bool {
-    match serde_json::to_string_pretty(value) {
-        Ok(json) => {
-            println!("{json}");
-            true
-        }
-        Err(e) => {
-            eprintln!("schema-diff: error: cannot print the report: {e}");
-            false
-        }
-    }
+    cli_support::print_json("schema-diff", value)
 }
 
 struct Paint(bool);

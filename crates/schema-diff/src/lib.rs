@@ -400,6 +400,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable code for scripts (`--json`'s `error.code`), listed in the README.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Missing(_) => "not_found",
+            Error::IsDirectory(_) => "is_a_directory",
+            Error::NotADatabase { .. } => "not_a_database",
+            Error::PermissionDenied(_) => "permission_denied",
+            Error::SameFile { .. } => "same_file",
+            Error::Encodings { .. } => "encodings_differ",
+            Error::HotJournal(_) => "hot_journal",
+            Error::MissingExtension { .. } | Error::Extension { .. } => "missing_extension",
+            Error::BadHint { .. } => "bad_hint",
+            Error::Violations { .. } => "violations",
+            Error::SideFile(e) => e.code(),
+            Error::NotBuilt(_) | Error::Internal(_) | Error::Sqlite { .. } | Error::Io { .. } => "io",
+        }
+    }
+
     /// The exit status for this error, from the workspace's one table.
     pub fn exit(&self) -> Exit {
         match self {

@@ -2,9 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "schema-diff", version, about, long_about = None)]
 #[command(
     after_help = "Exit codes (like diff(1)): 0 identical (with --apply: done), 1 different, \
@@ -17,7 +15,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match cli_support::parse::<Cli>("schema-diff") {
+        Ok(cli) => cli,
+        Err(code) => return ExitCode::from(code),
+    };
     let mode = cli.args.mode(schema_diff::cli::Mode::Diff);
     schema_diff::cli::run(&cli.args, mode).into()
 }

@@ -73,12 +73,8 @@ pub fn run(args: &SnapshotArgs) -> Exit {
     match result {
         Ok(report) => {
             if args.output.json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(json) => println!("{json}"),
-                    Err(e) => {
-                        eprintln!("snapshot: error: cannot print the summary: {e}");
-                        return Exit::Failed;
-                    }
+                if !cli_support::print_json("snapshot", &report) {
+                    return Exit::Failed;
                 }
             } else if !args.output.quiet {
                 print!("{}", human(&report));
@@ -86,7 +82,14 @@ pub fn run(args: &SnapshotArgs) -> Exit {
             Exit::Done
         }
         Err(e) => {
-            eprintln!("snapshot: error: {e}");
+            cli_support::fail(
+                args.output.json,
+                "snapshot",
+                e.exit().code(),
+                e.code(),
+                &e.to_string(),
+                None,
+            );
             e.exit()
         }
     }

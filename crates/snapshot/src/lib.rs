@@ -200,6 +200,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable code for scripts (`--json`'s `error.code`), listed in the README.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::SourceMissing(_) => "not_found",
+            Error::IsDirectory(_) => "is_a_directory",
+            Error::NotADatabase { .. } => "not_a_database",
+            Error::PermissionDenied { .. } => "permission_denied",
+            Error::SameFile { .. } | Error::DestIsSidecar { .. } => "same_file",
+            Error::DestExists(_) => "exists",
+            Error::DestFolderMissing(_) => "folder_missing",
+            Error::DestInUse { .. } => "in_use",
+            Error::HotJournal(_) => "hot_journal",
+            Error::Busy { .. } => "busy",
+            Error::DiskFull { .. } => "disk_full",
+            Error::MethodUnsupported(_) => "usage",
+            Error::SideFile(e) => e.code(),
+            Error::Interrupted(_) => "interrupted",
+            Error::BadCopy { .. } | Error::Sqlite { .. } | Error::Io { .. } => "io",
+        }
+    }
+
     /// The exit status for this error, from the workspace's one table.
     pub fn exit(&self) -> Exit {
         match self {

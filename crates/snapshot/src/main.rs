@@ -2,9 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "snapshot", version, about, long_about = None)]
 #[command(after_help = "Exit codes: 0 done, 2 bad input or usage, 3 refused to protect data, 4 I/O or internal error.")]
 struct Cli {
@@ -13,6 +11,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match cli_support::parse::<Cli>("snapshot") {
+        Ok(cli) => cli,
+        Err(code) => return ExitCode::from(code),
+    };
     snapshot::cli::run(&cli.args).into()
 }

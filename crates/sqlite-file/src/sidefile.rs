@@ -66,6 +66,18 @@ impl SideFileError {
         matches!(self, SideFileError::Io { .. })
     }
 
+    /// A stable code for scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SideFileError::Link(_) => "side_file_is_a_link",
+            SideFileError::NotRegular { .. } => "not_a_regular_file",
+            SideFileError::NotOurs { .. } => "side_file_not_ours",
+            SideFileError::StaleSidecar(_) => "stale_sidecar",
+            SideFileError::InUse { .. } => "in_use",
+            SideFileError::Io { .. } => "io",
+        }
+    }
+
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {

@@ -62,15 +62,10 @@ impl SwapArgs {
 }
 
 fn print_json(value: &impl serde::Serialize) -> Exit {
-    match serde_json::to_string_pretty(value) {
-        Ok(json) => {
-            println!("{json}");
-            Exit::Done
-        }
-        Err(e) => {
-            eprintln!("swap: error: cannot print the summary: {e}");
-            Exit::Failed
-        }
+    if cli_support::print_json("swap", value) {
+        Exit::Done
+    } else {
+        Exit::Failed
     }
 }
 
@@ -96,7 +91,14 @@ pub fn run(args: &SwapArgs) -> Exit {
                 Exit::Done
             }
             Err(e) => {
-                eprintln!("swap: error: {e}");
+                cli_support::fail(
+                    args.output.json,
+                    "swap",
+                    e.exit().code(),
+                    e.code(),
+                    &e.to_string(),
+                    None,
+                );
                 e.exit()
             }
         },
@@ -131,16 +133,25 @@ pub fn run(args: &SwapArgs) -> Exit {
                 Exit::Done
             }
             Err(e) => {
-                eprintln!("swap: error: {e}");
+                cli_support::fail(
+                    args.output.json,
+                    "swap",
+                    e.exit().code(),
+                    e.code(),
+                    &e.to_string(),
+                    None,
+                );
                 e.exit()
             }
         },
         (true, _) => {
-            eprintln!("swap: error: --undo takes one path, TARGET");
+            let message = "--undo takes one path, TARGET";
+            cli_support::fail(args.output.json, "swap", 2, "usage", message, None);
             Exit::BadInput
         }
         (false, _) => {
-            eprintln!("swap: error: give NEW and TARGET (or --undo TARGET)");
+            let message = "give NEW and TARGET (or --undo TARGET)";
+            cli_support::fail(args.output.json, "swap", 2, "usage", message, None);
             Exit::BadInput
         }
     }

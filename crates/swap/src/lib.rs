@@ -214,6 +214,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable code for scripts (`--json`'s `error.code`), listed in the README.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Missing(_) => "not_found",
+            Error::IsDirectory(_) => "is_a_directory",
+            Error::NotADatabase { .. } => "not_a_database",
+            Error::PermissionDenied { .. } => "permission_denied",
+            Error::SameFile { .. } => "same_file",
+            Error::NetworkFs { .. } => "network_file_system",
+            Error::FolderMissing(_) => "folder_missing",
+            Error::NotClosed { .. } => "not_closed",
+            Error::NoBackup(_) => "no_backup",
+            Error::InUse { .. } | Error::CannotCheckUse { .. } => "in_use",
+            Error::Busy { .. } => "busy",
+            Error::LivePageSize { .. } => "live_impossible",
+            Error::DiskFull { .. } => "disk_full",
+            Error::SideFile(e) => e.code(),
+            Error::NotSelfContained { .. } | Error::Sqlite { .. } | Error::Io { .. } => "io",
+        }
+    }
+
     /// The exit status for this error, from the workspace's one table.
     pub fn exit(&self) -> Exit {
         match self {

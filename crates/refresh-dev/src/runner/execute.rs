@@ -44,7 +44,7 @@ pub(super) fn execute(
             }
             Err(e) => {
                 sr.status = Status::Failed;
-                sr.error = Some(e.to_string());
+                sr.error = Some((&e).into());
                 sr.exit_code = Some(e.exit());
                 events.event("error", Some(&step.name), &e.to_string(), Some(&sr.to));
                 report.failed_step.get_or_insert(i + 1);
@@ -93,7 +93,7 @@ pub(super) fn execute(
     if let Some(e) = first_error {
         report.result = if aborted { Outcome::Aborted } else { Outcome::Failed };
         report.exit_code = e.exit();
-        report.error = Some(e.to_string());
+        report.error = Some((&e).into());
     }
 }
 
