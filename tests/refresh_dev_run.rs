@@ -296,7 +296,7 @@ fn plan_writes_nothing_and_says_what_would_happen() {
             .as_array()
             .expect("impact")
             .iter()
-            .find(|i| i["kind"] == "data_loss")
+            .find(|i| i["kind"] == "lost")
             .expect("the fixtures drop customers.fax");
         assert_eq!(lost["column"], "fax");
         assert!(lost["rows"].as_i64().expect("rows") > 0);

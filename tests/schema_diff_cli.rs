@@ -94,7 +94,7 @@ fn a_dropped_column_counts_its_values() {
         &[],
     );
     assert_eq!(plan_of(&r, "t")["strategy"], "alter");
-    let loss = impacts(&r, "data_loss");
+    let loss = impacts(&r, "lost");
     assert_eq!(loss.len(), 1, "{r:#}");
     assert_eq!(loss[0]["column"], "gone");
     assert_eq!(loss[0]["rows"], 5);
@@ -244,7 +244,7 @@ fn tables_only_in_one_file() {
         &[],
     );
     assert_eq!(plan_of(&r, "old_stuff")["strategy"], "drop");
-    assert_eq!(impacts(&r, "data_loss")[0]["rows"], 10);
+    assert_eq!(impacts(&r, "lost")[0]["rows"], 10);
     let p = plan_of(&r, "coupons");
     assert_eq!(p["strategy"], "create");
     assert_eq!(p["rows_from"], "dev");
@@ -268,7 +268,7 @@ fn rename_hints_keep_values_and_possible_renames_are_suggested() {
     let target = "CREATE TABLE \"order items\"(id INTEGER PRIMARY KEY, \"old col\" TEXT); INSERT INTO \"order items\"(\"old col\") VALUES ('kept');";
     let dev = "CREATE TABLE \"order items\"(id INTEGER PRIMARY KEY, \"new col\" TEXT);";
     let (_, r) = case(target, dev, &[]);
-    assert_eq!(impacts(&r, "data_loss")[0]["rows"], 1);
+    assert_eq!(impacts(&r, "lost")[0]["rows"], 1);
     let hint = r["possible_renames"][0].as_str().expect("a hint");
     assert!(
         hint.contains("--rename '\"order items\".\"old col\"=\"new col\"'"),
@@ -276,7 +276,7 @@ fn rename_hints_keep_values_and_possible_renames_are_suggested() {
     );
 
     let (_, r) = case(target, dev, &["--rename", "\"order items\".\"old col\"=\"new col\""]);
-    assert!(impacts(&r, "data_loss").is_empty(), "{r:#}");
+    assert!(impacts(&r, "lost").is_empty(), "{r:#}");
     let p = plan_of(&r, "order items");
     assert_eq!(p["strategy"], "alter");
     assert_eq!(p["reasons"][0], "RENAME COLUMN \"old col\" TO \"new col\"");

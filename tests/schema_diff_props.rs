@@ -173,7 +173,7 @@ proptest! {
                 for old in &target {
                     let non_null = |c: &Column| values[&(old.name.clone(), c.name.clone())].values().filter(|v| *v != "NULL").count() as i64;
                     let lost = |column: Option<&str>, rows: i64| report.diff.data_impact.iter().any(|i| {
-                        i.kind == ImpactKind::DataLoss && i.table == old.name && i.column.as_deref() == column && i.rows == rows
+                        i.kind == ImpactKind::Lost && i.table == old.name && i.column.as_deref() == column && i.rows == rows
                     });
                     let Some(t) = dev.iter().find(|d| d.name == old.name) else {
                         // A dropped table: its rows are reported.

@@ -160,6 +160,12 @@ impl Drop for ByteBar {
     }
 }
 
+/// `1 row`, `2 rows`, `0 rows`: a count with its noun (`plural(n, "row", "rows")`).
+pub fn plural(n: impl Into<i128>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `1.5 GiB`, `12.0 MiB`, `800 B`.
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];

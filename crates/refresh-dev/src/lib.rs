@@ -20,7 +20,7 @@
 //!   killed run's leftovers once its lock says it is gone (the lock file
 //!   records what a run makes: [`sqlite_file::lock`]).
 //! - Reports per step ([`report`]): status, timings, bytes, changes, the data
-//!   not carried, the backup.
+//!   lost, the backup.
 //!
 //! What it does not do: write PROD (every library opens it read-only), change
 //! DEV other than through `swap` (so DEV is wholly old or wholly new), or

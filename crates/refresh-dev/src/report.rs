@@ -295,7 +295,8 @@ impl Report {
                     let _ = writeln!(out, "    {} statements in one transaction", a.statements.len());
                 }
                 for k in &a.skipped {
-                    let _ = writeln!(out, "    left out of {}: {} rows: {}", k.table, k.rows, k.reason);
+                    let rows = cli_support::plural(k.rows, "row", "rows");
+                    let _ = writeln!(out, "    left out of {}: {rows}: {}", k.table, k.reason);
                 }
             }
             if let Some(s) = &step.swap {
@@ -346,7 +347,7 @@ fn write_diff(out: &mut String, d: &schema_diff::Report, applied: bool) {
     {
         let _ = writeln!(
             out,
-            "      table {:<24} {:<10} rows from {:<6} ({} rows)",
+            "      table {:<24} {:<10} rows from {:<6}{}",
             t.table,
             t.strategy.kind().as_str(),
             match t.rows_from {
@@ -354,12 +355,15 @@ fn write_diff(out: &mut String, d: &schema_diff::Report, applied: bool) {
                 RowsFrom::Dev => "dev",
                 RowsFrom::None => "none",
             },
-            t.rows_touched
+            match t.rows_touched {
+                0 => String::new(),
+                n => format!(" (copies {})", cli_support::plural(n, "row", "rows")),
+            }
         );
     }
     for i in &d.data_impact {
         let what = match (i.kind, applied) {
-            (ImpactKind::DataLoss, _) => "not carried",
+            (ImpactKind::Lost, _) => "lost",
             (ImpactKind::Violation, true) => "left out",
             (ImpactKind::Violation, false) => "violation",
             (ImpactKind::Replaced, _) => "replaced",
@@ -369,7 +373,11 @@ fn write_diff(out: &mut String, d: &schema_diff::Report, applied: bool) {
             Some(c) => format!("{}.{c}", i.table),
             None => i.table.clone(),
         };
-        let _ = writeln!(out, "      {what}: {place}: {} rows: {}", i.rows, i.reason);
+        let rows = match i.rows {
+            n if n < 0 => "some rows".to_owned(),
+            n => cli_support::plural(n, "row", "rows"),
+        };
+        let _ = writeln!(out, "      {what}: {place}: {rows}: {}", i.reason);
     }
     for w in &d.warnings {
         let _ = writeln!(out, "      warning: {w}");

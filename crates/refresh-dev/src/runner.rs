@@ -111,6 +111,8 @@ struct Prepared {
     leftovers: Vec<PathBuf>,
     /// Databases a killed run recorded it had open with no `-wal`/`-shm`.
     readers_left: Vec<PathBuf>,
+    /// `RunOptions::allow_behind`, for the steps that check on a copy.
+    allow_behind: bool,
     blockers: Vec<Error>,
 }
 

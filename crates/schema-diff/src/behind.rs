@@ -47,8 +47,8 @@ fn versions(conn: &Connection, table: &Table, key: &[String]) -> rusqlite::Resul
 
 /// Why DEV (`dev_path`) is behind the data's file (`prod_path`), if it is.
 pub fn behind(dev_path: &Path, prod_path: &Path, hints: &Hints) -> Result<Option<String>, Error> {
-    let (dev, dev_header) = crate::open(dev_path, &[])?;
-    let (prod, prod_header) = crate::open(prod_path, &[])?;
+    let (dev, dev_header) = crate::open_briefly(dev_path)?;
+    let (prod, prod_header) = crate::open_briefly(prod_path)?;
     if prod_header.user_version > dev_header.user_version {
         return Ok(Some(format!(
             "{}'s user_version is {}, {}'s only {}",

@@ -224,7 +224,12 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
                         println!("  rows left out (--on-violation skip) are in {}", path.display());
                     }
                     for k in &report.skipped {
-                        println!("  skipped {}: {} rows: {}", k.table, k.rows, k.reason);
+                        println!(
+                            "  skipped {}: {}: {}",
+                            k.table,
+                            cli_support::plural(k.rows, "row", "rows"),
+                            k.reason
+                        );
                     }
                     for i in report
                         .diff
@@ -236,11 +241,7 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
                             Some(c) => format!("{}.{c}", i.table),
                             None => i.table.clone(),
                         };
-                        let label = if i.kind == ImpactKind::DataLoss {
-                            "not carried"
-                        } else {
-                            "replaced"
-                        };
+                        let label = if i.kind == ImpactKind::Lost { "lost" } else { "replaced" };
                         println!("  {label}: {place}: {} rows: {}", i.rows, i.reason);
                     }
                 }
@@ -310,7 +311,7 @@ pub fn human(r: &Report, colour: bool) -> String {
     let losses: i64 = r
         .data_impact
         .iter()
-        .filter(|i| i.kind == ImpactKind::DataLoss)
+        .filter(|i| i.kind == ImpactKind::Lost)
         .map(|i| i.rows)
         .sum();
     let violations: i64 = r
@@ -323,13 +324,13 @@ pub fn human(r: &Report, colour: bool) -> String {
         out,
         "{}",
         p.bold(&format!(
-            "schema-diff: schemas differ: {} added, {} removed, {} changed, {} reformatted; {} values or rows not carried, {} rows breaking new constraints",
+            "schema-diff: schemas differ: {} added, {} removed, {} changed, {} reformatted; {} lost, {} new constraints",
             count(ChangeKind::Added),
             count(ChangeKind::Removed),
             count(ChangeKind::Modified),
             count(ChangeKind::TextOnly),
-            losses,
-            violations
+            cli_support::plural(losses, "value or row", "values or rows"),
+            cli_support::plural(violations, "row breaking", "rows breaking")
         ))
     );
     for s in &r.settings {
@@ -423,7 +424,7 @@ pub fn human(r: &Report, colour: bool) -> String {
         let _ = writeln!(out, "\n{}", p.bold("data impact (counted on TARGET's rows)"));
         for i in &r.data_impact {
             let what = match i.kind {
-                ImpactKind::DataLoss => p.red("lost"),
+                ImpactKind::Lost => p.red("lost"),
                 ImpactKind::Violation => p.red("violation"),
                 ImpactKind::Replaced => p.yellow("replaced"),
                 ImpactKind::Existing => p.yellow("existing"),

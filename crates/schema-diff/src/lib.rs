@@ -511,6 +511,16 @@ pub(crate) fn load_extensions(conn: &rusqlite::Connection, extensions: &[PathBuf
 
 pub(crate) use sqlite_file::uri_path;
 
+/// `open`, for a short read that must not wait for a writer (PROD's
+/// application): SQLite gives up after 200 ms, and the caller after it.
+pub(crate) fn open_briefly(path: &Path) -> Result<(ReadOnlyDb, Header), Error> {
+    let (db, header) = open(path, &[])?;
+    db.conn
+        .busy_timeout(std::time::Duration::from_millis(200))
+        .map_err(|e| sqlite_error(path, "busy timeout", e))?;
+    Ok((db, header))
+}
+
 /// Checks the hints against DEV's and TARGET's schemas alone (a short read
 /// of each, nothing counted): a rename names a table or column that is
 /// there, a glob matches a table. `Error::BadHint` (exit 2) names the hint,
@@ -520,7 +530,8 @@ pub fn check_hints(dev_path: &Path, target_path: &Path, hints: &Hints, extension
         return Ok(());
     }
     let catalog = |path: &Path| -> Result<Catalog, Error> {
-        let (db, header) = open(path, extensions)?;
+        let (db, header) = open_briefly(path)?;
+        crate::load_extensions(&db.conn, extensions)?;
         Catalog::read(&db.conn, header.journal.as_str()).map_err(|e| sqlite_error(path, "read schema", e))
     };
     check_hints::check(

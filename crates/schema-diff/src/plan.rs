@@ -287,11 +287,13 @@ impl Serialize for TablePlan {
 }
 
 /// Whether a data-impact entry loses data or breaks a constraint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImpactKind {
-    /// Dropped tables and columns: reported, the apply proceeds.
-    DataLoss,
+    /// Data that does not reach the result (dropped tables and columns):
+    /// reported, the apply proceeds. `"lost"` (`"lost"` before: still read).
+    #[serde(alias = "lost")]
+    Lost,
     /// A new or tightened constraint the rows break: blocks `--apply` unless skipped.
     Violation,
     /// Rows replaced by DEV's (DEV-owned tables) or kept only in DEV's backup.
@@ -509,7 +511,7 @@ pub fn plan(
                 table: object.name.clone(),
                 column: None,
                 constraint: None,
-                kind: ImpactKind::DataLoss,
+                kind: ImpactKind::Lost,
                 reason: "table dropped: DEV has no such table".to_owned(),
                 rows,
                 examples: Vec::new(),

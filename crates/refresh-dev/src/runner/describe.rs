@@ -100,15 +100,16 @@ pub(super) fn operations(d: &Deployment, op: &Operation, diff: Option<&schema_di
                 Some(d) if d.identical => format!("{} already has {}'s schema: nothing to change", p(*to), p(*schema)),
                 Some(d) => {
                     let count = |kind: StrategyKind| d.plan.iter().filter(|t| t.strategy.kind() == kind).count();
+                    let tables = |n: usize| cli_support::plural(n as u64, "table", "tables");
                     format!(
-                    "apply {}'s schema onto {} in one transaction: {} tables to create, {} to drop, {} altered, {} rebuilt",
-                    p(*schema),
-                    p(*to),
-                    count(StrategyKind::Create),
-                    count(StrategyKind::Drop),
-                    count(StrategyKind::Alter),
-                    count(StrategyKind::Rebuild),
-                )
+                        "apply {}'s schema onto {} in one transaction: {} to create, {} to drop, {} altered, {} rebuilt",
+                        p(*schema),
+                        p(*to),
+                        tables(count(StrategyKind::Create)),
+                        tables(count(StrategyKind::Drop)),
+                        tables(count(StrategyKind::Alter)),
+                        tables(count(StrategyKind::Rebuild)),
+                    )
                 }
                 None => format!(
                     "apply {}'s schema onto {} in one transaction (counted on the copy when it is made)",

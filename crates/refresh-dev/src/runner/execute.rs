@@ -142,6 +142,15 @@ pub(super) fn run_step(
                 // counted under its lock): count on the copy, before it
                 // changes, and refuse here as the preflight would have.
                 let diff = schema_diff::compare(&path(*schema), &path(*to), hints, extensions)?;
+                // PROD was busy when the preflight asked: ask its copy.
+                if !prepared.allow_behind {
+                    if let Ok(Some(why)) = schema_diff::behind(&path(*schema), &path(*to), hints) {
+                        return Err(Error::DevBehind {
+                            dev: path(*schema),
+                            why,
+                        });
+                    }
+                }
                 if let Some(why) = diff.blocking(*on_violation) {
                     return Err(Error::Violations {
                         path: path(*to),
@@ -157,7 +166,7 @@ pub(super) fn run_step(
                 let rows = planned
                     .and_then(|d| d.plan.iter().find(|t| t.table.eq_ignore_ascii_case(table)))
                     .filter(|t| t.rows_touched > 0)
-                    .map(|t| format!(" ({} rows)", t.rows_touched))
+                    .map(|t| format!(" ({})", cli_support::plural(t.rows_touched, "row", "rows")))
                     .unwrap_or_default();
                 events.detail(&format!("copying the rows of {table}{rows}"));
             };

@@ -113,6 +113,7 @@ pub(super) fn preflight(
         rejects: BTreeMap::new(),
         leftovers: Vec::new(),
         readers_left: Vec::new(),
+        allow_behind: options.allow_behind,
         blockers: Vec::new(),
     };
     let targets = lock_targets(d, &prepared.temporaries);
@@ -687,11 +688,12 @@ pub(super) fn count_migrations(
         }
         let not_counted = [diff.unreadable.clone(), diff.not_counted.clone()].concat();
         let detail = format!(
-            "{} changes, counted on {}: {violating} rows break new constraints{}, {} values or rows not carried{}",
-            diff.changes.len(),
+            "{}, counted on {}: {} new constraints{}, {} lost{}",
+            cli_support::plural(diff.changes.len() as u64, "change", "changes"),
             data_path.display(),
+            cli_support::plural(violating, "row breaks", "rows break"),
             if violating > 0 { " (skipped into rejects)" } else { "" },
-            rows(ImpactKind::DataLoss),
+            cli_support::plural(rows(ImpactKind::Lost), "value or row", "values or rows"),
             if not_counted.is_empty() {
                 String::new()
             } else {

@@ -237,7 +237,7 @@ pub(super) fn check_impact(plan: &mut Plan, dev: &Table, old: &Table, conn: &Con
             })
             .and_then(|n| {
                 let mut stmt = conn.prepare(&format!(
-                    "SELECT refresh_dev_row_id FROM {rows} WHERE NOT ({expr}) LIMIT 3"
+                    "SELECT refresh_dev_row_id FROM {rows} WHERE NOT ({expr}) ORDER BY 1 LIMIT 3"
                 ))?;
                 let examples = stmt
                     .query_map([], |r| r.get::<_, Option<i64>>(0))?
@@ -280,7 +280,7 @@ pub(super) fn examples(conn: &Connection, table: &Table, condition: &str) -> rus
         "rowid".to_owned()
     };
     let sql = format!(
-        "SELECT {key_expr} FROM {} WHERE {condition} LIMIT 3",
+        "SELECT {key_expr} FROM {} WHERE {condition} ORDER BY 1 LIMIT 3",
         quote(&table.name)
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -325,7 +325,7 @@ pub(super) fn impact_of_table(
                     table: dev.name.clone(),
                     column: Some(c.name.clone()),
                     constraint: None,
-                    kind: ImpactKind::DataLoss,
+                    kind: ImpactKind::Lost,
                     reason: "column dropped: DEV has no such column".to_owned(),
                     rows: n,
                     examples: examples(conn, old, &condition)?,
