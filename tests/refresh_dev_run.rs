@@ -1392,3 +1392,31 @@ fn every_json_report_conforms_to_the_published_schema() {
         }
     }
 }
+
+#[test]
+fn colour_is_asked_for_with_color_and_never_sent_down_a_pipe_by_default() {
+    let shop = Shop::new();
+    let missing = shop.dir.path().join("missing.db");
+    let plan = |extra: &[&str]| {
+        run(refresh_dev()
+            .args(["plan", "--prod"])
+            .arg(&missing)
+            .arg("--dev")
+            .arg(&shop.dev)
+            .args(extra))
+    };
+    let (_, out, err) = plan(&["--color", "always"]);
+    assert!(
+        out.contains("\x1b[") && err.contains("\x1b["),
+        "a refusal stands out: {out}{err}"
+    );
+    for extra in [&[][..], &["--color", "never"][..], &["--color", "auto"][..]] {
+        let (_, out, err) = plan(extra);
+        assert!(!out.contains('\x1b') && !err.contains('\x1b'), "{extra:?}: {out}{err}");
+    }
+    let (_, out, _) = run(refresh_dev()
+        .args(["diff", "--color", "always"])
+        .arg(&shop.dev)
+        .arg(&shop.prod));
+    assert!(out.contains("\x1b["), "{out}");
+}

@@ -19,6 +19,71 @@ pub struct OutputArgs {
     /// No progress and no summary (errors are still printed).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set to something.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl OutputArgs {
+    /// Whether to colour a stream that is (`terminal`) or is not a terminal.
+    pub fn colour(&self, terminal: bool) -> bool {
+        match self.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    /// Decides, once, whether error lines on stderr are coloured.
+    pub fn colour_errors(&self) {
+        use std::io::IsTerminal;
+        COLOUR_ERRORS.store(self.colour(std::io::stderr().is_terminal()), Ordering::Relaxed);
+    }
+}
+
+static COLOUR_ERRORS: AtomicBool = AtomicBool::new(false);
+
+/// ANSI colours where `.0` says so, plain text elsewhere.
+#[derive(Debug, Clone, Copy)]
+pub struct Paint(pub bool);
+
+impl Paint {
+    fn code(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+    pub fn bold(&self, s: &str) -> String {
+        self.code("1", s)
+    }
+    pub fn red(&self, s: &str) -> String {
+        self.code("31", s)
+    }
+    pub fn green(&self, s: &str) -> String {
+        self.code("32", s)
+    }
+    pub fn yellow(&self, s: &str) -> String {
+        self.code("33", s)
+    }
+}
+
+/// `COMMAND: error: MESSAGE` on stderr, once; `error:` in red where colour
+/// is on ([`OutputArgs::colour_errors`]).
+pub fn print_error(command: &str, message: &str) {
+    let paint = Paint(COLOUR_ERRORS.load(Ordering::Relaxed));
+    eprintln!("{command}: {} {message}", paint.red(&paint.bold("error:")));
 }
 
 /// The `version` of every `--json` object the workspace's binaries print.
@@ -65,7 +130,7 @@ pub fn fail(json: bool, command: &str, exit_code: u8, code: &str, message: &str,
     if json {
         println!("{}", error_json(command, exit_code, code, message, file));
     }
-    eprintln!("{command}: error: {message}");
+    print_error(command, message);
     exit_code
 }
 

@@ -336,6 +336,7 @@ fn refresh_dev(
 
 /// Runs a deployment and prints its report.
 fn deploy(deployment: Result<Deployment, refresh_dev::Error>, options: RunOptions, output: &Output) -> Exit {
+    output.print.colour_errors();
     let (command, dry_run) = (options.command.as_str(), options.dry_run);
     let deployment = deployment.and_then(|d| {
         let names: Vec<PathBuf> = d.files.iter().map(|f| f.path.clone()).collect();
@@ -349,7 +350,7 @@ fn deploy(deployment: Result<Deployment, refresh_dev::Error>, options: RunOption
     let mut terminal = match Terminal::new(output) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("refresh-dev: error: {e:#}");
+            cli_support::print_error("refresh-dev", &format!("{e:#}"));
             return Exit::BadInput;
         }
     };
@@ -409,15 +410,17 @@ fn print_report(report: &Report, output: &Output) -> Exit {
             }
         }
     } else if !output.print.quiet {
-        print!("{}", report.human());
+        use std::io::IsTerminal as _;
+        print!("{}", report.human(output.print.colour(std::io::stdout().is_terminal())));
     }
     if let Some(e) = &report.error {
-        eprintln!("refresh-dev: error: {}", e.message);
+        cli_support::print_error("refresh-dev", &e.message);
     }
     report.exit_code
 }
 
 fn rollback(args: &RollbackArgs) -> Exit {
+    args.output.print.colour_errors();
     let dev = sqlite_file::fs::resolve_link(&args.dev);
     let report = match log_is_not_a_file_of_the_run(&args.output, std::slice::from_ref(&dev)) {
         Err(e) => refused("rollback", false, &e),
@@ -428,7 +431,7 @@ fn rollback(args: &RollbackArgs) -> Exit {
                 report
             }
             Err(e) => {
-                eprintln!("refresh-dev: error: {e:#}");
+                cli_support::print_error("refresh-dev", &format!("{e:#}"));
                 return Exit::BadInput;
             }
         },
@@ -445,7 +448,7 @@ fn rollback(args: &RollbackArgs) -> Exit {
         return print_report(&report, &args.output);
     }
     if let Some(e) = &report.error {
-        eprintln!("refresh-dev: error: {}", e.message);
+        cli_support::print_error("refresh-dev", &e.message);
     }
     report.exit_code
 }

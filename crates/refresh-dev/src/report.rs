@@ -221,22 +221,28 @@ impl Report {
     }
 
     /// The human summary: one block per step, then what stays behind.
-    pub fn human(&self) -> String {
+    pub fn human(&self, colour: bool) -> String {
+        let paint = cli_support::Paint(colour);
         let mut out = String::new();
         let verb = if self.dry_run { "plan" } else { &self.command };
+        let outcome = match (self.dry_run, self.result) {
+            (true, Outcome::Succeeded) => "ready: nothing blocks the run",
+            (true, _) => "the run would be refused",
+            (false, Outcome::Succeeded) => "succeeded",
+            (false, Outcome::Failed) => "failed (later steps ran: abort_remaining = false)",
+            (false, Outcome::Aborted) if self.failed_step.is_none() => "refused before anything was written",
+            (false, Outcome::Aborted) => "aborted: the failed step changed nothing, later steps did not run",
+        };
+        // A refusal stands out.
+        let outcome = if self.result == Outcome::Succeeded {
+            paint.green(outcome)
+        } else {
+            paint.bold(&paint.red(outcome))
+        };
         let _ = writeln!(
             out,
-            "refresh-dev {verb}: {} ({}, {:.2} s)",
-            match (self.dry_run, self.result) {
-                (true, Outcome::Succeeded) => "ready: nothing blocks the run",
-                (true, _) => "the run would be refused",
-                (false, Outcome::Succeeded) => "succeeded",
-                (false, Outcome::Failed) => "failed (later steps ran: abort_remaining = false)",
-                (false, Outcome::Aborted) if self.failed_step.is_none() => "refused before anything was written",
-                (false, Outcome::Aborted) => "aborted: the failed step changed nothing, later steps did not run",
-            },
-            self.deployment,
-            self.seconds
+            "refresh-dev {verb}: {outcome} ({}, {:.2} s)",
+            self.deployment, self.seconds
         );
         // The error itself is printed once, by the caller (on stderr).
         let is_the_error = |detail: &String| self.error.as_ref().is_some_and(|e| &e.message == detail);
@@ -248,7 +254,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "  {} {:<10} {}",
-                if c.ok { "ok " } else { "NO " },
+                if c.ok { "ok ".to_owned() } else { paint.red("NO ") },
                 c.check,
                 c.detail
             );

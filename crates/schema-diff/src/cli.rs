@@ -109,6 +109,7 @@ impl DiffArgs {
 /// Runs `schema-diff` in `mode` and returns the exit status: 0 identical,
 /// 1 different, 2 bad input, 3 refused, 4 an error.
 pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
+    args.output.colour_errors();
     let hints = match args.hints() {
         Ok(r) => r,
         Err(e) => {
@@ -158,7 +159,10 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
                     return Exit::Failed;
                 }
             } else if !args.output.quiet {
-                print!("{}", human(&report, std::io::stdout().is_terminal()));
+                print!(
+                    "{}",
+                    human(&report, args.output.colour(std::io::stdout().is_terminal()))
+                );
             }
             if report.identical {
                 Exit::Done
@@ -267,34 +271,10 @@ fn print_json(value: &impl serde::Serialize) -> bool {
     cli_support::print_json("schema-diff", value)
 }
 
-struct Paint(bool);
-
-impl Paint {
-    fn code(&self, code: &str, s: &str) -> String {
-        if self.0 {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_owned()
-        }
-    }
-    fn bold(&self, s: &str) -> String {
-        self.code("1", s)
-    }
-    fn red(&self, s: &str) -> String {
-        self.code("31", s)
-    }
-    fn green(&self, s: &str) -> String {
-        self.code("32", s)
-    }
-    fn yellow(&self, s: &str) -> String {
-        self.code("33", s)
-    }
-}
-
 /// The human report: a summary line, the changes with unified diffs of the
 /// stored SQL, the plan, and the data impact.
 pub fn human(r: &Report, colour: bool) -> String {
-    let p = Paint(colour);
+    let p = cli_support::Paint(colour);
     let mut out = String::new();
     if r.identical {
         let _ = writeln!(out, "{}", p.green("schema-diff: identical schemas"));

@@ -66,6 +66,7 @@ impl Observer for Terminal {
 /// Runs `snapshot` with parsed arguments: prints the summary or the one-line
 /// error, and returns the exit status.
 pub fn run(args: &SnapshotArgs) -> Exit {
+    args.output.colour_errors();
     let show_bar = !args.output.quiet && !args.output.json && std::io::stderr().is_terminal();
     let mut terminal = Terminal(cli_support::ByteBar::new(show_bar, "snapshot"));
     let result = args.to_snapshot().run(&mut terminal);

@@ -72,6 +72,7 @@ fn print_json(value: &impl serde::Serialize) -> Exit {
 /// Runs `swap` with parsed arguments: prints the summary or the one-line
 /// error, and returns the exit status.
 pub fn run(args: &SwapArgs) -> Exit {
+    args.output.colour_errors();
     let options = args.options();
     match (args.undo, args.paths.as_slice()) {
         (true, [target]) => match undo(target, &options) {
