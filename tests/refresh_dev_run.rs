@@ -1420,3 +1420,28 @@ fn colour_is_asked_for_with_color_and_never_sent_down_a_pipe_by_default() {
         .arg(&shop.prod));
     assert!(out.contains("\x1b["), "{out}");
 }
+
+#[test]
+fn help_shows_examples_completions_and_man_pages_are_built() {
+    for command in ["run", "plan", "replace", "staging", "deploy", "rollback", "completions"] {
+        let (code, out, err) = run(refresh_dev().args([command, "--help"]));
+        assert_eq!(code, 0, "{command}: {err}");
+        assert!(
+            out.contains("Examples:") && out.contains("refresh-dev"),
+            "{command}: {out}"
+        );
+    }
+    let (_, out, _) = run(refresh_dev().args(["replace", "--help"]));
+    assert!(out.contains("not kept"), "replace says it discards DEV's schema: {out}");
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = run(refresh_dev().args(["completions", shell]));
+        assert_eq!(code, 0, "{shell}: {err}");
+        assert!(out.contains("refresh-dev") && out.contains("prod"), "{shell}");
+    }
+    let dir = tempdir();
+    let (code, _, err) = run(refresh_dev().arg("manpages").arg(dir.path()));
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(dir.path().join("refresh-dev-run.1")).expect("a page per command");
+    assert!(page.contains(".TH") && page.contains("prod"), "{page}");
+    assert!(dir.path().join("refresh-dev.1").exists());
+}

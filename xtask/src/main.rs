@@ -4,6 +4,7 @@
 //!     cargo xtask refresh-dev -- ARGS   build and run the driver (`refresh-dev ARGS`)
 //!     cargo xtask fixtures [DIR]        build prod.db and dev.db from fixtures/*.sql (default target/fixtures)
 //!     cargo xtask ci                    what .ci/run runs: fmt, clippy, the tests
+//!     cargo xtask man                   the man pages (refresh-dev.1, one per command) into target/man
 //!     cargo xtask fuzz [CASES]          the no-panic properties of the schema reader and the
 //!                                       deployment-file parser, long (default 200000 cases each)
 //!     cargo xtask bench snapshot [MiB]  time `snapshot` beside cp, cat, sqlite3 .backup and VACUUM INTO
@@ -18,7 +19,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 const USAGE: &str =
-    "usage: cargo xtask <demo | refresh-dev -- ARGS | fixtures [DIR] | ci | fuzz [CASES] | bench [snapshot|apply|run] [SIZE_MIB]>";
+    "usage: cargo xtask <demo | refresh-dev -- ARGS | fixtures [DIR] | ci | man | fuzz [CASES] | bench [snapshot|apply|run] [SIZE_MIB]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +29,7 @@ fn main() -> Result<()> {
         ["fixtures"] => fixtures(&root().join("target/fixtures")).map(|_| ()),
         ["fixtures", dir] => fixtures(Path::new(dir)).map(|_| ()),
         ["ci"] => ci(),
+        ["man"] => man(),
         ["fuzz"] => fuzz(200_000),
         ["fuzz", cases] => fuzz(cases.parse().context("CASES must be a number")?),
         ["refresh-dev", rest @ ..] => refresh_dev(rest),
@@ -263,6 +265,19 @@ fn ci() -> Result<()> {
     sh(Command::new(cargo).args(["fmt", "--all", "--", "--check"]))?;
     sh(Command::new(cargo).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     sh(Command::new(cargo).args(["test", "--workspace", "--", "--include-ignored"]))
+}
+
+/// The man pages, from the command line's own definition (clap_mangen).
+fn man() -> Result<()> {
+    let bin = build_binaries(false)?.join("refresh-dev");
+    let folder = root().join("target/man");
+    sh(Command::new(&bin).arg("manpages").arg(&folder))?;
+    println!(
+        "man pages in {} (man -l {}/refresh-dev.1)",
+        folder.display(),
+        folder.display()
+    );
+    Ok(())
 }
 
 /// The fuzz properties (`tests/fuzz_inputs.rs`) with `cases` cases each, in release.

@@ -33,19 +33,56 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The Refresh Dev pattern: snapshot PROD beside DEV, apply DEV's schema onto it, swap it into DEV.
+    #[command(after_help = "Examples:
+  refresh-dev run --prod /srv/shop/shop.db --dev ~/shop/dev.db
+  refresh-dev run --prod prod.db --dev dev.db --rename customers.fax=phone
+  refresh-dev run --prod prod.db --dev dev.db --on-violation skip --keep-backups 5
+  refresh-dev run --prod prod.db --dev dev.db --live        # DEV's app keeps running
+  refresh-dev run --prod prod.db --dev dev.db --json --log refresh.log")]
     Run(RunArgs),
     /// Everything `run` checks and counts, without writing: the schema diff, the data impact,
     /// the space needed, the in-use check and the file operations. Exit 0 when the run would
     /// proceed, 3 when it would be refused (with --exit-code: 1 when a schema would change).
+    #[command(after_help = "Examples:
+  refresh-dev plan --prod /srv/shop/shop.db --dev ~/shop/dev.db
+  refresh-dev plan --prod prod.db --dev dev.db && refresh-dev run --prod prod.db --dev dev.db
+  refresh-dev plan --prod prod.db --dev dev.db --exit-code   # 1 when a schema would change
+  refresh-dev plan --prod prod.db --dev dev.db --json | jq .data_impact")]
     Plan(PlanArgs),
-    /// DEV becomes a plain copy of PROD (snapshot + swap, with a backup of DEV).
+    /// DEV becomes a plain copy of PROD, schema and all: DEV's own schema is not kept (snapshot +
+    /// swap, with a backup of DEV).
+    #[command(after_help = "Examples:
+  refresh-dev replace --prod /srv/shop/shop.db --dev ~/shop/dev.db
+  refresh-dev replace --prod prod.db --dev dev.db --dry-run")]
     Replace(ReplaceArgs),
     /// Refresh Staging: PROD's data in DEV's schema, written to STAGING; DEV is not touched.
+    #[command(after_help = "Examples:
+  refresh-dev staging --prod /srv/shop/shop.db --dev ~/shop/dev.db --out ~/shop/staging.db")]
     Staging(StagingArgs),
     /// Run a deployment file: named files, then ordered steps (see the README).
+    #[command(after_help = "Examples:
+  refresh-dev deploy fixtures/deployments/refresh-dev.toml --dry-run
+  refresh-dev deploy nightly.toml --json")]
     Deploy(DeployArgs),
     /// Put DEV's newest backup back (run it again to return).
+    #[command(after_help = "Examples:
+  refresh-dev rollback --dev ~/shop/dev.db     # run it again to return")]
     Rollback(RollbackArgs),
+    /// Shell completions for refresh-dev, on stdout.
+    #[command(after_help = "Examples:
+  refresh-dev completions bash > ~/.local/share/bash-completion/completions/refresh-dev
+  refresh-dev completions zsh > ~/.zfunc/_refresh-dev")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Writes the man pages (refresh-dev.1 and one per command) into FOLDER (`cargo xtask man`).
+    #[command(hide = true)]
+    Manpages {
+        /// The folder to write them into.
+        folder: PathBuf,
+    },
     /// The `snapshot` tool.
     Snapshot(snapshot::cli::SnapshotArgs),
     /// The `schema-diff` tool: compare DEV's schema with TARGET's.
@@ -62,7 +99,8 @@ struct Pair {
     /// The production database: read, never written.
     #[arg(long, value_name = "PROD")]
     prod: PathBuf,
-    /// The development database, whose schema is kept.
+    /// The development database: its schema is kept (but by replace), its old content is kept
+    /// as a backup.
     #[arg(long, value_name = "DEV")]
     dev: PathBuf,
     /// Refresh even where DEV's schema is behind PROD's (PROD's user_version is higher, or its
@@ -140,7 +178,7 @@ impl DryRun {
 #[derive(Debug, Clone, Args)]
 struct Timeout {
     /// Seconds to wait for PROD's writers to release their lock while copying it (0 to 604800).
-    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
+    #[arg(long, visible_alias = "wait", value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
     timeout: Duration,
 }
 
@@ -255,6 +293,18 @@ fn main() -> ExitCode {
         Command::Apply(args) => schema_diff::cli::run(&args, args.mode(schema_diff::cli::Mode::Apply)),
         Command::Swap(args) => swap::cli::run(&args),
         Command::Rollback(args) => rollback(&args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "refresh-dev", &mut std::io::stdout());
+            Exit::Done
+        }
+        Command::Manpages { folder } => match manpages(&folder) {
+            Ok(()) => Exit::Done,
+            Err(e) => {
+                cli_support::print_error("refresh-dev", &format!("{}: {e}", folder.display()));
+                Exit::Failed
+            }
+        },
         Command::Run(args) => {
             let command = if args.dry_run.dry_run { "plan" } else { "run" };
             let deployment = refresh_dev(
@@ -315,6 +365,25 @@ fn main() -> ExitCode {
         }
     };
     exit.into()
+}
+
+/// `refresh-dev.1` and `refresh-dev-COMMAND.1` for each visible command, into `folder`.
+fn manpages(folder: &Path) -> std::io::Result<()> {
+    use clap::CommandFactory as _;
+    std::fs::create_dir_all(folder)?;
+    let cli = Cli::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cli.clone()).render(&mut page)?;
+    std::fs::write(folder.join("refresh-dev.1"), page)?;
+    for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("refresh-dev-{}", sub.get_name());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(sub.clone())
+            .title(name.clone())
+            .render(&mut page)?;
+        std::fs::write(folder.join(format!("{name}.1")), page)?;
+    }
+    Ok(())
 }
 
 /// The Refresh Dev pattern's deployment, for `run` and `plan`.

@@ -4,11 +4,15 @@ use std::process::ExitCode;
 
 #[derive(clap::Parser)]
 #[command(name = "schema-diff", version, about, long_about = None)]
-#[command(
-    after_help = "Exit codes (like diff(1)): 0 identical (with --apply: done), 1 different, \
+#[command(after_help = "Examples:
+  schema-diff dev.db staging.db                       # what applying dev.db's schema would do
+  schema-diff --rename customers.fax=phone dev.db staging.db
+  schema-diff --apply --on-violation skip dev.db staging.db
+  schema-diff --sql dev.db staging.db | sqlite3 staging.db
+
+Exit codes (like diff(1)): 0 identical (with --apply: done), 1 different, \
 2 bad input or usage, 3 refused to protect data (a hot journal; with --apply, constraint violations), \
-4 I/O or internal error."
-)]
+4 I/O or internal error.")]
 struct Cli {
     #[command(flatten)]
     args: schema_diff::cli::DiffArgs,

@@ -28,7 +28,7 @@ pub struct SnapshotArgs {
     #[arg(long, value_enum, default_value_t = Method::Auto)]
     pub method: Method,
     /// Seconds to wait for SOURCE's writers to release their lock.
-    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
+    #[arg(long, visible_alias = "wait", value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
     pub timeout: Duration,
     #[command(flatten)]
     pub output: cli_support::OutputArgs,
