@@ -307,7 +307,7 @@ fn the_whole_file_and_every_path_are_validated_before_anything_runs() {
 fn deploy_dry_run_writes_nothing() {
     let (dir, file) = folder_with(&example("refresh-dev.toml"));
     let before = folder(dir.path());
-    let (code, out, err) = deploy(&file, &["--dry-run"]);
+    let (code, out, err) = deploy(&file, &["--dry-run", "-v"]);
     assert_eq!(code, 0, "{out}{err}");
     let (code, _, _) = deploy(&file, &["--dry-run", "--exit-code"]);
     assert_eq!(code, 1, "--exit-code: the schemas differ");

@@ -232,7 +232,10 @@ fn replace_makes_dev_a_copy_of_prod_with_a_backup() {
     let prod_before = folder(&shop.prod_dir());
     let (code, out, err) = shop.run("replace", &[]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("succeeded"), "{out}");
+    assert!(
+        out.contains("replace: done") && out.contains("undo: refresh-dev rollback"),
+        "{out}"
+    );
     assert_eq!(schema_rows(&shop.dev), schema_rows(&shop.prod));
     for (_, name, _, _) in schema_rows(&shop.prod).iter().filter(|r| r.0 == "table") {
         let cols = columns(&shop.prod, name);
@@ -314,7 +317,7 @@ fn plan_writes_nothing_and_says_what_would_happen() {
         assert_eq!(folder(&shop.dev_dir()), dev_before, "{prod_mode}");
 
         // `run --dry-run` is the same plan, in words.
-        let (code, out, _) = shop.run("run", &["--dry-run"]);
+        let (code, out, _) = shop.run("run", &["--dry-run", "-v"]);
         assert_eq!(code, 0);
         assert_eq!(shop.run("run", &["--dry-run", "--exit-code"]).0, 1);
         assert!(out.contains("would snapshot") && out.contains("customers.fax"), "{out}");
@@ -485,9 +488,13 @@ fn one_run_at_a_time_per_dev_and_the_second_says_who_holds_it() {
         "{err}"
     );
     // A plan says so too, without touching the lock.
-    let (code, out, _) = shop.run("plan", &["--timeout", "0.2"]);
+    let (code, out, err) = shop.run("plan", &["--timeout", "0.2"]);
     assert_eq!(code, 3, "{out}");
-    assert!(out.contains("NO  lock") && out.contains(&format!("pid {pid}")), "{out}");
+    let said = format!("{out}{err}");
+    assert!(
+        said.contains("refresh-dev.lock") && said.contains(&format!("pid {pid}")),
+        "{said}"
+    );
     assert_eq!(shop.run("rollback", &[]).0, 2, "rollback takes --dev only");
     let (code, _, err) = run(refresh_dev().args(["rollback", "--dev"]).arg(&shop.dev));
     assert_eq!(code, 3, "{err}");

@@ -30,6 +30,7 @@ pub mod deployment;
 pub mod report;
 pub mod rollback;
 pub mod runner;
+mod summary;
 
 use std::io;
 use std::path::PathBuf;

@@ -147,6 +147,9 @@ struct Output {
     /// Append one JSON line per event (level, step, elapsed, file) to FILE.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// The full report (every check, step and table) instead of the summary.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 /// `--dry-run`, for every command that writes.
@@ -480,7 +483,12 @@ fn print_report(report: &Report, output: &Output) -> Exit {
         }
     } else if !output.print.quiet {
         use std::io::IsTerminal as _;
-        print!("{}", report.human(output.print.colour(std::io::stdout().is_terminal())));
+        let colour = output.print.colour(std::io::stdout().is_terminal());
+        if output.verbose {
+            print!("{}", report.human(colour));
+        } else {
+            print!("{}", report.summary(colour));
+        }
     }
     if let Some(e) = &report.error {
         cli_support::print_error("refresh-dev", &e.message);

@@ -283,9 +283,18 @@ pub(super) fn side_files(
                 rejects,
                 ..
             } => {
-                let path = rejects
-                    .clone()
-                    .unwrap_or_else(|| sidefile::rejects(&d.files[*schema].path, &stamp));
+                // A default name takes the next free counter within the second
+                // (a run a second ago left one); a name the user gave is theirs.
+                let path = rejects.clone().unwrap_or_else(|| {
+                    let dev = &d.files[*schema].path;
+                    (1..)
+                        .map(|n| match n {
+                            1 => sidefile::rejects(dev, &stamp),
+                            n => sidefile::rejects(dev, &format!("{stamp}-{n}")),
+                        })
+                        .find(|p| sidefile::check_free(p).is_ok() || recorded(p))
+                        .unwrap_or_else(|| sidefile::rejects(dev, &stamp))
+                });
                 prepared.rejects.insert(s, path.clone());
                 made.push((path, false));
             }

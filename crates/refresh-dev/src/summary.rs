@@ -1,0 +1,178 @@
+//! The summary a person reads first: what happens to DEV's and PROD's data,
+//! in their words, in a few lines. The full report is `Report::human`
+//! (`--verbose`).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use schema_diff::plan::{ImpactKind, StrategyKind};
+
+use crate::report::{Outcome, Report};
+use cli_support::{plural, Paint};
+
+/// At most this many entries of a list are shown; `-v` shows them all.
+const SHOWN: usize = 5;
+
+impl Report {
+    /// The summary: the outcome, what DEV keeps and gets, what is lost (with
+    /// the hint that would keep it), what of DEV's own data is replaced and
+    /// where it stays, what blocks the run and how to fix it, what to run next.
+    pub fn summary(&self, colour: bool) -> String {
+        let paint = Paint(colour);
+        let mut out = String::new();
+        let verb = if self.dry_run { "plan" } else { &self.command };
+        let refused = self.result != Outcome::Succeeded;
+        let outcome = match (self.dry_run, refused, self.failed_step.is_some()) {
+            (true, false, _) => paint.green("ready: nothing blocks the run"),
+            (true, true, _) => paint.bold(&paint.red("the run would be refused")),
+            (false, false, _) => paint.green("done"),
+            (false, true, false) => paint.bold(&paint.red("refused: nothing was changed")),
+            (false, true, true) => paint.bold(&paint.red("failed: DEV was not changed")),
+        };
+        let _ = writeln!(out, "refresh-dev {verb}: {outcome}");
+        let prod = self.files.iter().find(|f| f.name == "prod").map(|f| f.path.as_path());
+        let dev = self.files.iter().find(|f| f.name == "dev").map(|f| f.path.as_path());
+        let shown = |p: Option<&Path>| p.map(|p| p.display().to_string()).unwrap_or_else(|| "?".into());
+
+        if self.changes.is_empty() && !self.plan.is_empty() {
+            let _ = writeln!(out, "  schemas identical: DEV gets PROD's rows as they are");
+        } else if !self.plan.is_empty() || !self.changes.is_empty() {
+            let count = |kind: StrategyKind| self.plan.iter().filter(|t| t.strategy.kind() == kind).count() as u64;
+            let tables = |n: u64| plural(n, "table", "tables");
+            let _ = writeln!(
+                out,
+                "  DEV keeps its schema ({}: {} created, {} dropped, {} altered, {} rebuilt) and gets PROD's rows",
+                plural(self.changes.len() as u64, "change", "changes"),
+                tables(count(StrategyKind::Create)),
+                tables(count(StrategyKind::Drop)),
+                tables(count(StrategyKind::Alter)),
+                tables(count(StrategyKind::Rebuild)),
+            );
+        }
+        let place = |table: &str, column: &Option<String>| match column {
+            Some(c) => format!("{table}.{c}"),
+            None => table.to_owned(),
+        };
+        let lost: Vec<_> = self.data_impact.iter().filter(|i| i.kind == ImpactKind::Lost).collect();
+        for i in lost.iter().take(SHOWN) {
+            let rows = plural(i.rows, "value", "values");
+            let _ = writeln!(
+                out,
+                "  {} {}: {rows} ({})",
+                paint.yellow("lost:"),
+                place(&i.table, &i.column),
+                i.reason
+            );
+        }
+        let renames = self
+            .steps
+            .iter()
+            .find_map(|s| s.apply.as_ref().map(|a| &a.diff).or(s.diff.as_ref()))
+            .map(|d| d.possible_renames.clone())
+            .unwrap_or_default();
+        for hint in renames.iter().take(SHOWN) {
+            let _ = writeln!(out, "  {} {hint}", paint.yellow("hint:"));
+        }
+        let replaced: Vec<String> = self
+            .data_impact
+            .iter()
+            .filter(|i| i.kind == ImpactKind::Replaced && i.reason.starts_with("DEV's own rows"))
+            .map(|i| format!("{} ({})", i.table, plural(i.rows, "row", "rows")))
+            .collect();
+        if !replaced.is_empty() {
+            let where_it_stays = match &self.backup {
+                Some(b) => format!("kept in the backup {}", b.display()),
+                None if self.dry_run => "kept in DEV's backup".to_owned(),
+                None => "not kept (--no-backup)".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "  DEV's own rows are replaced: {}{}; {where_it_stays}",
+                replaced.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", "),
+                if replaced.len() > SHOWN { ", …" } else { "" }
+            );
+        } else if let Some(b) = &self.backup {
+            let _ = writeln!(out, "  the old DEV is kept as {}", b.display());
+        }
+        if let Some(r) = &self.rejects {
+            let _ = writeln!(
+                out,
+                "  left out: {} breaking DEV's constraints, in {}",
+                plural(r.rows, "row", "rows"),
+                r.path.display()
+            );
+        }
+        for w in self
+            .steps
+            .iter()
+            .filter_map(|s| s.apply.as_ref().map(|a| &a.diff).or(s.diff.as_ref()))
+            .flat_map(|d| &d.warnings)
+            .take(SHOWN)
+        {
+            let _ = writeln!(out, "  {} {w}", paint.yellow("warning:"));
+        }
+        // Every failed check but the error itself (printed once, on stderr).
+        for c in self
+            .preflight
+            .iter()
+            .filter(|c| !c.ok && self.error.as_ref().is_none_or(|e| e.message != c.detail))
+        {
+            let _ = writeln!(out, "  {} {}", paint.red("blocks:"), c.detail);
+        }
+        // One fix per blocker: a new NOT NULL column without a default wants
+        // a DEFAULT in DEV's schema, not skipping every row.
+        for i in self
+            .data_impact
+            .iter()
+            .filter(|i| i.kind == ImpactKind::Violation)
+            .take(SHOWN)
+        {
+            if !refused {
+                // Planned or done with --on-violation skip: left out, not blocking.
+                let rows = plural(i.rows.max(0), "row", "rows");
+                let what = place(&i.table, &i.column);
+                let _ = writeln!(
+                    out,
+                    "  {} {what}: {rows}: {} (skipped into rejects)",
+                    paint.yellow("left out:"),
+                    i.reason
+                );
+                continue;
+            }
+            let fix = if i.reason.starts_with("new NOT NULL column without a default") {
+                "give the column a DEFAULT in DEV's schema".to_owned()
+            } else if i.skip_condition.is_none() {
+                "change DEV's schema or PROD's rows".to_owned()
+            } else {
+                "pass --on-violation skip to leave those rows out into a rejects file".to_owned()
+            };
+            let rows = match i.rows {
+                n if n < 0 => "some rows".to_owned(),
+                n => plural(n, "row", "rows"),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {}: {rows}: {}; fix: {fix}",
+                paint.red("blocks:"),
+                place(&i.table, &i.column),
+                i.reason
+            );
+        }
+        match (self.dry_run, refused, self.command.as_str()) {
+            (true, false, "plan" | "run") => {
+                let _ = writeln!(
+                    out,
+                    "  next: refresh-dev run --prod {} --dev {}",
+                    shown(prod),
+                    shown(dev)
+                );
+            }
+            (false, false, "run" | "replace") => {
+                let _ = writeln!(out, "  undo: refresh-dev rollback --dev {}", shown(dev));
+            }
+            _ => {}
+        }
+        let _ = writeln!(out, "  (-v for the full report)");
+        out
+    }
+}
