@@ -121,13 +121,17 @@ impl Report {
         }
         // One fix per blocker: a new NOT NULL column without a default wants
         // a DEFAULT in DEV's schema, not skipping every row.
+        // Violations block only where the schema check failed (abort);
+        // otherwise `--on-violation skip` leaves those rows out.
+        let violations_block = self.preflight.iter().any(|c| c.check == "schema" && !c.ok)
+            || self.error.as_ref().is_some_and(|e| e.code == "violations");
         for i in self
             .data_impact
             .iter()
             .filter(|i| i.kind == ImpactKind::Violation)
             .take(SHOWN)
         {
-            if !refused {
+            if !violations_block {
                 // Planned or done with --on-violation skip: left out, not blocking.
                 let rows = plural(i.rows.max(0), "row", "rows");
                 let what = place(&i.table, &i.column);
