@@ -933,6 +933,29 @@ fn with_reflinks_a_refresh_needs_room_only_for_what_it_really_writes() {
     }
 }
 
+/// DEV's folder on a small tmpfs of `size` (root only), PROD's on the
+/// test's own disk. Dropped in order: the pair, the mount, the folder.
+struct SmallDisk {
+    pair: Pair,
+    disk: Tmpfs,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = tempdir();
+        let disk = Tmpfs::mount(dir.path(), size);
+        std::fs::create_dir(disk.path.join("dev")).expect("mkdir");
+        std::fs::create_dir(dir.path().join("prod")).expect("mkdir");
+        let pair = Pair {
+            dir: tempdir(),
+            prod: dir.path().join("prod/shop.db"),
+            dev: disk.path.join("dev/shop.db"),
+        };
+        SmallDisk { pair, disk, _dir: dir }
+    }
+}
+
 #[test]
 #[ignore = "needs root"]
 fn the_space_check_counts_the_indexes_dev_adds() {
@@ -940,15 +963,8 @@ fn the_space_check_counts_the_indexes_dev_adds() {
         eprintln!("skipped: needs root to mount a tmpfs");
         return;
     }
-    let dir = tempdir();
-    let disk = Tmpfs::mount(dir.path(), "64m");
-    std::fs::create_dir(disk.path.join("dev")).expect("mkdir");
-    std::fs::create_dir(dir.path().join("prod")).expect("mkdir");
-    let pair = Pair {
-        dir: tempdir(),
-        prod: dir.path().join("prod/shop.db"),
-        dev: disk.path.join("dev/shop.db"),
-    };
+    let small = SmallDisk::new("64m");
+    let (disk, pair) = (&small.disk, &small.pair);
     // 12 MiB of text in PROD; DEV indexes it.
     make_db(
         &pair.prod,
@@ -985,15 +1001,8 @@ fn a_disk_filled_by_another_process_mid_run_leaves_dev_whole_and_no_stray_file()
         eprintln!("skipped: needs root to mount a tmpfs");
         return;
     }
-    let dir = tempdir();
-    let disk = Tmpfs::mount(dir.path(), "48m");
-    std::fs::create_dir(disk.path.join("dev")).expect("mkdir");
-    std::fs::create_dir(dir.path().join("prod")).expect("mkdir");
-    let pair = Pair {
-        dir: tempdir(),
-        prod: dir.path().join("prod/shop.db"),
-        dev: disk.path.join("dev/shop.db"),
-    };
+    let small = SmallDisk::new("48m");
+    let (disk, pair) = (&small.disk, &small.pair);
     make_db(
         &pair.prod,
         "wal",

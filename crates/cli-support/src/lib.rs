@@ -231,6 +231,15 @@ pub fn plural(n: impl Into<i128>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// A count of rows where -1 means "some": SQL could not count them one by one.
+pub fn rows(n: i64) -> String {
+    if n < 0 {
+        "some rows".to_owned()
+    } else {
+        plural(n, "row", "rows")
+    }
+}
+
 /// `1.5 GiB`, `12.0 MiB`, `800 B`.
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];

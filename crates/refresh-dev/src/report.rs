@@ -379,10 +379,7 @@ fn write_diff(out: &mut String, d: &schema_diff::Report, applied: bool) {
             Some(c) => format!("{}.{c}", i.table),
             None => i.table.clone(),
         };
-        let rows = match i.rows {
-            n if n < 0 => "some rows".to_owned(),
-            n => cli_support::plural(n, "row", "rows"),
-        };
+        let rows = cli_support::rows(i.rows);
         let _ = writeln!(out, "      {what}: {place}: {rows}: {}", i.reason);
     }
     for w in &d.warnings {

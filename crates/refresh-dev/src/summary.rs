@@ -150,10 +150,7 @@ impl Report {
             } else {
                 "pass --on-violation skip to leave those rows out into a rejects file".to_owned()
             };
-            let rows = match i.rows {
-                n if n < 0 => "some rows".to_owned(),
-                n => plural(n, "row", "rows"),
-            };
+            let rows = cli_support::rows(i.rows);
             let _ = writeln!(
                 out,
                 "  {} {}: {rows}: {}; fix: {fix}",

@@ -139,17 +139,7 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
                 }
                 Exit::Differences
             }
-            Err(e) => {
-                cli_support::fail(
-                    args.output.json,
-                    "schema-diff",
-                    e.exit().code(),
-                    e.code(),
-                    &e.to_string(),
-                    None,
-                );
-                e.exit()
-            }
+            Err(e) => failed(args.output.json, &e),
         };
     }
     match compare(&args.dev, &args.target, &hints, &args.migration.load_extension) {
@@ -170,17 +160,7 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
                 Exit::Differences
             }
         }
-        Err(e) => {
-            cli_support::fail(
-                args.output.json,
-                "schema-diff",
-                e.exit().code(),
-                e.code(),
-                &e.to_string(),
-                None,
-            );
-            e.exit()
-        }
+        Err(e) => failed(args.output.json, &e),
     }
 }
 
@@ -252,17 +232,7 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
             }
             Exit::Done
         }
-        Err(e) => {
-            cli_support::fail(
-                args.output.json,
-                "schema-diff",
-                e.exit().code(),
-                e.code(),
-                &e.to_string(),
-                None,
-            );
-            e.exit()
-        }
+        Err(e) => failed(args.output.json, &e),
     }
 }
 
@@ -431,4 +401,10 @@ pub fn human(r: &Report, colour: bool) -> String {
         let _ = writeln!(out, "\n{} {w}", p.yellow("warning:"));
     }
     out
+}
+
+/// An error, reported once (`cli_support::fail`), and its exit status.
+fn failed(json: bool, e: &crate::Error) -> Exit {
+    cli_support::fail(json, "schema-diff", e.exit().code(), e.code(), &e.to_string(), None);
+    e.exit()
 }

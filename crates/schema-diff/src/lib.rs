@@ -327,11 +327,7 @@ impl Report {
                     "{}{}: {}: {}{}",
                     i.table,
                     i.column.as_ref().map(|c| format!(".{c}")).unwrap_or_default(),
-                    match i.rows {
-                        n if n < 0 => "some rows".to_owned(),
-                        1 => "1 row".to_owned(),
-                        n => format!("{n} rows"),
-                    },
+                    cli_support::rows(i.rows),
                     i.reason,
                     if i.examples.is_empty() {
                         String::new()

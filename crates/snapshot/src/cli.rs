@@ -82,17 +82,7 @@ pub fn run(args: &SnapshotArgs) -> Exit {
             }
             Exit::Done
         }
-        Err(e) => {
-            cli_support::fail(
-                args.output.json,
-                "snapshot",
-                e.exit().code(),
-                e.code(),
-                &e.to_string(),
-                None,
-            );
-            e.exit()
-        }
+        Err(e) => failed(args.output.json, &e),
     }
 }
 
@@ -130,4 +120,10 @@ pub fn human(r: &Report) -> String {
         out.push_str(&format!("  removed a killed run's leftover {}\n", path.display()));
     }
     out
+}
+
+/// An error, reported once (`cli_support::fail`), and its exit status.
+fn failed(json: bool, e: &crate::Error) -> Exit {
+    cli_support::fail(json, "snapshot", e.exit().code(), e.code(), &e.to_string(), None);
+    e.exit()
 }

@@ -246,9 +246,15 @@ pub fn reflinks(dir: &Path) -> io::Result<bool> {
 
 /// Whether the calling process may create files in `dir` (`access(W_OK|X_OK)`).
 pub fn dir_writable(dir: &Path) -> io::Result<bool> {
-    let c = cstring(dir)?;
+    access(dir, libc::W_OK | libc::X_OK)
+}
+
+/// `access(path, mode)`: `false` where permission is denied or the file
+/// system is read-only.
+fn access(path: &Path, mode: libc::c_int) -> io::Result<bool> {
+    let c = cstring(path)?;
     // SAFETY: `c` is a valid NUL-terminated path.
-    let rc = unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) };
+    let rc = unsafe { libc::access(c.as_ptr(), mode) };
     if rc == 0 {
         return Ok(true);
     }
@@ -261,17 +267,7 @@ pub fn dir_writable(dir: &Path) -> io::Result<bool> {
 
 /// Whether the calling process may write the file at `path` (`access(W_OK)`).
 pub fn file_writable(path: &Path) -> io::Result<bool> {
-    let c = cstring(path)?;
-    // SAFETY: `c` is a valid NUL-terminated path.
-    let rc = unsafe { libc::access(c.as_ptr(), libc::W_OK) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EACCES) | Some(libc::EROFS) | Some(libc::EPERM) => Ok(false),
-        _ => Err(err),
-    }
+    access(path, libc::W_OK)
 }
 
 /// Copies `len` bytes from the start of `src` to the start of `dst`, in the

@@ -91,17 +91,7 @@ pub fn run(args: &SwapArgs) -> Exit {
                 }
                 Exit::Done
             }
-            Err(e) => {
-                cli_support::fail(
-                    args.output.json,
-                    "swap",
-                    e.exit().code(),
-                    e.code(),
-                    &e.to_string(),
-                    None,
-                );
-                e.exit()
-            }
+            Err(e) => failed(args.output.json, &e),
         },
         (false, [new, target]) => match Swap::new(new, target, options).run() {
             Ok(r) if args.output.json => print_json(&r),
@@ -133,17 +123,7 @@ pub fn run(args: &SwapArgs) -> Exit {
                 }
                 Exit::Done
             }
-            Err(e) => {
-                cli_support::fail(
-                    args.output.json,
-                    "swap",
-                    e.exit().code(),
-                    e.code(),
-                    &e.to_string(),
-                    None,
-                );
-                e.exit()
-            }
+            Err(e) => failed(args.output.json, &e),
         },
         (true, _) => {
             let message = "--undo takes one path, TARGET";
@@ -156,4 +136,10 @@ pub fn run(args: &SwapArgs) -> Exit {
             Exit::BadInput
         }
     }
+}
+
+/// An error, reported once (`cli_support::fail`), and its exit status.
+fn failed(json: bool, e: &crate::Error) -> Exit {
+    cli_support::fail(json, "swap", e.exit().code(), e.code(), &e.to_string(), None);
+    e.exit()
 }
