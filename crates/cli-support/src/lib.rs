@@ -110,6 +110,7 @@ pub fn print_json(command: &str, value: &impl serde::Serialize) -> bool {
         if let Some(object) = v.as_object_mut() {
             object.entry("version").or_insert(JSON_VERSION.into());
         }
+        to_millis(&mut v);
         serde_json::to_string_pretty(&v)
     });
     match printed {
@@ -121,6 +122,27 @@ pub fn print_json(command: &str, value: &impl serde::Serialize) -> bool {
             eprintln!("{command}: error: cannot print the report: {e}");
             false
         }
+    }
+}
+
+/// Every `…seconds` number, at any depth, to the millisecond: finer is noise.
+fn to_millis(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => {
+            for (key, v) in object.iter_mut() {
+                match v {
+                    serde_json::Value::Number(n) if key.ends_with("seconds") && n.is_f64() => {
+                        let rounded = (n.as_f64().unwrap_or_default() * 1000.0).round() / 1000.0;
+                        if let Some(r) = serde_json::Number::from_f64(rounded) {
+                            *n = r;
+                        }
+                    }
+                    v => to_millis(v),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(to_millis),
+        _ => {}
     }
 }
 
@@ -229,6 +251,19 @@ impl Drop for ByteBar {
 pub fn plural(n: impl Into<i128>, one: &str, many: &str) -> String {
     let n = n.into();
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `path` as a person would type it here: relative to the current folder
+/// where that is shorter, as given elsewhere.
+pub fn short(path: &std::path::Path) -> String {
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(std::path::Path::to_path_buf))
+        .filter(|r| !r.as_os_str().is_empty());
+    match relative {
+        Some(r) if r.as_os_str().len() < path.as_os_str().len() => r.display().to_string(),
+        _ => path.display().to_string(),
+    }
 }
 
 /// A count of rows where -1 means "some": SQL could not count them one by one.

@@ -474,12 +474,8 @@ fn refused(command: &str, dry_run: bool, e: &refresh_dev::Error) -> Report {
 
 fn print_report(report: &Report, output: &Output) -> Exit {
     if output.print.json {
-        match serde_json::to_string_pretty(report) {
-            Ok(json) => println!("{json}"),
-            Err(e) => {
-                eprintln!("refresh-dev: error: cannot print the report: {e}");
-                return Exit::Failed;
-            }
+        if !cli_support::print_json("refresh-dev", report) {
+            return Exit::Failed;
         }
     } else if !output.print.quiet {
         use std::io::IsTerminal as _;

@@ -32,7 +32,7 @@ impl Report {
         let _ = writeln!(out, "refresh-dev {verb}: {outcome}");
         let prod = self.files.iter().find(|f| f.name == "prod").map(|f| f.path.as_path());
         let dev = self.files.iter().find(|f| f.name == "dev").map(|f| f.path.as_path());
-        let shown = |p: Option<&Path>| p.map(|p| p.display().to_string()).unwrap_or_else(|| "?".into());
+        let shown = |p: Option<&Path>| p.map(cli_support::short).unwrap_or_else(|| "?".into());
 
         if self.changes.is_empty() && !self.plan.is_empty() {
             let _ = writeln!(out, "  schemas identical: DEV gets PROD's rows as they are");
@@ -81,7 +81,7 @@ impl Report {
             .collect();
         if !replaced.is_empty() {
             let where_it_stays = match &self.backup {
-                Some(b) => format!("kept in the backup {}", b.display()),
+                Some(b) => format!("kept in the backup {}", cli_support::short(b)),
                 None if self.dry_run => "kept in DEV's backup".to_owned(),
                 None => "not kept (--no-backup)".to_owned(),
             };
@@ -92,14 +92,14 @@ impl Report {
                 if replaced.len() > SHOWN { ", …" } else { "" }
             );
         } else if let Some(b) = &self.backup {
-            let _ = writeln!(out, "  the old DEV is kept as {}", b.display());
+            let _ = writeln!(out, "  the old DEV is kept as {}", cli_support::short(b));
         }
         if let Some(r) = &self.rejects {
             let _ = writeln!(
                 out,
                 "  left out: {} breaking DEV's constraints, in {}",
                 plural(r.rows, "row", "rows"),
-                r.path.display()
+                cli_support::short(&r.path)
             );
         }
         for w in self

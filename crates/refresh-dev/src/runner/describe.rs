@@ -77,7 +77,7 @@ pub(super) fn operations(d: &Deployment, op: &Operation, diff: Option<&schema_di
             format!("write {from} into the open {} through SQLite in one transaction", p(to))
         } else {
             format!(
-                "exchange {from} and {} atomically (renameat2 RENAME_EXCHANGE), fsync {}",
+                "put {from} at {}'s name in one atomic exchange (the old file stays whole until then), fsync {}",
                 p(to),
                 parent_dir(to_path).display()
             )

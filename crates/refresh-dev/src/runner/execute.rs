@@ -211,8 +211,10 @@ pub(super) fn run_step(
             }
             let r = swap_into(&path(*from), &path(*to), *swap, ceiling)?;
             created.retain(|c| *c != path(*from));
-            sr.operations
-                .push(format!("{} now holds {}", r.target.display(), r.new.display()));
+            sr.operations.push(format!(
+                "{} now holds the new content (the staging file is consumed)",
+                r.target.display()
+            ));
             narrowed(prepared, index, *to, &path(*to), sr, events);
             sr.swap = Some(r);
         }
@@ -233,8 +235,10 @@ pub(super) fn run_step(
                 return Err(Error::Interrupted);
             }
             let r = swap_into(&staging, &path(*to), *swap, ceiling)?;
-            sr.operations
-                .push(format!("{} now holds {}", r.target.display(), r.new.display()));
+            sr.operations.push(format!(
+                "{} now holds the new content (the staging file is consumed)",
+                r.target.display()
+            ));
             narrowed(prepared, index, *to, &path(*to), sr, events);
             sr.swap = Some(r);
         }
