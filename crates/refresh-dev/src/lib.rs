@@ -191,6 +191,9 @@ impl Error {
             Error::NoSpace { folder, .. } => Some(folder),
             Error::DevBehind { dev, .. } => Some(dev),
             Error::SideFile(e) => Some(e.path()),
+            Error::Snapshot(e) => e.file(),
+            Error::SchemaDiff(e) => e.file(),
+            Error::Swap(e) => e.file(),
             _ => None,
         }
     }

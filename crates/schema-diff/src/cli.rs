@@ -405,6 +405,6 @@ pub fn human(r: &Report, colour: bool) -> String {
 
 /// An error, reported once (`cli_support::fail`), and its exit status.
 fn failed(json: bool, e: &crate::Error) -> Exit {
-    cli_support::fail(json, "schema-diff", e.exit().code(), e.code(), &e.to_string(), None);
+    cli_support::fail(json, "schema-diff", e.exit().code(), e.code(), &e.to_string(), e.file());
     e.exit()
 }

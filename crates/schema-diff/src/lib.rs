@@ -414,6 +414,22 @@ impl Error {
         }
     }
 
+    /// The file the error is about, where it names one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Error::Missing(p) | Error::IsDirectory(p) | Error::PermissionDenied(p) | Error::HotJournal(p) => Some(p),
+            Error::NotADatabase { path, .. }
+            | Error::MissingExtension { path, .. }
+            | Error::Extension { path, .. }
+            | Error::Violations { path, .. }
+            | Error::Sqlite { path, .. }
+            | Error::Io { path, .. } => Some(path),
+            Error::SameFile { target, .. } | Error::Encodings { target, .. } => Some(target),
+            Error::SideFile(e) => Some(e.path()),
+            Error::BadHint { .. } | Error::NotBuilt(_) | Error::Internal(_) => None,
+        }
+    }
+
     /// The exit status for this error, from the workspace's one table.
     pub fn exit(&self) -> Exit {
         match self {

@@ -124,6 +124,6 @@ pub fn human(r: &Report) -> String {
 
 /// An error, reported once (`cli_support::fail`), and its exit status.
 fn failed(json: bool, e: &crate::Error) -> Exit {
-    cli_support::fail(json, "snapshot", e.exit().code(), e.code(), &e.to_string(), None);
+    cli_support::fail(json, "snapshot", e.exit().code(), e.code(), &e.to_string(), e.file());
     e.exit()
 }

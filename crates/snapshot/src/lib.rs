@@ -221,6 +221,29 @@ impl Error {
         }
     }
 
+    /// The file the error is about, where it names one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Error::SourceMissing(p)
+            | Error::IsDirectory(p)
+            | Error::DestExists(p)
+            | Error::DestFolderMissing(p)
+            | Error::HotJournal(p)
+            | Error::MethodUnsupported(p)
+            | Error::Interrupted(p) => Some(p),
+            Error::NotADatabase { path, .. }
+            | Error::PermissionDenied { path, .. }
+            | Error::DestInUse { path, .. }
+            | Error::Busy { path, .. }
+            | Error::DiskFull { path, .. }
+            | Error::BadCopy { path, .. }
+            | Error::Sqlite { path, .. }
+            | Error::Io { path, .. } => Some(path),
+            Error::SameFile { dest, .. } | Error::DestIsSidecar { dest, .. } => Some(dest),
+            Error::SideFile(e) => Some(e.path()),
+        }
+    }
+
     /// The exit status for this error, from the workspace's one table.
     pub fn exit(&self) -> Exit {
         match self {

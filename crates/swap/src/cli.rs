@@ -140,6 +140,6 @@ pub fn run(args: &SwapArgs) -> Exit {
 
 /// An error, reported once (`cli_support::fail`), and its exit status.
 fn failed(json: bool, e: &crate::Error) -> Exit {
-    cli_support::fail(json, "swap", e.exit().code(), e.code(), &e.to_string(), None);
+    cli_support::fail(json, "swap", e.exit().code(), e.code(), &e.to_string(), e.file());
     e.exit()
 }

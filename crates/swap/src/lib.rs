@@ -235,6 +235,27 @@ impl Error {
         }
     }
 
+    /// The file the error is about, where it names one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Error::Missing(p) | Error::IsDirectory(p) | Error::FolderMissing(p) | Error::NoBackup(p) => Some(p),
+            Error::NotADatabase { path, .. }
+            | Error::PermissionDenied { path, .. }
+            | Error::NetworkFs { path, .. }
+            | Error::NotClosed { path, .. }
+            | Error::InUse { path, .. }
+            | Error::CannotCheckUse { path, .. }
+            | Error::Busy { path, .. }
+            | Error::LivePageSize { path, .. }
+            | Error::DiskFull { path, .. }
+            | Error::NotSelfContained { path, .. }
+            | Error::Sqlite { path, .. }
+            | Error::Io { path, .. } => Some(path),
+            Error::SameFile { target, .. } => Some(target),
+            Error::SideFile(e) => Some(e.path()),
+        }
+    }
+
     /// The exit status for this error, from the workspace's one table.
     pub fn exit(&self) -> Exit {
         match self {
