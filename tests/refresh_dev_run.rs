@@ -1452,3 +1452,29 @@ fn help_shows_examples_completions_and_man_pages_are_built() {
     assert!(page.contains(".TH") && page.contains("prod"), "{page}");
     assert!(dir.path().join("refresh-dev.1").exists());
 }
+
+#[test]
+fn a_usage_error_is_one_json_object_with_json_and_a_run_says_what_happened_in_a_few_lines() {
+    let shop = Shop::new();
+    let (code, out, err) = run(refresh_dev().args(["plan", "--json", "--bogus"]));
+    assert_eq!(code, 2, "{err}");
+    let report = json(&out);
+    assert_eq!(
+        (report["version"].as_u64(), report["exit_code"].as_u64()),
+        (Some(2), Some(2)),
+        "{out}"
+    );
+    assert_eq!(report["error"]["code"], "usage");
+    // A successful run: a summary of at most about 15 lines, in PROD/DEV words.
+    let (code, out, err) = shop.run("run", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.lines().count() <= 15, "{out}");
+    assert!(
+        out.contains("DEV keeps its schema") && out.contains("lost: customers.fax: 66 values"),
+        "{out}"
+    );
+    assert!(out.contains("rollback --dev"), "{out}");
+    // The full report is there for who asks.
+    let (_, out, _) = shop.run("plan", &["-v", "--allow-behind"]);
+    assert!(out.contains("[1] would snapshot"), "{out}");
+}

@@ -434,3 +434,20 @@ fn usage_errors_exit_2() {
     assert_eq!(rc, 0);
     assert!(stdout.contains("--verify") && stdout.contains("Exit codes"));
 }
+
+#[test]
+fn every_outcome_is_one_json_object_with_json() {
+    let dir = tempdir();
+    let missing = dir.path().join("missing.db");
+    let (code, out, err) = run(Command::new(env!("CARGO_BIN_EXE_snapshot"))
+        .arg("--json")
+        .arg(&missing)
+        .arg(dir.path().join("copy.db")));
+    assert_eq!(code, 2, "{err}");
+    let report = json(&out);
+    assert_eq!(report["error"]["code"], "not_found");
+    assert_eq!(report["error"]["file"], missing.to_str().expect("utf-8"));
+    let (code, out, _) = run(Command::new(env!("CARGO_BIN_EXE_snapshot")).args(["--json", "--nonsense"]));
+    assert_eq!(code, 2);
+    assert_eq!(json(&out)["error"]["code"], "usage");
+}
