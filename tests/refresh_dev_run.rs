@@ -1249,6 +1249,14 @@ fn hints_that_name_nothing_are_bad_input_with_the_closest_name() {
         out.contains("customers.phone may be fax renamed") && out.contains("--rename"),
         "{out}"
     );
+    // The plan's next command is the run, in full, hints included.
+    let (_, out, _) = shop.run("plan", &["--rename", "customers.fax=phone", "--exit-code"]);
+    let next = out.lines().find(|l| l.contains("next:")).unwrap_or_default();
+    assert!(
+        next.contains("refresh-dev run --prod") && next.contains("--rename customers.fax=phone"),
+        "{out}"
+    );
+    assert!(!next.contains("--exit-code"), "{next}");
     let (code, out, err) = shop.run("run", &["--rename", "customers.fax=phone"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(

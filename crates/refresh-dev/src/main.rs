@@ -426,7 +426,10 @@ fn deploy(deployment: Result<Deployment, refresh_dev::Error>, options: RunOption
             return Exit::BadInput;
         }
     };
-    let report = runner::run(&deployment, &options, &mut terminal);
+    let mut report = runner::run(&deployment, &options, &mut terminal);
+    if options.dry_run && matches!(options.command.as_str(), "plan" | "run") {
+        report.next = Some(next_run());
+    }
     terminal.done(&report);
     drop(terminal);
     print_report(&report, output)
@@ -461,6 +464,28 @@ fn log_is_not_a_file_of_the_run(output: &Output, databases: &[PathBuf]) -> Resul
         }),
         None => Ok(()),
     }
+}
+
+/// This command line as the run it plans: `plan` (or `run --dry-run`)
+/// becomes `run`, the plan-only flags go, every other word stays, quoted
+/// for a shell where it needs to be.
+fn next_run() -> String {
+    let quote = |w: &str| {
+        if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c)) {
+            w.to_owned()
+        } else {
+            format!("'{}'", w.replace('\'', "'\\''"))
+        }
+    };
+    let mut words = vec!["refresh-dev".to_owned()];
+    for (i, word) in std::env::args().skip(1).enumerate() {
+        match word.as_str() {
+            "plan" if i == 0 => words.push("run".to_owned()),
+            "--dry-run" | "--exit-code" | "--json" | "-v" | "--verbose" => {}
+            w => words.push(quote(w)),
+        }
+    }
+    words.join(" ")
 }
 
 /// The report of a command refused before it started.

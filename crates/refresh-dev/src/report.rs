@@ -172,6 +172,9 @@ pub struct Report {
     /// `rollback`: what it put back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<swap::UndoReport>,
+    /// The command to run next, in full (a plan's run), for the summary.
+    #[serde(skip)]
+    pub next: Option<String>,
     #[serde(serialize_with = "millis")]
     pub seconds: f64,
 }
@@ -216,6 +219,7 @@ impl Report {
             removed: Vec::new(),
             kept: Vec::new(),
             rollback: None,
+            next: None,
             seconds: 0.0,
         }
     }

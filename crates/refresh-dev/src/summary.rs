@@ -161,12 +161,11 @@ impl Report {
         }
         match (self.dry_run, refused, self.command.as_str()) {
             (true, false, "plan" | "run") => {
-                let _ = writeln!(
-                    out,
-                    "  next: refresh-dev run --prod {} --dev {}",
-                    shown(prod),
-                    shown(dev)
-                );
+                let next = self
+                    .next
+                    .clone()
+                    .unwrap_or_else(|| format!("refresh-dev run --prod {} --dev {}", shown(prod), shown(dev)));
+                let _ = writeln!(out, "  next: {next}");
             }
             (false, false, "run" | "replace") => {
                 let _ = writeln!(out, "  undo: refresh-dev rollback --dev {}", shown(dev));
