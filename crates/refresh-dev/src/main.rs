@@ -536,10 +536,9 @@ fn rollback(args: &RollbackArgs) -> Exit {
     };
     if let (Some(r), false, false) = (&report.rollback, args.output.print.json, args.output.print.quiet) {
         println!(
-            "refresh-dev rollback: {} is back from {}; what it replaced is now {} (run rollback again to return)",
+            "refresh-dev rollback: {} is back from its backup {}, which now holds what it replaced (run rollback again to return)",
             r.target.display(),
-            r.restored.display(),
-            r.replaced_kept_as.display()
+            r.restored.display()
         );
     }
     if args.output.print.json {

@@ -341,6 +341,12 @@ impl Report {
     }
 }
 
+/// schema-diff's words (TARGET, the file whose data is kept) in the
+/// driver's (PROD, where that data comes from).
+fn in_prod_and_dev_words(text: &str) -> String {
+    text.replace("TARGET's", "PROD's").replace("TARGET", "PROD")
+}
+
 fn write_diff(out: &mut String, d: &schema_diff::Report, applied: bool) {
     if d.identical {
         let _ = writeln!(out, "    schemas identical: no change");
@@ -384,10 +390,14 @@ fn write_diff(out: &mut String, d: &schema_diff::Report, applied: bool) {
             None => i.table.clone(),
         };
         let rows = cli_support::rows(i.rows);
-        let _ = writeln!(out, "      {what}: {place}: {rows}: {}", i.reason);
+        let _ = writeln!(
+            out,
+            "      {what}: {place}: {rows}: {}",
+            in_prod_and_dev_words(&i.reason)
+        );
     }
     for w in &d.warnings {
-        let _ = writeln!(out, "      warning: {w}");
+        let _ = writeln!(out, "      warning: {}", in_prod_and_dev_words(w));
     }
     for hint in &d.possible_renames {
         let _ = writeln!(out, "      hint: {hint}");
