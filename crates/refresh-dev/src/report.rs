@@ -343,7 +343,7 @@ impl Report {
 
 /// schema-diff's words (TARGET, the file whose data is kept) in the
 /// driver's (PROD, where that data comes from).
-fn in_prod_and_dev_words(text: &str) -> String {
+pub(crate) fn in_prod_and_dev_words(text: &str) -> String {
     text.replace("TARGET's", "PROD's").replace("TARGET", "PROD")
 }
 

@@ -61,7 +61,7 @@ impl Report {
                 "  {} {}: {rows} ({})",
                 paint.yellow("lost:"),
                 place(&i.table, &i.column),
-                i.reason
+                crate::report::in_prod_and_dev_words(&i.reason)
             );
         }
         let renames = self
@@ -139,7 +139,7 @@ impl Report {
                     out,
                     "  {} {what}: {rows}: {} (skipped into rejects)",
                     paint.yellow("left out:"),
-                    i.reason
+                    crate::report::in_prod_and_dev_words(&i.reason)
                 );
                 continue;
             }
@@ -156,7 +156,7 @@ impl Report {
                 "  {} {}: {rows}: {}; fix: {fix}",
                 paint.red("blocks:"),
                 place(&i.table, &i.column),
-                i.reason
+                crate::report::in_prod_and_dev_words(&i.reason)
             );
         }
         match (self.dry_run, refused, self.command.as_str()) {
