@@ -104,6 +104,16 @@ fn mkfifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }
 
+/// Runs `refresh-dev deploy FILE`, with `--dry-run` when `dry`.
+fn deploy(file: &Path, dry: bool) -> (i32, String, String) {
+    let mut cmd = refresh_dev();
+    cmd.arg("deploy").arg(file);
+    if dry {
+        cmd.arg("--dry-run");
+    }
+    run(&mut cmd)
+}
+
 fn write_file(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write");
 }
@@ -251,12 +261,7 @@ fn a_deployment_never_deletes_an_existing_file_marked_temporary() {
         let file = pair.dir.path().join("deploy.toml");
         write_file(&file, &format!("[files]\n{files}\n\n[[step]]\n{step}\n"));
         for dry in [true, false] {
-            let mut cmd = refresh_dev();
-            cmd.arg("deploy").arg(&file);
-            if dry {
-                cmd.arg("--dry-run");
-            }
-            let (code, out, err) = run(&mut cmd);
+            let (code, out, err) = deploy(&file, dry);
             assert_eq!(code, 2, "{files} (dry run {dry}): {out}{err}");
             assert!(err.contains("temporary"), "{err}");
         }
@@ -579,12 +584,7 @@ fn wrong_exit_codes_are_right_now() {
          [[step]]\nop = \"swap\"\nfrom = \"staging\"\nto = \"dev\"\n",
     );
     for dry in [true, false] {
-        let mut cmd = refresh_dev();
-        cmd.arg("deploy").arg(&file);
-        if dry {
-            cmd.arg("--dry-run");
-        }
-        let (code, out, err) = run(&mut cmd);
+        let (code, out, err) = deploy(&file, dry);
         assert_eq!(code, 3, "dry run {dry}: {out}{err}");
         assert!(err.contains("rejects.sqlite"), "{err}");
     }
