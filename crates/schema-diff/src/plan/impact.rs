@@ -435,18 +435,25 @@ pub(super) fn impact_of_table(
                 "{col} IS NOT NULL AND NOT (typeof({col}) = 'integer' OR (typeof({col}) IN ('text', 'real') AND CAST({col} AS INTEGER) = {col}))"
             );
             let n = count(format!("SELECT count(*) FROM {t} WHERE {condition}"))?;
+            // A violation of the new rowid alias.
+            let violation = |reason: &str, rows: i64, examples: Vec<_>, skip_condition: Option<String>| Impact {
+                table: dev.name.clone(),
+                column: Some(alias.to_owned()),
+                constraint: Some("INTEGER PRIMARY KEY".to_owned()),
+                kind: ImpactKind::Violation,
+                reason: format!("now the INTEGER PRIMARY KEY (the rowid): {reason}"),
+                rows,
+                examples,
+                skip_condition,
+                unskippable: None,
+            };
             if n > 0 {
-                out.push(Impact {
-                    table: dev.name.clone(),
-                    column: Some(alias.to_owned()),
-                    constraint: Some("INTEGER PRIMARY KEY".to_owned()),
-                    kind: ImpactKind::Violation,
-                    reason: "now the INTEGER PRIMARY KEY (the rowid): these values are not integers".to_owned(),
-                    rows: n,
-                    examples: examples(conn, old, &condition)?,
-                    skip_condition: Some(condition.clone()),
-                    unskippable: None,
-                });
+                out.push(violation(
+                    "these values are not integers",
+                    n,
+                    examples(conn, old, &condition)?,
+                    Some(condition.clone()),
+                ));
             }
             // Integer values that repeat: the rowid holds each once.
             let integral = format!("{col} IS NOT NULL AND NOT ({condition})");
@@ -461,17 +468,16 @@ pub(super) fn impact_of_table(
                 count(format!("SELECT count(*) FROM {t} WHERE {repeats}"))?
             };
             if n > 0 {
-                out.push(Impact {
-                    table: dev.name.clone(),
-                    column: Some(alias.to_owned()),
-                    constraint: Some("INTEGER PRIMARY KEY".to_owned()),
-                    kind: ImpactKind::Violation,
-                    reason: "now the INTEGER PRIMARY KEY (the rowid): these rows repeat an earlier row's value (the first, lowest rowid, stays)".to_owned(),
-                    rows: n,
-                    examples: if old.without_rowid { Vec::new() } else { examples(conn, old, &repeats)? },
-                    skip_condition: (!old.without_rowid).then_some(repeats),
-                    unskippable: None,
-                });
+                out.push(violation(
+                    "these rows repeat an earlier row's value (the first, lowest rowid, stays)",
+                    n,
+                    if old.without_rowid {
+                        Vec::new()
+                    } else {
+                        examples(conn, old, &repeats)?
+                    },
+                    (!old.without_rowid).then_some(repeats),
+                ));
             }
         }
     }
