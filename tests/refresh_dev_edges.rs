@@ -1048,6 +1048,50 @@ fn a_disk_filled_by_another_process_mid_run_leaves_dev_whole_and_no_stray_file()
 }
 
 #[test]
+#[ignore = "needs root"]
+fn reading_a_wal_dev_on_a_full_disk_fails_and_leaves_no_sidecar_or_lock() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    // A WAL-mode DEV with no -wal or -shm: reading it makes both, and on a
+    // full disk SQLite cannot grow the -shm, fails the read and leaves them.
+    let small = SmallDisk::new("8m");
+    let (disk, pair) = (&small.disk, &small.pair);
+    make_db(
+        &pair.prod,
+        "wal",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b TEXT);",
+    );
+    make_db(&pair.dev, "wal", "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT);");
+    let dev_dir = disk.path.join("dev");
+    let before = folder(&dev_dir);
+    assert_eq!(names(&dev_dir), ["shop.db"]);
+    let filler = fill_leaving(&disk.path, 0);
+    let out = dev_dir.join("staged.db");
+    let (dev, prod) = (pair.dev.display().to_string(), pair.prod.display().to_string());
+    let copy = pair.dir.path().join("copy.db").display().to_string();
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let commands = [
+        pair.args("plan"),
+        pair.args("run"),
+        [pair.args("staging"), words(&["--out", &out.display().to_string()])].concat(),
+        words(&["diff", &dev, &prod]),
+        words(&["snapshot", &dev, &copy]),
+    ];
+    for args in commands {
+        let (code, stdout, err) = run(refresh_dev().args(&args));
+        assert_eq!(code, 4, "{args:?}: {stdout}{err}");
+        assert!(
+            err.contains(&*dev_dir.to_string_lossy()),
+            "{args:?} names the file: {err}"
+        );
+        assert_eq!(folder(&dev_dir), before, "{args:?}: DEV's folder as found: {err}");
+    }
+    std::fs::remove_file(filler).expect("rm");
+}
+
+#[test]
 fn a_staging_file_deleted_mid_migration_leaves_no_wal_for_the_next_run() {
     // A migration long enough to delete its file under it: a rebuild of
     // 300,000 rows, copied from a WAL-mode PROD (so the staging copy is

@@ -61,8 +61,8 @@ pub fn behind(dev_path: &Path, prod_path: &Path, hints: &Hints) -> Result<Option
     let read = |db: &Connection, path: &Path, journal: &str| {
         Catalog::read(db, journal).map_err(|e| crate::sqlite_error(path, "read schema", e))
     };
-    let dev_catalog = read(&dev.conn, dev_path, dev_header.journal.as_str())?;
-    let prod_catalog = read(&prod.conn, prod_path, prod_header.journal.as_str())?;
+    let dev_catalog = read(dev.conn(), dev_path, dev_header.journal.as_str())?;
+    let prod_catalog = read(prod.conn(), prod_path, prod_header.journal.as_str())?;
     for table in prod_catalog.tables.values() {
         let Some(dev_table) = dev_catalog.table(&table.name) else {
             continue;
@@ -79,9 +79,9 @@ pub fn behind(dev_path: &Path, prod_path: &Path, hints: &Hints) -> Result<Option
         if key.is_empty() {
             continue;
         }
-        let prod_versions = versions(&prod.conn, table, &key)
+        let prod_versions = versions(prod.conn(), table, &key)
             .map_err(|e| crate::sqlite_error(prod_path, "read migration history", e))?;
-        let dev_versions = versions(&dev.conn, dev_table, &key)
+        let dev_versions = versions(dev.conn(), dev_table, &key)
             .map_err(|e| crate::sqlite_error(dev_path, "read migration history", e))?;
         let missing: Vec<&String> = prod_versions.difference(&dev_versions).collect();
         if let Some(first) = missing.first() {

@@ -493,13 +493,13 @@ pub(crate) fn open(path: &Path, extensions: &[PathBuf]) -> Result<(ReadOnlyDb, H
     let db = open_read_only(path, &header, &sidecars).map_err(|e| sqlite_error(path, "open", e))?;
     // Foreign keys play no part in reading; say so rather than inherit
     // rusqlite's bundled default.
-    db.conn
+    db.conn()
         .pragma_update(None, "foreign_keys", false)
         .map_err(|e| sqlite_error(path, "pragma", e))?;
-    db.conn
+    db.conn()
         .busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| sqlite_error(path, "busy timeout", e))?;
-    load_extensions(&db.conn, extensions)?;
+    load_extensions(db.conn(), extensions)?;
     Ok((db, header))
 }
 
@@ -527,7 +527,7 @@ pub(crate) use sqlite_file::uri_path;
 /// application): SQLite gives up after 200 ms, and the caller after it.
 pub(crate) fn open_briefly(path: &Path) -> Result<(ReadOnlyDb, Header), Error> {
     let (db, header) = open(path, &[])?;
-    db.conn
+    db.conn()
         .busy_timeout(std::time::Duration::from_millis(200))
         .map_err(|e| sqlite_error(path, "busy timeout", e))?;
     Ok((db, header))
@@ -543,8 +543,8 @@ pub fn check_hints(dev_path: &Path, target_path: &Path, hints: &Hints, extension
     }
     let catalog = |path: &Path| -> Result<Catalog, Error> {
         let (db, header) = open_briefly(path)?;
-        crate::load_extensions(&db.conn, extensions)?;
-        Catalog::read(&db.conn, header.journal.as_str()).map_err(|e| sqlite_error(path, "read schema", e))
+        crate::load_extensions(db.conn(), extensions)?;
+        Catalog::read(db.conn(), header.journal.as_str()).map_err(|e| sqlite_error(path, "read schema", e))
     };
     check_hints::check(
         &catalog(dev_path)?,
@@ -568,10 +568,10 @@ pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &
     }
     let read = |db: &ReadOnlyDb, header: &Header, path: &Path| -> Result<Catalog, Error> {
         // One read transaction: the catalog and the counts see one state.
-        db.conn
+        db.conn()
             .execute_batch("BEGIN")
             .map_err(|e| sqlite_error(path, "begin", e))?;
-        Catalog::read(&db.conn, header.journal.as_str()).map_err(|e| sqlite_error(path, "read schema", e))
+        Catalog::read(db.conn(), header.journal.as_str()).map_err(|e| sqlite_error(path, "read schema", e))
     };
     let dev_catalog = read(&dev, &dev_header, dev_path)?;
     let target_catalog = read(&target, &target_header, target_path)?;
@@ -585,7 +585,7 @@ pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &
     }
     check_hints::check(&dev_catalog, &target_catalog, hints, dev_path, target_path)?;
     let diff = diff::diff(&dev_catalog, &target_catalog, hints);
-    let plan = plan::plan(&diff, &dev_catalog, &target_catalog, &dev.conn, &target.conn, hints)
+    let plan = plan::plan(&diff, &dev_catalog, &target_catalog, dev.conn(), target.conn(), hints)
         .map_err(|e| sqlite_error(target_path, "count the data impact", e))?;
     let mut unreadable = Vec::new();
     for (path, catalog) in [(dev_path, &dev_catalog), (target_path, &target_catalog)] {
@@ -593,8 +593,8 @@ pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &
             unreadable.push(format!("{}: {name}: {why}", path.display()));
         }
     }
-    let _ = dev.conn.execute_batch("COMMIT");
-    let _ = target.conn.execute_batch("COMMIT");
+    let _ = dev.conn().execute_batch("COMMIT");
+    let _ = target.conn().execute_batch("COMMIT");
     Ok(Report {
         dev: dev_path.to_owned(),
         target: target_path.to_owned(),

@@ -74,7 +74,7 @@ fn measure(target: &Path, dev: &Path, rebuilt: &[&str], new_indexes: &[&str]) ->
     if !new_indexes.is_empty() {
         let (dev_db, _) = crate::open(dev, &[])?;
         let mut stmt = dev_db
-            .conn
+            .conn()
             .prepare("SELECT tbl_name FROM sqlite_schema WHERE type = 'index' AND name = ?1")
             .map_err(sql(dev))?;
         for index in new_indexes {
@@ -84,11 +84,11 @@ fn measure(target: &Path, dev: &Path, rebuilt: &[&str], new_indexes: &[&str]) ->
     }
     let (db, _) = crate::open(target, &[])?;
     let mut objects = db
-        .conn
+        .conn()
         .prepare("SELECT name FROM sqlite_schema WHERE tbl_name = ?1 COLLATE NOCASE")
         .map_err(sql(target))?;
     let mut pages = db
-        .conn
+        .conn()
         .prepare("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1 COLLATE NOCASE")
         .map_err(sql(target))?;
     let mut total = 0u64;

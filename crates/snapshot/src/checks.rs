@@ -164,11 +164,11 @@ impl Snapshot {
         {
             let db = open_read_only(&temp.path, &header, &sidecars).map_err(sqlite)?;
             let pages: i64 = db
-                .conn
+                .conn()
                 .query_row("PRAGMA page_count", [], |r| r.get(0))
                 .map_err(sqlite)?;
             let objects: i64 = db
-                .conn
+                .conn()
                 .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
                 .map_err(sqlite)?;
             let (pages, objects) = (pages as u64, objects as u64);
@@ -180,7 +180,7 @@ impl Snapshot {
             }
             if self.options.verify {
                 let result: String = db
-                    .conn
+                    .conn()
                     .query_row("PRAGMA quick_check", [], |r| r.get(0))
                     .map_err(sqlite)?;
                 if result != "ok" {
@@ -209,10 +209,10 @@ impl Snapshot {
         let header = Header::read(&self.source).ok()?;
         let sidecars = Sidecars::of(&self.source).ok()?;
         let db = open_read_only(&self.source, &header, &sidecars).ok()?;
-        db.conn
+        db.conn()
             .busy_timeout(sqlite_file::wait::busy_timeout(self.options.timeout))
             .ok()?;
-        match db.conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
+        match db.conn().query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
             Ok(r) => Some(r),
             Err(e)
                 if matches!(

@@ -316,7 +316,7 @@ impl Snapshot {
         // asked between them (Ctrl-C while PROD's writer holds it back).
         let slice = Duration::from_millis(100).min(self.options.timeout);
         source
-            .conn
+            .conn()
             .busy_timeout(slice)
             .map_err(|e| self.source_error(e, "set busy timeout"))?;
         let deadline = sqlite_file::wait::deadline(self.options.timeout);
@@ -324,14 +324,14 @@ impl Snapshot {
         // One read transaction for the whole copy: its snapshot is DEST.
         let (state, locked_at) = loop {
             source
-                .conn
+                .conn()
                 .execute_batch("BEGIN")
                 .map_err(|e| self.source_error(e, "begin"))?;
             let locked_at = Instant::now();
-            match read_state(&source.conn) {
+            match read_state(source.conn()) {
                 Ok(state) => break (state, locked_at),
                 Err(e) if is_busy(&e) && !sqlite_file::wait::passed(deadline) => {
-                    let _ = source.conn.execute_batch("ROLLBACK");
+                    let _ = source.conn().execute_batch("ROLLBACK");
                     if observer.cancelled() {
                         return Err(Error::Interrupted(self.dest.clone()));
                     }
@@ -340,14 +340,14 @@ impl Snapshot {
             }
         };
         source
-            .conn
+            .conn()
             .busy_timeout(sqlite_file::wait::busy_timeout(self.options.timeout))
             .map_err(|e| self.source_error(e, "set busy timeout"))?;
         // A WAL-mode byte copy reads the pages in the -wal through SQLite's
         // `sqlite_dbpage`, which a build of SQLite may lack.
         let dbpage = header.journal == JournalFlag::Rollback
             || source
-                .conn
+                .conn()
                 .prepare("SELECT data FROM sqlite_dbpage('main') WHERE pgno = 1")
                 .is_ok();
         let method = match (self.options.method, dbpage) {
@@ -359,12 +359,12 @@ impl Snapshot {
 
         let temp = TempFile::create(&folder, &dest_name)?;
         let copied = match method {
-            Method::ByteCopy => self.byte_copy(&source_file, &source.conn, header.journal, &temp, &state, observer),
-            _ => self.backup(&source.conn, &temp, &state, observer).map(|()| 0),
+            Method::ByteCopy => self.byte_copy(&source_file, source.conn(), header.journal, &temp, &state, observer),
+            _ => self.backup(source.conn(), &temp, &state, observer).map(|()| 0),
         };
         // End the read transaction before anything else, then close SQLite's
         // handles before ours (closing a second handle drops SQLite's locks).
-        let _ = source.conn.execute_batch("COMMIT");
+        let _ = source.conn().execute_batch("COMMIT");
         let lock_held = locked_at.elapsed();
         drop(source);
         drop(source_file);

@@ -245,13 +245,27 @@ impl Lock {
             for reads in inherited.iter().flat_map(|r| &r.reads) {
                 me.push_str(&format!("reads {}\n", escape(reads)));
             }
-            let write = |file: &mut File| -> io::Result<()> {
+            let write = |file: &mut File, text: &str| -> io::Result<()> {
                 file.set_len(0)?;
                 file.rewind()?;
-                file.write_all(me.as_bytes())?;
+                file.write_all(text.as_bytes())?;
                 file.sync_data()
             };
-            write(&mut file).map_err(|e| io_error(&path, "write the lock file", e))?;
+            if let Err(e) = write(&mut file, &me) {
+                // A full disk: put back the record found (its truncation
+                // freed the room for it), or take away the name the run
+                // cannot use.
+                if text.trim().is_empty() {
+                    drop(Lock {
+                        file,
+                        path: path.clone(),
+                        inherited: None,
+                    });
+                } else {
+                    let _ = write(&mut file, &text);
+                }
+                return Err(io_error(&path, "write the lock file", e).into());
+            }
             return Ok(Lock { file, path, inherited });
         }
     }

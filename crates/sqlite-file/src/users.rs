@@ -40,34 +40,16 @@ pub fn users(db: &Path) -> io::Result<Vec<User>> {
             "no /proc: cannot tell which processes have the database open on this system",
         ));
     }
-    let mut files = Vec::new();
-    for path in [db.to_owned()]
-        .into_iter()
-        .chain(Sidecar::ALL.iter().map(|&s| sidecar_path(db, s)))
-    {
-        if let Ok(meta) = std::fs::metadata(&path) {
-            files.push((meta.dev(), meta.ino()));
-        }
-    }
+    let files = files_of(db);
     let me = std::process::id();
     let mut found: BTreeMap<u32, String> = BTreeMap::new();
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        if pid == me {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue; // gone, or not ours to read: the lock probe covers it
-        };
-        for fd in fds.flatten() {
-            if let Ok(meta) = std::fs::metadata(fd.path()) {
-                if files.contains(&(meta.dev(), meta.ino())) {
-                    found.insert(pid, process_name(pid));
-                    break;
-                }
-            }
+        // Gone, or not ours to read: the lock probe covers it.
+        if pid != me && holds(&entry.path(), &files) {
+            found.insert(pid, process_name(pid));
         }
     }
     for pid in lock_holders(db) {
@@ -78,22 +60,60 @@ pub fn users(db: &Path) -> io::Result<Vec<User>> {
     Ok(found.into_iter().map(|(pid, name)| User { pid, name }).collect())
 }
 
+/// Whether this process itself still has a `-wal` or `-shm` of `db` open:
+/// another SQLite connection of its own that has read `db` in WAL mode, and
+/// so may hold POSIX locks on it, which closing any other handle on `db`
+/// would drop. (A plain handle on `db` holds neither sidecar nor lock.)
+pub fn sidecars_held_here(db: &Path) -> bool {
+    let sidecars: Vec<_> = [Sidecar::Wal, Sidecar::Shm]
+        .iter()
+        .filter_map(|&s| std::fs::metadata(sidecar_path(db, s)).ok())
+        .map(|meta| (meta.dev(), meta.ino()))
+        .collect();
+    holds(Path::new("/proc/self"), &sidecars)
+}
+
+/// The (device, inode) of `db` and of each sidecar that exists.
+fn files_of(db: &Path) -> Vec<(u64, u64)> {
+    [db.to_owned()]
+        .into_iter()
+        .chain(Sidecar::ALL.iter().map(|&s| sidecar_path(db, s)))
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|meta| (meta.dev(), meta.ino()))
+        .collect()
+}
+
+/// Whether the process at `/proc/PID` has an fd on one of `files`.
+fn holds(proc_dir: &Path, files: &[(u64, u64)]) -> bool {
+    let Ok(fds) = std::fs::read_dir(proc_dir.join("fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::metadata(fd.path()).ok())
+        .any(|meta| files.contains(&(meta.dev(), meta.ino())))
+}
+
 fn process_name(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "?".to_owned())
 }
 
+/// Where SQLite's lock bytes start in a database file: the pending byte,
+/// then the reserved byte, then 510 shared bytes.
+pub(crate) const PENDING_BYTE: i64 = 0x4000_0000;
+/// How many lock bytes SQLite uses from [`PENDING_BYTE`] on.
+pub(crate) const LOCK_BYTES: i64 = 512 + 2;
+
 /// Pids holding SQLite's locks: the lock bytes of the database file
 /// (rollback mode, and the shared lock of WAL readers) and of the `-shm`.
 fn lock_holders(db: &Path) -> Vec<u32> {
-    const PENDING_BYTE: i64 = 0x4000_0000;
     let mut pids = Vec::new();
     // Opening for reading and closing again is safe here: this process has
     // no SQLite connection to these files, so it drops no lock of its own.
     // Only regular files, opened without blocking: a FIFO must not hang the probe.
     if let Some(file) = open_regular(db) {
-        pids.extend(probe(&file, PENDING_BYTE, 512 + 2));
+        pids.extend(probe(&file, PENDING_BYTE, LOCK_BYTES));
     }
     if let Some(file) = open_regular(&sidecar_path(db, Sidecar::Shm)) {
         pids.extend(probe(&file, 120, 8));

@@ -29,7 +29,7 @@ impl Swap {
             .map_err(|e| sqlite_error(target, "busy timeout", e))?;
         let mut made = None;
         let result = (|| -> Result<(), Error> {
-            let backup = Backup::new(&src.conn, &mut dst).map_err(|e| sqlite_error(target, "write", e))?;
+            let backup = Backup::new(src.conn(), &mut dst).map_err(|e| sqlite_error(target, "write", e))?;
             // A step of no pages takes TARGET's write lock (exclusive in
             // rollback mode), which the backup holds until it ends.
             self.run_backup(&backup, 0, target, "taking its write lock")?;
@@ -84,7 +84,8 @@ impl Swap {
                         .pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get(0))
                         .map_err(|e| sqlite_error(&temp, "pragma", e))?;
                     {
-                        let backup = Backup::new(&src.conn, &mut dst).map_err(|e| sqlite_error(target, "backup", e))?;
+                        let backup =
+                            Backup::new(src.conn(), &mut dst).map_err(|e| sqlite_error(target, "backup", e))?;
                         self.run_backup(&backup, -1, target, "reading for the backup")?;
                     }
                     dst.close().map_err(|(_, e)| sqlite_error(&temp, "close", e))?;

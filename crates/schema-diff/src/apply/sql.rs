@@ -31,7 +31,7 @@ pub fn sql(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &[Pat
                 .pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get(0))
                 .map_err(|e| sqlite_error(&copy, "pragma", e))?;
             let backup =
-                rusqlite::backup::Backup::new(&source.conn, &mut dest).map_err(|e| sqlite_error(&copy, "copy", e))?;
+                rusqlite::backup::Backup::new(source.conn(), &mut dest).map_err(|e| sqlite_error(&copy, "copy", e))?;
             loop {
                 match backup.step(-1).map_err(|e| sqlite_error(target_path, "copy", e))? {
                     rusqlite::backup::StepResult::Done => break,

@@ -6,7 +6,7 @@ use super::*;
 
 pub(super) fn read_catalog(path: &Path, extensions: &[PathBuf]) -> Result<Catalog, Error> {
     let (db, header) = crate::open(path, extensions)?;
-    Catalog::read(&db.conn, header.journal.as_str()).map_err(|e| sqlite_error(path, "read schema", e))
+    Catalog::read(db.conn(), header.journal.as_str()).map_err(|e| sqlite_error(path, "read schema", e))
 }
 
 /// `INSERT INTO dest(cols) SELECT exprs FROM src`: DEV's stored columns,
