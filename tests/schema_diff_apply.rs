@@ -503,3 +503,37 @@ fn columns_named_with_quotes_at_either_end_work_in_every_strategy() {
         );
     }
 }
+
+#[test]
+fn a_lock_held_by_an_application_is_waited_for_up_to_wait_seconds() {
+    let dir = tempdir();
+    let (dev, target) = (dir.path().join("dev.db"), dir.path().join("target.db"));
+    make_db(&dev, "delete", "CREATE TABLE t(x, y);");
+    make_db(&target, "delete", "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
+    // An application in the middle of a write: no reader may start.
+    let mut app = HeldConnection::start(&target, "exclusive");
+    let before = folder(dir.path());
+    for args in [vec!["--wait", "0"], vec!["--apply", "--timeout", "0"]] {
+        let (code, _, err) = run(schema_diff().args(&args).arg(&dev).arg(&target));
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(err.contains("target.db") && err.contains("--wait"), "{err}");
+        assert_eq!(folder(dir.path()), before, "{args:?}: nothing changed");
+    }
+    // Given time, it waits for the application's commit, then applies.
+    let child = schema_diff()
+        .args(["--apply", "--wait", "60"])
+        .arg(&dev)
+        .arg(&target)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    assert_eq!(app.ask("end"), "ok");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(query_i64(&target, "SELECT count(*) FROM t"), 1);
+    assert_eq!(
+        query_i64(&target, "SELECT count(*) FROM pragma_table_info('t') WHERE name = 'y'"),
+        1
+    );
+}

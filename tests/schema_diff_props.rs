@@ -167,7 +167,7 @@ proptest! {
                 .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).expect("count")
         };
         let counts: BTreeMap<String, i64> = target.iter().map(|t| (t.name.clone(), count(&target_path, &t.name))).collect();
-        match apply(&dev_path, &target_path, &Hints::default(), &[], OnViolation::Abort, None) {
+        match apply(&dev_path, &target_path, &Hints::default(), &schema_diff::Reading::default(), OnViolation::Abort, None) {
             Ok(report) => {
                 prop_assert_eq!(schema_rows(&target_path), schema_rows(&dev_path));
                 for old in &target {
@@ -306,7 +306,7 @@ proptest! {
         let report = {
             let target = dir.path().join("plan.db");
             make_db(&target, "delete", &target_sql);
-            schema_diff::compare(&dev, &target, &Hints::default(), &[]).expect("compare")
+            schema_diff::compare(&dev, &target, &Hints::default(), &schema_diff::Reading::default()).expect("compare")
         };
         let violations: Vec<_> = report.data_impact.iter().filter(|i| i.kind == ImpactKind::Violation).collect();
         for on_violation in [OnViolation::Abort, OnViolation::Skip] {
@@ -315,7 +315,7 @@ proptest! {
             let before = std::fs::read(&target).expect("read");
             let predicted = report.blocking(on_violation);
             let rejects = dir.path().join(format!("{on_violation:?}.rejects"));
-            let result = apply(&dev, &target, &Hints::default(), &[], on_violation, Some(&rejects));
+            let result = apply(&dev, &target, &Hints::default(), &schema_diff::Reading::default(), on_violation, Some(&rejects));
             let context = format!("{dev_sql}\n{target_sql}\n{on_violation:?}: plan {predicted:?}");
             match result {
                 Ok(applied) => {

@@ -188,7 +188,7 @@ fn an_app_connection_in_any_state_is_refused_and_live_works_where_sqlite_allows(
 
             // --live: blocked by a writer, and by a reader in rollback mode.
             let blocked = state == "write" || (state == "read" && mode == "delete");
-            let (rc, _, stderr) = run(swap().args(["--live", "--busy-timeout", "0.5"]).arg(&new).arg(&dev));
+            let (rc, _, stderr) = run(swap().args(["--live", "--wait", "0.5"]).arg(&new).arg(&dev));
             if blocked {
                 assert_eq!(rc, 3, "{mode}/{state}: {stderr}");
                 assert!(stderr.contains("locked"), "{stderr}");

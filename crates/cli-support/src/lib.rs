@@ -1,6 +1,6 @@
 //! What every binary of the workspace shares and no library should carry:
 //! [`seconds`], the one parser of durations for every command-line flag
-//! (`--timeout`, `--wait`, `--busy-timeout`) and for deployment files; the
+//! (`--wait`, also spelled `--timeout`) and for deployment files; the
 //! signal policy ([`stop_on_signals`]); the byte bar of long copies
 //! ([`ByteBar`]); sizes in words ([`size`]).
 

@@ -44,7 +44,8 @@ pub enum Operation {
         /// Where rows left out by `on_violation = skip` go (default
         /// `SCHEMA.rejects-<UTC stamp>.sqlite`, beside the schema's file: DEV).
         rejects: Option<PathBuf>,
-        extensions: Vec<PathBuf>,
+        /// The extensions to load, and how long to wait for a lock.
+        reading: schema_diff::Reading,
     },
     /// `from` (consumed) atomically replaces `to`, keeping a backup.
     Swap { from: usize, to: usize, swap: SwapOptions },
@@ -211,7 +212,10 @@ impl Deployment {
                 on_violation: apply.on_violation,
                 hints: apply.hints,
                 rejects: apply.rejects,
-                extensions: apply.extensions,
+                reading: schema_diff::Reading {
+                    extensions: apply.extensions,
+                    ..schema_diff::Reading::default()
+                },
             },
         ));
     }
@@ -534,7 +538,10 @@ impl StepToml {
                     on_violation: self.on_violation.unwrap_or_default(),
                     hints,
                     rejects: self.rejects.as_ref().map(|r| base.join(r)),
-                    extensions: self.load_extension.iter().map(|e| base.join(e)).collect(),
+                    reading: schema_diff::Reading {
+                        extensions: self.load_extension.iter().map(|e| base.join(e)).collect(),
+                        ..schema_diff::Reading::default()
+                    },
                 })
             }
             OpToml::Swap => {

@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use crate::Reading;
 use std::time::Instant;
 
 use rusqlite::{params, Connection, OpenFlags};
@@ -91,7 +93,7 @@ pub fn apply(
     dev_path: &Path,
     target_path: &Path,
     hints: &Hints,
-    extensions: &[PathBuf],
+    reading: &Reading,
     on_violation: OnViolation,
     rejects: Option<&Path>,
 ) -> Result<ApplyReport, Error> {
@@ -99,15 +101,7 @@ pub fn apply(
         copying: &mut |_| {},
         stop: None,
     };
-    apply_with_progress(
-        dev_path,
-        target_path,
-        hints,
-        extensions,
-        on_violation,
-        rejects,
-        progress,
-    )
+    apply_with_progress(dev_path, target_path, hints, reading, on_violation, rejects, progress)
 }
 
 /// What [`apply_with_progress`] tells while it works, and how to stop it.
@@ -124,13 +118,13 @@ pub fn apply_with_progress(
     dev_path: &Path,
     target_path: &Path,
     hints: &Hints,
-    extensions: &[PathBuf],
+    reading: &Reading,
     on_violation: OnViolation,
     rejects: Option<&Path>,
     progress: Progress,
 ) -> Result<ApplyReport, Error> {
     let started = Instant::now();
-    let diff = compare(dev_path, target_path, hints, extensions)?;
+    let diff = compare(dev_path, target_path, hints, reading)?;
     let needs_dev = diff.plan.iter().any(|p| p.rows_from == RowsFrom::Dev);
     if diff.identical && !needs_dev {
         return Ok(ApplyReport::unchanged(diff, started));
@@ -167,9 +161,9 @@ pub fn apply_with_progress(
     // Outside the transaction: inside it, `foreign_keys` is silently ignored.
     run.exec("PRAGMA foreign_keys = OFF")?;
     run.exec("PRAGMA legacy_alter_table = ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
+    conn.busy_timeout(sqlite_file::wait::busy_timeout(reading.wait))
         .map_err(|e| sqlite_error(target_path, "busy timeout", e))?;
-    crate::load_extensions(&conn, extensions)?;
+    crate::load_extensions(&conn, &reading.extensions)?;
     // ATTACH and DETACH cannot happen inside the transaction.
     let mut same_rows = BTreeSet::new();
     if needs_dev {
@@ -202,7 +196,7 @@ pub fn apply_with_progress(
     }
     let mut skipped = Vec::new();
     let result = (|| {
-        let dev = read_catalog(dev_path, extensions)?;
+        let dev = read_catalog(dev_path, reading)?;
         let target = Catalog::read(&conn, "").map_err(|e| sqlite_error(target_path, "read schema", e))?;
         let fk_before = foreign_key_violations(&conn).map_err(|e| sqlite_error(target_path, "foreign_key_check", e))?;
         skipped = skip_rows(&mut run, &to_skip, &target, hints)?;

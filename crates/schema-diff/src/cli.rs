@@ -9,7 +9,7 @@ use exit_code::Exit;
 
 use crate::diff::ChangeKind;
 use crate::plan::{ImpactKind, RowsFrom, Strategy};
-use crate::{compare, Hints, Report};
+use crate::{compare, Hints, Reading, Report};
 
 /// Compare DEV's schema with TARGET's and preview what applying DEV's would do
 /// to TARGET's data. Reads both files; writes neither.
@@ -31,6 +31,10 @@ pub struct DiffArgs {
     /// With --on-violation skip: where the left-out rows go (default TARGET.rejects-<UTC stamp>.sqlite).
     #[arg(long, value_name = "PATH")]
     pub rejects: Option<PathBuf>,
+    /// Seconds to wait for an application's lock on DEV or TARGET, reading or applying
+    /// (0 to 604800).
+    #[arg(long, visible_alias = "timeout", value_name = "SECONDS", default_value = "10", value_parser = cli_support::parse_seconds)]
+    pub wait: std::time::Duration,
     #[command(flatten)]
     pub output: cli_support::OutputArgs,
 }
@@ -104,6 +108,14 @@ impl DiffArgs {
     pub fn hints(&self) -> Result<Hints, String> {
         self.migration.hints()
     }
+
+    /// How both files are read.
+    pub fn reading(&self) -> Reading {
+        Reading {
+            extensions: self.migration.load_extension.clone(),
+            wait: self.wait,
+        }
+    }
 }
 
 /// Runs `schema-diff` in `mode` and returns the exit status: 0 identical,
@@ -127,7 +139,7 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
         return Exit::BadInput;
     }
     if mode == Mode::Sql {
-        return match crate::apply::sql(&args.dev, &args.target, &hints, &args.migration.load_extension) {
+        return match crate::apply::sql(&args.dev, &args.target, &hints, &args.reading()) {
             Ok(statements) if statements.is_empty() => Exit::Done,
             Ok(statements) => {
                 println!(
@@ -142,7 +154,7 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
             Err(e) => failed(args.output.json, &e),
         };
     }
-    match compare(&args.dev, &args.target, &hints, &args.migration.load_extension) {
+    match compare(&args.dev, &args.target, &hints, &args.reading()) {
         Ok(report) => {
             if args.output.json {
                 if !print_json(&report) {
@@ -169,7 +181,7 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
         &args.dev,
         &args.target,
         hints,
-        &args.migration.load_extension,
+        &args.reading(),
         args.migration.on_violation,
         args.rejects.as_deref(),
     ) {

@@ -362,6 +362,9 @@ pub enum Error {
     },
     #[error("{}: has a hot journal (an interrupted transaction); open it with its application first", .0.display())]
     HotJournal(PathBuf),
+    /// Another process held its lock for longer than `--wait`.
+    #[error("{}: another process holds its lock; nothing was changed (wait longer with --wait SECONDS)", .0.display())]
+    Busy(PathBuf),
     #[error("{}: needs what its application provides: {what}; load it with --load-extension PATH", path.display())]
     MissingExtension { path: PathBuf, what: String },
     #[error("{}: cannot load extension: {why}", path.display())]
@@ -406,6 +409,7 @@ impl Error {
             Error::SameFile { .. } => "same_file",
             Error::Encodings { .. } => "encodings_differ",
             Error::HotJournal(_) => "hot_journal",
+            Error::Busy(_) => "busy",
             Error::MissingExtension { .. } | Error::Extension { .. } => "missing_extension",
             Error::BadHint { .. } => "bad_hint",
             Error::Violations { .. } => "violations",
@@ -417,7 +421,11 @@ impl Error {
     /// The file the error is about, where it names one.
     pub fn file(&self) -> Option<&Path> {
         match self {
-            Error::Missing(p) | Error::IsDirectory(p) | Error::PermissionDenied(p) | Error::HotJournal(p) => Some(p),
+            Error::Missing(p)
+            | Error::IsDirectory(p)
+            | Error::PermissionDenied(p)
+            | Error::HotJournal(p)
+            | Error::Busy(p) => Some(p),
             Error::NotADatabase { path, .. }
             | Error::MissingExtension { path, .. }
             | Error::Extension { path, .. }
@@ -434,7 +442,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Sqlite { .. } | Error::Io { .. } | Error::Internal(_) => Exit::Failed,
-            Error::HotJournal(_) | Error::Violations { .. } | Error::SideFile(_) => Exit::Refused,
+            Error::HotJournal(_) | Error::Busy(_) | Error::Violations { .. } | Error::SideFile(_) => Exit::Refused,
             _ => Exit::BadInput,
         }
     }
@@ -453,6 +461,9 @@ pub(crate) fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error
     }
     match e.sqlite_error() {
         Some(f) if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK => Error::HotJournal(path.to_owned()),
+        Some(f) if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            Error::Busy(path.to_owned())
+        }
         Some(f) if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::NotADatabase {
             path: path.to_owned(),
             reason: format!("corrupt: {e}"),
@@ -465,9 +476,30 @@ pub(crate) fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error
     }
 }
 
+/// How the databases are read: what to load into each connection, and how
+/// long to wait for another process's lock on them.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// Extensions loaded into every connection (collations, functions,
+    /// virtual table modules DEV's application provides).
+    pub extensions: Vec<PathBuf>,
+    /// How long to wait for an application's lock, reading or applying.
+    pub wait: std::time::Duration,
+}
+
+impl Default for Reading {
+    /// No extension; 10 seconds for a lock.
+    fn default() -> Reading {
+        Reading {
+            extensions: Vec::new(),
+            wait: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
 /// Opens `path` read-only, leaving it and its folder as found, with the
 /// extensions loaded (collations, functions, virtual table modules).
-pub(crate) fn open(path: &Path, extensions: &[PathBuf]) -> Result<(ReadOnlyDb, Header), Error> {
+pub(crate) fn open(path: &Path, reading: &Reading) -> Result<(ReadOnlyDb, Header), Error> {
     // SQLite reads an empty file as an empty database: so does schema-diff.
     let header = sqlite_file::inspect(path, true)
         .map_err(|e| match e {
@@ -497,9 +529,9 @@ pub(crate) fn open(path: &Path, extensions: &[PathBuf]) -> Result<(ReadOnlyDb, H
         .pragma_update(None, "foreign_keys", false)
         .map_err(|e| sqlite_error(path, "pragma", e))?;
     db.conn()
-        .busy_timeout(std::time::Duration::from_secs(10))
+        .busy_timeout(sqlite_file::wait::busy_timeout(reading.wait))
         .map_err(|e| sqlite_error(path, "busy timeout", e))?;
-    load_extensions(db.conn(), extensions)?;
+    load_extensions(db.conn(), &reading.extensions)?;
     Ok((db, header))
 }
 
@@ -526,7 +558,7 @@ pub(crate) use sqlite_file::uri_path;
 /// `open`, for a short read that must not wait for a writer (PROD's
 /// application): SQLite gives up after 200 ms, and the caller after it.
 pub(crate) fn open_briefly(path: &Path) -> Result<(ReadOnlyDb, Header), Error> {
-    let (db, header) = open(path, &[])?;
+    let (db, header) = open(path, &Reading::default())?;
     db.conn()
         .busy_timeout(std::time::Duration::from_millis(200))
         .map_err(|e| sqlite_error(path, "busy timeout", e))?;
@@ -537,13 +569,13 @@ pub(crate) fn open_briefly(path: &Path) -> Result<(ReadOnlyDb, Header), Error> {
 /// of each, nothing counted): a rename names a table or column that is
 /// there, a glob matches a table. `Error::BadHint` (exit 2) names the hint,
 /// the file and the closest name.
-pub fn check_hints(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &[PathBuf]) -> Result<(), Error> {
+pub fn check_hints(dev_path: &Path, target_path: &Path, hints: &Hints, reading: &Reading) -> Result<(), Error> {
     if hints.is_empty() {
         return Ok(());
     }
     let catalog = |path: &Path| -> Result<Catalog, Error> {
         let (db, header) = open_briefly(path)?;
-        crate::load_extensions(db.conn(), extensions)?;
+        crate::load_extensions(db.conn(), &reading.extensions)?;
         Catalog::read(db.conn(), header.journal.as_str()).map_err(|e| sqlite_error(path, "read schema", e))
     };
     check_hints::check(
@@ -556,10 +588,10 @@ pub fn check_hints(dev_path: &Path, target_path: &Path, hints: &Hints, extension
 }
 
 /// Compares DEV's schema with TARGET's and plans the change. Writes nothing.
-/// `extensions` are loaded into both connections first.
-pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &[PathBuf]) -> Result<Report, Error> {
-    let (dev, dev_header) = open(dev_path, extensions)?;
-    let (target, target_header) = open(target_path, extensions)?;
+/// `reading`'s extensions are loaded into both connections first.
+pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, reading: &Reading) -> Result<Report, Error> {
+    let (dev, dev_header) = open(dev_path, reading)?;
+    let (target, target_header) = open(target_path, reading)?;
     if FileId::of(dev_path).ok() == FileId::of(target_path).ok() {
         return Err(Error::SameFile {
             dev: dev_path.to_owned(),

@@ -72,7 +72,7 @@ fn measure(target: &Path, dev: &Path, rebuilt: &[&str], new_indexes: &[&str]) ->
     // The table each new index is on, as DEV's schema says.
     let mut tables_of_new_indexes: Vec<String> = Vec::new();
     if !new_indexes.is_empty() {
-        let (dev_db, _) = crate::open(dev, &[])?;
+        let (dev_db, _) = crate::open(dev, &crate::Reading::default())?;
         let mut stmt = dev_db
             .conn()
             .prepare("SELECT tbl_name FROM sqlite_schema WHERE type = 'index' AND name = ?1")
@@ -82,7 +82,7 @@ fn measure(target: &Path, dev: &Path, rebuilt: &[&str], new_indexes: &[&str]) ->
             tables_of_new_indexes.extend(table.filter(|t| !rebuilt.iter().any(|r| r.eq_ignore_ascii_case(t))));
         }
     }
-    let (db, _) = crate::open(target, &[])?;
+    let (db, _) = crate::open(target, &crate::Reading::default())?;
     let mut objects = db
         .conn()
         .prepare("SELECT name FROM sqlite_schema WHERE tbl_name = ?1 COLLATE NOCASE")

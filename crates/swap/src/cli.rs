@@ -21,12 +21,11 @@ pub struct SwapArgs {
     pub undo: bool,
     #[command(flatten)]
     pub replacing: ReplacingArgs,
-    /// Wait up to SECONDS for TARGET to be free (no process with it open) before refusing.
-    #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = cli_support::parse_seconds)]
-    pub wait: Duration,
-    /// How long to wait for an application's lock (checkpoint, --live write).
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = cli_support::parse_seconds)]
-    pub busy_timeout: Duration,
+    /// Wait up to SECONDS for other processes: for TARGET to be closed (by default swap
+    /// refuses at once while a process has it open) and for an application's lock during a
+    /// checkpoint or a --live write (10 seconds by default).
+    #[arg(long, visible_alias = "timeout", alias = "busy-timeout", value_name = "SECONDS", value_parser = cli_support::parse_seconds)]
+    pub wait: Option<Duration>,
     #[command(flatten)]
     pub output: cli_support::OutputArgs,
 }
@@ -54,8 +53,8 @@ impl SwapArgs {
             backup: !self.replacing.no_backup,
             keep_backups: self.replacing.keep_backups as usize,
             live: self.replacing.live,
-            wait: self.wait,
-            busy_timeout: self.busy_timeout,
+            wait: self.wait.unwrap_or(Duration::ZERO),
+            busy_timeout: self.wait.unwrap_or(Duration::from_secs(10)),
             max_mode: None,
         }
     }

@@ -130,7 +130,7 @@ pub(super) fn run_step(
             on_violation,
             hints,
             rejects,
-            extensions,
+            reading,
         } => {
             // Decided by the preflight, which checked nothing lies there.
             let rejects = prepared.rejects.get(&index).cloned().or_else(|| rejects.clone());
@@ -141,7 +141,7 @@ pub(super) fn run_step(
                 // Not counted by the preflight (a rollback-mode PROD is never
                 // counted under its lock): count on the copy, before it
                 // changes, and refuse here as the preflight would have.
-                let diff = schema_diff::compare(&path(*schema), &path(*to), hints, extensions)?;
+                let diff = schema_diff::compare(&path(*schema), &path(*to), hints, reading)?;
                 // PROD was busy when the preflight asked: ask its copy.
                 if !prepared.allow_behind {
                     if let Ok(Some(why)) = schema_diff::behind(&path(*schema), &path(*to), hints) {
@@ -174,7 +174,7 @@ pub(super) fn run_step(
                 &path(*schema),
                 &path(*to),
                 hints,
-                extensions,
+                reading,
                 *on_violation,
                 rejects.as_deref(),
                 schema_diff::apply::Progress {

@@ -600,7 +600,7 @@ pub(super) fn count_migrations(
             to,
             on_violation,
             ref hints,
-            ref extensions,
+            ref reading,
             ..
         } = step.op
         else {
@@ -618,7 +618,7 @@ pub(super) fn count_migrations(
         // Only the verdict counts here: a file that cannot be read now
         // (PROD busy) is read again, hints and all, by the counting below.
         if let Err(e @ schema_diff::Error::BadHint { .. }) =
-            schema_diff::check_hints(&d.files[schema_file].path, &data_path, hints, extensions)
+            schema_diff::check_hints(&d.files[schema_file].path, &data_path, hints, reading)
         {
             return Err(e.into());
         }
@@ -668,7 +668,7 @@ pub(super) fn count_migrations(
             copy.run(&mut Adapter(events))?;
             temp
         };
-        let diff = schema_diff::compare(&d.files[schema_file].path, &counted_on, hints, extensions);
+        let diff = schema_diff::compare(&d.files[schema_file].path, &counted_on, hints, reading);
         let measured = diff
             .as_ref()
             .ok()

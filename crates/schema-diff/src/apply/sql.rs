@@ -6,7 +6,7 @@ use super::*;
 /// The statements `--apply` would run against TARGET, found by applying to
 /// a temporary, consistent copy of TARGET in its folder (removed afterwards).
 /// TARGET itself is only read. Empty when the schemas are identical.
-pub fn sql(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &[PathBuf]) -> Result<Vec<String>, Error> {
+pub fn sql(dev_path: &Path, target_path: &Path, hints: &Hints, reading: &Reading) -> Result<Vec<String>, Error> {
     let folder = sqlite_file::fs::parent_dir(target_path);
     let (prefix, suffix) = sqlite_file::sidefile::pid_temp_pattern(target_path, "schema-diff-sql");
     for leftover in sqlite_file::sidefile::dead_pid_leftovers(folder, &prefix, &suffix) {
@@ -18,7 +18,7 @@ pub fn sql(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &[Pat
     };
     let result = (|| {
         {
-            let (source, _) = crate::open(target_path, extensions)?;
+            let (source, _) = crate::open(target_path, reading)?;
             sqlite_file::sidefile::create_new(&copy, 0o600).map_err(|e| match e {
                 sqlite_file::sidefile::SideFileError::Io { source, .. } => Error::Io {
                     path: copy.clone(),
@@ -40,7 +40,7 @@ pub fn sql(dev_path: &Path, target_path: &Path, hints: &Hints, extensions: &[Pat
                 }
             }
         }
-        apply(dev_path, &copy, hints, extensions, OnViolation::Abort, None).map(|r| r.statements)
+        apply(dev_path, &copy, hints, reading, OnViolation::Abort, None).map(|r| r.statements)
     })();
     remove(&copy);
     result

@@ -4,8 +4,8 @@
 
 use super::*;
 
-pub(super) fn read_catalog(path: &Path, extensions: &[PathBuf]) -> Result<Catalog, Error> {
-    let (db, header) = crate::open(path, extensions)?;
+pub(super) fn read_catalog(path: &Path, reading: &crate::Reading) -> Result<Catalog, Error> {
+    let (db, header) = crate::open(path, reading)?;
     Catalog::read(db.conn(), header.journal.as_str()).map_err(|e| sqlite_error(path, "read schema", e))
 }
 
