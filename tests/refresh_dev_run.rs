@@ -1486,3 +1486,69 @@ fn a_usage_error_is_one_json_object_with_json_and_a_run_says_what_happened_in_a_
     let (_, out, _) = shop.run("plan", &["-v", "--allow-behind"]);
     assert!(out.contains("[1] would snapshot"), "{out}");
 }
+
+#[test]
+fn the_drivers_json_says_prod_where_schema_diff_says_target() {
+    let shop = Shop::new();
+    for command in ["plan", "run"] {
+        let (code, out, err) = shop.run(command, &["--json"]);
+        assert_eq!(code, 0, "{command}: {err}");
+        let report = json(&out);
+        let mut migrations = vec![&report["plan"], &report["changes"], &report["data_impact"]];
+        for step in report["steps"].as_array().expect("steps") {
+            migrations.extend([&step["diff"], &step["apply"]]);
+        }
+        for part in migrations {
+            let text = part.to_string();
+            assert!(!text.contains("\"target"), "{command}: {text}");
+            assert!(!text.contains("TARGET"), "{command}: {text}");
+        }
+        let from: Vec<&str> = report["plan"]
+            .as_array()
+            .expect("plan")
+            .iter()
+            .map(|t| t["rows_from"].as_str().expect("rows_from"))
+            .collect();
+        assert!(from.contains(&"prod"), "{command}: {from:?}");
+        let diffs: Vec<&serde_json::Value> = report["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .flat_map(|s| [&s["diff"], &s["apply"]["diff"]])
+            .filter(|d| !d.is_null())
+            .collect();
+        assert_eq!(diffs.len(), 1, "{command}: {report:#}");
+        // PROD itself when planning; its copy, the staging file, when run.
+        let prod = diffs[0]["prod"].as_str().expect("prod");
+        assert!(
+            prod.ends_with("prod/shop.db") || prod.ends_with(".shop.refresh-staging.db"),
+            "{prod}"
+        );
+    }
+}
+
+#[test]
+fn paths_under_the_current_folder_are_shown_relative() {
+    let shop = Shop::new();
+    let root = shop.dir.path().display().to_string();
+    for verbose in [false, true] {
+        let mut cmd = refresh_dev();
+        cmd.current_dir(shop.dir.path()).args(shop.args("plan"));
+        if verbose {
+            cmd.arg("-v");
+        }
+        let (code, out, err) = run(&mut cmd);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("prod/shop.db") && out.contains("dev/shop.db"), "{out}");
+        assert!(!out.contains(&format!("{root}/")), "verbose {verbose}: {out}");
+    }
+    // A refusal's one line, too.
+    let blocker = shop.dev_dir().join(".shop.refresh-staging.db");
+    std::fs::write(&blocker, b"not ours").expect("write");
+    let (code, _, err) = run(refresh_dev().current_dir(shop.dir.path()).args(shop.args("run")));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("dev/.shop.refresh-staging.db") && !err.contains(&root),
+        "{err}"
+    );
+}

@@ -266,6 +266,60 @@ pub fn short(path: &std::path::Path) -> String {
     }
 }
 
+/// `text` with every absolute path in one of `folders` written as [`short`]
+/// would: `/home/me/app/dev.db` read from `/home/me/app` is `dev.db`. Only
+/// whole paths are touched (an occurrence preceded by a path character,
+/// as in `/other/home/me/app/x`, is left as it is).
+pub fn shorten_paths(text: &str, folders: &[std::path::PathBuf]) -> String {
+    let Ok(cwd) = std::env::current_dir() else {
+        return text.to_owned();
+    };
+    let mut folders: Vec<(String, String)> = folders
+        .iter()
+        .filter(|f| f.is_absolute())
+        .filter_map(|f| {
+            let relative = f.strip_prefix(&cwd).ok()?;
+            let from = format!("{}/", f.display()).replace("//", "/");
+            let to = if relative.as_os_str().is_empty() {
+                String::new()
+            } else {
+                format!("{}/", relative.display())
+            };
+            Some((from, to))
+        })
+        .collect();
+    // Deeper folders first; each folder once.
+    folders.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+    folders.dedup();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    'scan: while !rest.is_empty() {
+        let before = out.chars().next_back();
+        let starts_path = before.is_none_or(|c| c.is_whitespace() || "'\"(=:,[".contains(c));
+        if starts_path && rest.starts_with('/') {
+            for (from, to) in &folders {
+                if rest.starts_with(from.as_str()) {
+                    out.push_str(to);
+                    rest = &rest[from.len()..];
+                    continue 'scan;
+                }
+                // The folder itself, ended by what cannot be in a path here.
+                let bare = &from[..from.len() - 1];
+                let after = rest.get(bare.len()..).and_then(|r| r.chars().next());
+                if rest.starts_with(bare) && after.is_none_or(|c| c.is_whitespace() || "'\"):,;".contains(c)) {
+                    out.push_str(if to.is_empty() { "." } else { &to[..to.len() - 1] });
+                    rest = &rest[bare.len()..];
+                    continue 'scan;
+                }
+            }
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// A count of rows where -1 means "some": SQL could not count them one by one.
 pub fn rows(n: i64) -> String {
     if n < 0 {
@@ -321,6 +375,23 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_in_the_current_folder_are_shortened_whole_paths_only() {
+        let cwd = std::env::current_dir().expect("cwd");
+        let c = cwd.display();
+        let text = format!("copy {c}/a.db to '{c}/sub/b.db' (not /other{c}/c.db); {c}/sub/x, {c}/sub: {c}");
+        let short = shorten_paths(&text, &[cwd.clone(), cwd.join("sub"), "rel".into()]);
+        assert_eq!(
+            short,
+            format!("copy a.db to 'sub/b.db' (not /other{c}/c.db); sub/x, sub: .")
+        );
+        assert_eq!(
+            shorten_paths(&format!("{c}x/a"), std::slice::from_ref(&cwd)),
+            format!("{c}x/a")
+        );
+        assert_eq!(shorten_paths("/elsewhere/a.db", &[cwd]), "/elsewhere/a.db");
+    }
 
     #[test]
     fn accepts_what_a_wait_can_be_and_refuses_the_rest() {

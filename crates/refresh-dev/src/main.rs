@@ -505,14 +505,20 @@ fn print_report(report: &Report, output: &Output) -> Exit {
     } else if !output.print.quiet {
         use std::io::IsTerminal as _;
         let colour = output.print.colour(std::io::stdout().is_terminal());
-        if output.verbose {
-            print!("{}", report.human(colour));
+        let text = if output.verbose {
+            report.human(colour)
         } else {
-            print!("{}", report.summary(colour));
-        }
+            report.summary(colour)
+        };
+        print!("{}", cli_support::shorten_paths(&text, &report.folders()));
     }
     if let Some(e) = &report.error {
-        cli_support::print_error("refresh-dev", &e.message);
+        let message = if output.print.json {
+            e.message.clone()
+        } else {
+            cli_support::shorten_paths(&e.message, &report.folders())
+        };
+        cli_support::print_error("refresh-dev", &message);
     }
     report.exit_code
 }

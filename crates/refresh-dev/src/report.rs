@@ -125,9 +125,9 @@ pub struct StepReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<snapshot::Report>,
     /// The schema comparison (planned) or the apply (run), whose `diff` holds it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "in_prod_words")]
     pub diff: Option<schema_diff::Report>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "in_prod_words")]
     pub apply: Option<schema_diff::apply::ApplyReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap: Option<swap::Report>,
@@ -158,8 +158,11 @@ pub struct Report {
     pub steps: Vec<StepReport>,
     /// The schema changes, the per-table plan and the data impact of the
     /// first `apply` step (the migration), for scripts that want just that.
+    #[serde(serialize_with = "in_prod_words")]
     pub changes: Vec<schema_diff::diff::Change>,
+    #[serde(serialize_with = "in_prod_words")]
     pub plan: Vec<schema_diff::plan::TablePlan>,
+    #[serde(serialize_with = "in_prod_words")]
     pub data_impact: Vec<schema_diff::plan::Impact>,
     pub backup: Option<PathBuf>,
     pub rejects: Option<Rejects>,
@@ -179,9 +182,76 @@ pub struct Report {
     pub seconds: f64,
 }
 
+impl Report {
+    /// The folders of the run's files, for paths shown relative to the
+    /// current folder ([`cli_support::shorten_paths`]).
+    pub fn folders(&self) -> Vec<PathBuf> {
+        let mut folders: Vec<PathBuf> = self
+            .files
+            .iter()
+            .map(|f| sqlite_file::fs::parent_dir(&f.path).to_path_buf())
+            .collect();
+        folders.sort();
+        folders.dedup();
+        folders
+    }
+}
+
 /// An exit status as its number (`3`).
 fn exit<S: serde::Serializer>(exit: &Exit, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u8(exit.code())
+}
+
+/// schema-diff's JSON in the driver's words: the file whose data is kept
+/// is PROD (`target` -> `prod`, `target_sql` -> `prod_sql`, `rows_from:
+/// "target"` -> `"prod"`, TARGET -> PROD in the prose). SQL text, names and
+/// paths are left exactly as they are.
+fn in_prod_words<T: Serialize, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    use serde_json::Value;
+    const PROSE: [&str; 8] = [
+        "details",
+        "reason",
+        "reasons",
+        "rows_from_reason",
+        "warnings",
+        "not_counted",
+        "unreadable",
+        "why",
+    ];
+    fn prose(v: &mut Value) {
+        match v {
+            Value::String(text) => *text = in_prod_and_dev_words(text),
+            Value::Array(items) => items.iter_mut().for_each(prose),
+            _ => {}
+        }
+    }
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut value) in entries {
+                    let key = match key.as_str() {
+                        "target" => "prod".to_owned(),
+                        "target_sql" => "prod_sql".to_owned(),
+                        _ => key,
+                    };
+                    if key == "rows_from" && value == "target" {
+                        value = Value::from("prod");
+                    } else if PROSE.contains(&key.as_str()) {
+                        prose(&mut value);
+                    } else {
+                        walk(&mut value);
+                    }
+                    map.insert(key, value);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(value).map_err(serde::ser::Error::custom)?;
+    walk(&mut v);
+    v.serialize(s)
 }
 
 fn exit_or_none<S: serde::Serializer>(exit: &Option<Exit>, s: S) -> Result<S::Ok, S::Error> {
