@@ -15,6 +15,7 @@ use schema_diff::Hints;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use sqlite_file::FileError;
 
 /// One file the deployment names.
 #[derive(Debug, Clone, Serialize)]
@@ -276,7 +277,7 @@ impl Deployment {
             why,
         };
         match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => return Err(Error::IsDirectory(path.to_owned())),
+            Ok(m) if m.is_dir() => return Err(Error::File(FileError::IsDirectory(path.to_owned()))),
             // A FIFO or device would block or never end: not a deployment file.
             Ok(m) if !m.is_file() => {
                 return Err(bad(format!(
@@ -287,8 +288,8 @@ impl Deployment {
             _ => {}
         }
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::Missing(path.to_owned()),
-            std::io::ErrorKind::IsADirectory => Error::IsDirectory(path.to_owned()),
+            std::io::ErrorKind::NotFound => Error::File(FileError::Missing(path.to_owned())),
+            std::io::ErrorKind::IsADirectory => Error::File(FileError::IsDirectory(path.to_owned())),
             _ => bad(format!("cannot read: {e}")),
         })?;
         Deployment::parse(path, &text)

@@ -45,14 +45,9 @@ pub use runner::{Events, RunOptions};
 /// Why a deployment was refused or failed. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: no such file", .0.display())]
-    Missing(PathBuf),
-    #[error("{}: is a directory, not a database file", .0.display())]
-    IsDirectory(PathBuf),
-    #[error("{}: {reason}", path.display())]
-    NotADatabase { path: PathBuf, reason: String },
-    #[error("{}: permission denied ({action})", path.display())]
-    PermissionDenied { path: PathBuf, action: &'static str },
+    /// Missing, a folder, not a database, not readable.
+    #[error(transparent)]
+    File(#[from] sqlite_file::FileError),
     #[error("{} and {} are the same file", a.display(), b.display())]
     SameFile { a: PathBuf, b: PathBuf },
     #[error("{} is {a_encoding} and {} is {b_encoding}: SQLite cannot reconcile text encodings", a.display(), b.display())]
@@ -116,11 +111,8 @@ impl Error {
     /// The exit status for this error, from the workspace's one table.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Missing(_)
-            | Error::IsDirectory(_)
-            | Error::NotADatabase { .. }
-            | Error::PermissionDenied { .. }
-            | Error::SameFile { .. }
+            Error::File(e) => e.exit(),
+            Error::SameFile { .. }
             | Error::Encodings { .. }
             | Error::NetworkFs { .. }
             | Error::FolderMissing(_)
@@ -147,10 +139,7 @@ impl Error {
     /// A stable code for scripts (`--json`'s `error.code`), listed in the README.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Missing(_) => "not_found",
-            Error::IsDirectory(_) => "is_a_directory",
-            Error::NotADatabase { .. } => "not_a_database",
-            Error::PermissionDenied { .. } => "permission_denied",
+            Error::File(e) => e.code(),
             Error::SameFile { .. } => "same_file",
             Error::Encodings { .. } => "encodings_differ",
             Error::NetworkFs { .. } => "network_file_system",
@@ -177,10 +166,9 @@ impl Error {
     /// The file the error is about, where it names one.
     pub fn file(&self) -> Option<&std::path::Path> {
         match self {
-            Error::Missing(p) | Error::IsDirectory(p) | Error::Exists(p) | Error::FolderMissing(p) => Some(p),
-            Error::NotADatabase { path, .. }
-            | Error::PermissionDenied { path, .. }
-            | Error::NetworkFs { path, .. }
+            Error::File(e) => Some(e.path()),
+            Error::Exists(p) | Error::FolderMissing(p) => Some(p),
+            Error::NetworkFs { path, .. }
             | Error::BadDeployment { path, .. }
             | Error::InUse { path, .. }
             | Error::Violations { path, .. }

@@ -15,7 +15,7 @@ use schema_diff::space::MigrationBytes;
 use sqlite_file::fs::{available_space, dir_writable, network_fs, parent_dir, FileId};
 use sqlite_file::lock::{self, Lock, Record, State};
 use sqlite_file::sidefile::{self, SideFileError};
-use sqlite_file::{Header, InputError, JournalFlag, Sidecars};
+use sqlite_file::{FileError, Header, JournalFlag, Sidecars};
 
 use crate::deployment::{Deployment, Operation, SwapOptions};
 use crate::report::{size, Check, FileInfo, Outcome, Rejects, Report, Space, Status, StepReport};

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use exit_code::Exit;
 use serde::Serialize;
 use sqlite_file::fs::FileId;
-use sqlite_file::{open_read_only, Header, InputError, ReadOnlyDb, Sidecars};
+use sqlite_file::{open_read_only, Header, ReadOnlyDb, Sidecars};
 
 pub use behind::behind;
 pub use catalog::Catalog;
@@ -343,14 +343,9 @@ impl Report {
 /// Why a comparison could not be made. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: no such file", .0.display())]
-    Missing(PathBuf),
-    #[error("{}: is a directory, not a database file", .0.display())]
-    IsDirectory(PathBuf),
-    #[error("{}: {reason}", path.display())]
-    NotADatabase { path: PathBuf, reason: String },
-    #[error("{}: permission denied", .0.display())]
-    PermissionDenied(PathBuf),
+    /// Missing, a folder, not a database, not readable.
+    #[error(transparent)]
+    File(#[from] sqlite_file::FileError),
     #[error("{} and {} are the same file", dev.display(), target.display())]
     SameFile { dev: PathBuf, target: PathBuf },
     #[error("{} is {dev_encoding} and {} is {target_encoding}: SQLite cannot reconcile text encodings", dev.display(), target.display())]
@@ -402,10 +397,7 @@ impl Error {
     /// A stable code for scripts (`--json`'s `error.code`), listed in the README.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Missing(_) => "not_found",
-            Error::IsDirectory(_) => "is_a_directory",
-            Error::NotADatabase { .. } => "not_a_database",
-            Error::PermissionDenied(_) => "permission_denied",
+            Error::File(e) => e.code(),
             Error::SameFile { .. } => "same_file",
             Error::Encodings { .. } => "encodings_differ",
             Error::HotJournal(_) => "hot_journal",
@@ -421,13 +413,9 @@ impl Error {
     /// The file the error is about, where it names one.
     pub fn file(&self) -> Option<&Path> {
         match self {
-            Error::Missing(p)
-            | Error::IsDirectory(p)
-            | Error::PermissionDenied(p)
-            | Error::HotJournal(p)
-            | Error::Busy(p) => Some(p),
-            Error::NotADatabase { path, .. }
-            | Error::MissingExtension { path, .. }
+            Error::File(e) => Some(e.path()),
+            Error::HotJournal(p) | Error::Busy(p) => Some(p),
+            Error::MissingExtension { path, .. }
             | Error::Extension { path, .. }
             | Error::Violations { path, .. }
             | Error::Sqlite { path, .. }
@@ -464,10 +452,12 @@ pub(crate) fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error
         Some(f) if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             Error::Busy(path.to_owned())
         }
-        Some(f) if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::NotADatabase {
-            path: path.to_owned(),
-            reason: format!("corrupt: {e}"),
-        },
+        Some(f) if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            Error::File(sqlite_file::FileError::NotADatabase {
+                path: path.to_owned(),
+                reason: format!("corrupt: {e}"),
+            })
+        }
         _ => Error::Sqlite {
             path: path.to_owned(),
             action,
@@ -502,17 +492,9 @@ impl Default for Reading {
 pub(crate) fn open(path: &Path, reading: &Reading) -> Result<(ReadOnlyDb, Header), Error> {
     // SQLite reads an empty file as an empty database: so does schema-diff.
     let header = sqlite_file::inspect(path, true)
-        .map_err(|e| match e {
-            InputError::Missing => Error::Missing(path.to_owned()),
-            InputError::IsDirectory => Error::IsDirectory(path.to_owned()),
-            InputError::PermissionDenied => Error::PermissionDenied(path.to_owned()),
-            e @ (InputError::NotADatabase(_) | InputError::NotRegular(_) | InputError::LinkLoop) => {
-                Error::NotADatabase {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                }
-            }
-            InputError::Io(e) => Error::Io {
+        .map_err(|e| match sqlite_file::FileError::of_input(path, e) {
+            Ok(e) => Error::File(e),
+            Err(e) => Error::Io {
                 path: path.to_owned(),
                 source: e,
             },

@@ -9,35 +9,35 @@ impl Snapshot {
     pub(crate) fn check_source(&self) -> Result<(File, Header), Error> {
         let path = &self.source;
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::SourceMissing(path.clone()),
-            io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+            io::ErrorKind::NotFound => Error::File(FileError::Missing(path.clone())),
+            io::ErrorKind::PermissionDenied => Error::File(FileError::PermissionDenied {
                 path: path.clone(),
                 action: "stat",
-            },
+            }),
             _ => io_error(path, "stat", e),
         })?;
         if meta.is_dir() {
-            return Err(Error::IsDirectory(path.clone()));
+            return Err(Error::File(FileError::IsDirectory(path.clone())));
         }
         if !meta.is_file() {
-            return Err(Error::NotADatabase {
+            return Err(Error::File(FileError::NotADatabase {
                 path: path.clone(),
                 reason: format!("is {}, not a regular file", sidefile::kind_of(&meta.file_type())),
-            });
+            }));
         }
         let mut file = File::open(path).map_err(|e| match e.kind() {
-            io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+            io::ErrorKind::PermissionDenied => Error::File(FileError::PermissionDenied {
                 path: path.clone(),
                 action: "read",
-            },
+            }),
             _ => io_error(path, "open", e),
         })?;
         let header = Header::read_from(&mut file, meta.len()).map_err(|e| match e {
             HeaderError::Io(e) => io_error(path, "read header", e),
-            e => Error::NotADatabase {
+            e => Error::File(FileError::NotADatabase {
                 path: path.clone(),
                 reason: e.to_string(),
-            },
+            }),
         })?;
         Ok((file, header))
     }
@@ -52,9 +52,11 @@ impl Snapshot {
             .file_name()
             .and_then(|n| n.to_str())
             .filter(|_| !dest.as_os_str().to_string_lossy().ends_with('/'))
-            .ok_or_else(|| Error::NotADatabase {
-                path: dest.clone(),
-                reason: "not a file name".into(),
+            .ok_or_else(|| {
+                Error::File(FileError::NotADatabase {
+                    path: dest.clone(),
+                    reason: "not a file name".into(),
+                })
             })?
             .to_owned();
         match std::fs::metadata(folder) {
@@ -84,18 +86,18 @@ impl Snapshot {
                     return Err(SideFileError::StaleSidecar(stale.clone()).into());
                 }
             }
-            Found::Other("a directory") => return Err(Error::IsDirectory(dest.clone())),
+            Found::Other("a directory") => return Err(Error::File(FileError::IsDirectory(dest.clone()))),
             Found::Other(kind) => {
-                return Err(Error::NotADatabase {
+                return Err(Error::File(FileError::NotADatabase {
                     path: dest.clone(),
                     reason: format!("is {kind}, not a regular file; not replacing it"),
-                })
+                }))
             }
             Found::Link if self.options.force => {
-                return Err(Error::NotADatabase {
+                return Err(Error::File(FileError::NotADatabase {
                     path: dest.clone(),
                     reason: "is a symbolic link; --force replaces only a regular file".into(),
-                })
+                }))
             }
             Found::Link => return Err(Error::DestExists(dest.clone())),
             Found::Regular(_) => {
@@ -134,10 +136,10 @@ impl Snapshot {
             }
         }
         if !dir_writable(folder).map_err(|e| io_error(folder, "access", e))? {
-            return Err(Error::PermissionDenied {
+            return Err(Error::File(FileError::PermissionDenied {
                 path: folder.to_owned(),
                 action: "create files in folder",
-            });
+            }));
         }
         Ok(name)
     }
@@ -187,10 +189,10 @@ impl Snapshot {
                     // The copy is SOURCE's pages: tell a corrupt SOURCE (bad
                     // input) from a bad copy (an I/O failure) by asking SOURCE.
                     if self.source_quick_check().is_some_and(|r| r != "ok") {
-                        return Err(Error::NotADatabase {
+                        return Err(Error::File(FileError::NotADatabase {
                             path: self.source.clone(),
                             reason: format!("corrupt: PRAGMA quick_check says: {result}"),
-                        });
+                        }));
                     }
                     return Err(bad(format!("quick_check: {result}")));
                 }

@@ -52,7 +52,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::Serialize;
 use sqlite_file::fs::{available_space, copy_range, dir_writable, parent_dir, rename_noreplace, FileId};
 use sqlite_file::sidefile::{self, Found, SideFileError};
-use sqlite_file::{open_read_only, Header, HeaderError, JournalFlag, JournalState, Sidecar, Sidecars};
+use sqlite_file::{open_read_only, FileError, Header, HeaderError, JournalFlag, JournalState, Sidecar, Sidecars};
 
 /// How the pages are copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
@@ -140,14 +140,9 @@ pub struct Report {
 /// Why a snapshot was refused or failed. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: no such file", .0.display())]
-    SourceMissing(PathBuf),
-    #[error("{}: is a directory, not a database file", .0.display())]
-    IsDirectory(PathBuf),
-    #[error("{}: {reason}", path.display())]
-    NotADatabase { path: PathBuf, reason: String },
-    #[error("{}: permission denied ({action})", path.display())]
-    PermissionDenied { path: PathBuf, action: &'static str },
+    /// Missing, a folder, not a database, not readable.
+    #[error(transparent)]
+    File(#[from] sqlite_file::FileError),
     #[error("{} and {} are the same file", source_path.display(), dest.display())]
     SameFile { source_path: PathBuf, dest: PathBuf },
     #[error("{}: is a sidecar of the source {}", dest.display(), source_path.display())]
@@ -203,10 +198,7 @@ impl Error {
     /// A stable code for scripts (`--json`'s `error.code`), listed in the README.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::SourceMissing(_) => "not_found",
-            Error::IsDirectory(_) => "is_a_directory",
-            Error::NotADatabase { .. } => "not_a_database",
-            Error::PermissionDenied { .. } => "permission_denied",
+            Error::File(e) => e.code(),
             Error::SameFile { .. } | Error::DestIsSidecar { .. } => "same_file",
             Error::DestExists(_) => "exists",
             Error::DestFolderMissing(_) => "folder_missing",
@@ -224,16 +216,13 @@ impl Error {
     /// The file the error is about, where it names one.
     pub fn file(&self) -> Option<&Path> {
         match self {
-            Error::SourceMissing(p)
-            | Error::IsDirectory(p)
-            | Error::DestExists(p)
+            Error::File(e) => Some(e.path()),
+            Error::DestExists(p)
             | Error::DestFolderMissing(p)
             | Error::HotJournal(p)
             | Error::MethodUnsupported(p)
             | Error::Interrupted(p) => Some(p),
-            Error::NotADatabase { path, .. }
-            | Error::PermissionDenied { path, .. }
-            | Error::DestInUse { path, .. }
+            Error::DestInUse { path, .. }
             | Error::Busy { path, .. }
             | Error::DiskFull { path, .. }
             | Error::BadCopy { path, .. }
@@ -247,11 +236,8 @@ impl Error {
     /// The exit status for this error, from the workspace's one table.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::SourceMissing(_)
-            | Error::IsDirectory(_)
-            | Error::NotADatabase { .. }
-            | Error::PermissionDenied { .. }
-            | Error::SameFile { .. }
+            Error::File(e) => e.exit(),
+            Error::SameFile { .. }
             | Error::DestIsSidecar { .. }
             | Error::DestFolderMissing(_)
             | Error::MethodUnsupported(_) => Exit::BadInput,
@@ -443,10 +429,10 @@ fn write_error(path: &Path, action: &'static str, e: io::Error) -> Error {
             needed: None,
             available: None,
         },
-        Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+        Some(libc::EACCES) | Some(libc::EPERM) => Error::File(FileError::PermissionDenied {
             path: path.to_owned(),
             action,
-        },
+        }),
         _ => io_error(path, action, e),
     }
 }

@@ -161,16 +161,16 @@ impl Snapshot {
         match e.sqlite_error() {
             Some(f) if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK => Error::HotJournal(path),
             Some(f) if f.code == ErrorCode::NotADatabase || f.code == ErrorCode::DatabaseCorrupt => {
-                Error::NotADatabase {
+                Error::File(FileError::NotADatabase {
                     path,
                     reason: format!("corrupt: {e}"),
-                }
+                })
             }
             Some(f) if f.code == ErrorCode::PermissionDenied || f.code == ErrorCode::CannotOpen => {
-                Error::PermissionDenied {
+                Error::File(FileError::PermissionDenied {
                     path,
                     action: "open with SQLite",
-                }
+                })
             }
             _ => Error::Sqlite {
                 path,

@@ -6,6 +6,8 @@
 //!   file that is not a database, or is truncated, is refused before SQLite
 //!   ever opens it. [`inspect`] does the checks every tool makes of an input
 //!   file (exists, not a folder, readable, a sound header).
+//! - [`FileError`]: the one error for an input file that cannot be used
+//!   (missing, a folder, not a database, not readable), wrapped by each tool.
 //! - [`Sidecars`]: what lies beside a database (`-wal`, `-shm`, `-journal`), and
 //!   whether a `-journal` is live (a header that SQLite would roll back) or an
 //!   inactive leftover of `journal_mode=TRUNCATE`/`PERSIST`.
@@ -24,6 +26,7 @@
 //! cannot prove a tool made, and never repairs anything. Callers decide; this
 //! crate looks, reports, and applies the side-file rules.
 
+mod error;
 pub mod fs;
 mod header;
 pub mod lock;
@@ -33,6 +36,7 @@ pub mod sidefile;
 pub mod users;
 pub mod wait;
 
+pub use error::FileError;
 pub use header::{inspect, Encoding, Header, HeaderError, InputError, Inspected, JournalFlag, HEADER_LEN};
 pub use open::{close_idle_wal, open_read_only, uri_path, OpenMode, ReadOnlyDb};
 pub use sidecars::{sidecar_path, wal_page_numbers, JournalState, Sidecar, Sidecars};

@@ -5,18 +5,9 @@ use super::*;
 
 /// A regular, readable SQLite file with a sound header.
 pub(crate) fn check_database(path: &Path) -> Result<(std::fs::Metadata, Header), Error> {
-    let found = sqlite_file::inspect(path, false).map_err(|e| match e {
-        InputError::Missing => Error::Missing(path.to_owned()),
-        InputError::IsDirectory => Error::IsDirectory(path.to_owned()),
-        InputError::PermissionDenied => Error::PermissionDenied {
-            path: path.to_owned(),
-            action: "read",
-        },
-        e @ (InputError::NotADatabase(_) | InputError::NotRegular(_) | InputError::LinkLoop) => Error::NotADatabase {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        },
-        InputError::Io(e) => io_error(path, "read", e),
+    let found = sqlite_file::inspect(path, false).map_err(|e| match FileError::of_input(path, e) {
+        Ok(e) => Error::File(e),
+        Err(e) => io_error(path, "read", e),
     })?;
     Ok((found.meta, found.header))
 }

@@ -63,7 +63,7 @@ use sqlite_file::fs::{
     resolve_link, same_file, FileId,
 };
 use sqlite_file::sidefile;
-use sqlite_file::{open_read_only, sidecar_path, Header, InputError, JournalFlag, JournalState, Sidecar, Sidecars};
+use sqlite_file::{open_read_only, sidecar_path, FileError, Header, JournalFlag, JournalState, Sidecar, Sidecars};
 
 pub use sqlite_file::users::{users, User};
 
@@ -147,14 +147,9 @@ pub struct UndoReport {
 /// Why a swap was refused or failed. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: no such file", .0.display())]
-    Missing(PathBuf),
-    #[error("{}: is a directory, not a database file", .0.display())]
-    IsDirectory(PathBuf),
-    #[error("{}: {reason}", path.display())]
-    NotADatabase { path: PathBuf, reason: String },
-    #[error("{}: permission denied ({action})", path.display())]
-    PermissionDenied { path: PathBuf, action: &'static str },
+    /// Missing, a folder, not a database, not readable.
+    #[error(transparent)]
+    File(#[from] sqlite_file::FileError),
     #[error("{} and {} are the same file", new.display(), target.display())]
     SameFile { new: PathBuf, target: PathBuf },
     #[error("{}: is on a network file system ({kind}), where SQLite's locking is unreliable", path.display())]
@@ -217,10 +212,7 @@ impl Error {
     /// A stable code for scripts (`--json`'s `error.code`), listed in the README.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Missing(_) => "not_found",
-            Error::IsDirectory(_) => "is_a_directory",
-            Error::NotADatabase { .. } => "not_a_database",
-            Error::PermissionDenied { .. } => "permission_denied",
+            Error::File(e) => e.code(),
             Error::SameFile { .. } => "same_file",
             Error::NetworkFs { .. } => "network_file_system",
             Error::FolderMissing(_) => "folder_missing",
@@ -238,10 +230,9 @@ impl Error {
     /// The file the error is about, where it names one.
     pub fn file(&self) -> Option<&Path> {
         match self {
-            Error::Missing(p) | Error::IsDirectory(p) | Error::FolderMissing(p) | Error::NoBackup(p) => Some(p),
-            Error::NotADatabase { path, .. }
-            | Error::PermissionDenied { path, .. }
-            | Error::NetworkFs { path, .. }
+            Error::File(e) => Some(e.path()),
+            Error::FolderMissing(p) | Error::NoBackup(p) => Some(p),
+            Error::NetworkFs { path, .. }
             | Error::NotClosed { path, .. }
             | Error::InUse { path, .. }
             | Error::CannotCheckUse { path, .. }
@@ -259,11 +250,8 @@ impl Error {
     /// The exit status for this error, from the workspace's one table.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Missing(_)
-            | Error::IsDirectory(_)
-            | Error::NotADatabase { .. }
-            | Error::PermissionDenied { .. }
-            | Error::SameFile { .. }
+            Error::File(e) => e.exit(),
+            Error::SameFile { .. }
             | Error::NetworkFs { .. }
             | Error::FolderMissing(_)
             | Error::NotClosed { .. }
@@ -286,10 +274,10 @@ fn io_error(path: &Path, action: &'static str, e: io::Error) -> Error {
             needed: None,
             available: None,
         },
-        Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+        Some(libc::EACCES) | Some(libc::EPERM) => Error::File(FileError::PermissionDenied {
             path: path.to_owned(),
             action,
-        },
+        }),
         _ => Error::Io {
             path: path.to_owned(),
             action,
@@ -314,10 +302,10 @@ fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error) -> Error 
             needed: None,
             available: None,
         },
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::NotADatabase {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::File(FileError::NotADatabase {
             path: path.to_owned(),
             reason: format!("corrupt: {e}"),
-        },
+        }),
         _ => Error::Sqlite {
             path: path.to_owned(),
             action,
@@ -396,10 +384,10 @@ impl Swap {
             Err(e) => return Err(io_error(target, "stat", e)),
         };
         if !dir_writable(&folder).map_err(|e| io_error(&folder, "access", e))? {
-            return Err(Error::PermissionDenied {
+            return Err(Error::File(FileError::PermissionDenied {
                 path: folder,
                 action: "create files in folder",
-            });
+            }));
         }
         let mut open_by = Vec::new();
         if existing.is_some() {

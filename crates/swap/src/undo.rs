@@ -20,10 +20,10 @@ pub fn undo(target: &Path, options: &Options) -> Result<UndoReport, Error> {
         .ok_or_else(|| Error::NoBackup(target.to_owned()))?;
     check_database(&backup)?;
     if !dir_writable(&folder).map_err(|e| io_error(&folder, "access", e))? {
-        return Err(Error::PermissionDenied {
+        return Err(Error::File(FileError::PermissionDenied {
             path: folder,
             action: "rename files in folder",
-        });
+        }));
     }
     let found = wait_until_free(target, options.wait)?;
     if !found.is_empty() {

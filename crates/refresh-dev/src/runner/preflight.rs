@@ -8,18 +8,9 @@ use super::*;
 
 /// A readable, regular SQLite file with a sound header.
 pub(super) fn read_database(path: &Path) -> Result<OnDisk, Error> {
-    let found = sqlite_file::inspect(path, false).map_err(|e| match e {
-        InputError::Missing => Error::Missing(path.to_owned()),
-        InputError::IsDirectory => Error::IsDirectory(path.to_owned()),
-        InputError::PermissionDenied => Error::PermissionDenied {
-            path: path.to_owned(),
-            action: "read",
-        },
-        e @ (InputError::NotADatabase(_) | InputError::NotRegular(_) | InputError::LinkLoop) => Error::NotADatabase {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        },
-        InputError::Io(e) => Error::Io {
+    let found = sqlite_file::inspect(path, false).map_err(|e| match FileError::of_input(path, e) {
+        Ok(e) => Error::File(e),
+        Err(e) => Error::Io {
             path: path.to_owned(),
             action: "read the header",
             source: e,
@@ -183,7 +174,7 @@ pub(super) fn walk(d: &Deployment, records: &[Record], report: &mut Report) -> R
             if will_exist[i] {
                 Ok(())
             } else if present[i] || !d.steps[..s].iter().any(|p| p.op.target() == i) {
-                Err(Error::Missing(d.files[i].path.clone()))
+                Err(Error::File(FileError::Missing(d.files[i].path.clone())))
             } else {
                 Err(Error::BadDeployment {
                     path: d.files[i].path.clone(),
@@ -512,10 +503,10 @@ pub(super) fn local_and_writable(d: &Deployment, walk: &Walk, temporaries: &[Pat
             source: e,
         })?;
         if !writable {
-            return Err(Error::PermissionDenied {
+            return Err(Error::File(FileError::PermissionDenied {
                 path: folder,
                 action: "create files in folder",
-            });
+            }));
         }
     }
     // A file the run changes must be writable before anything starts: the
@@ -524,10 +515,10 @@ pub(super) fn local_and_writable(d: &Deployment, walk: &Walk, temporaries: &[Pat
     for &i in &walk.written {
         let path = &d.files[i].path;
         if walk.present[i] && !sqlite_file::fs::file_writable(path).unwrap_or(false) {
-            return Err(Error::PermissionDenied {
+            return Err(Error::File(FileError::PermissionDenied {
                 path: path.clone(),
                 action: "write: the run changes or replaces it",
-            });
+            }));
         }
     }
     Ok(())

@@ -343,9 +343,11 @@ pub(super) fn tables_with_devs_rows_already(run: &TargetWriter, diff: &Report) -
 
 /// ATTACHes DEV read-only as `dev_source` (outside any transaction).
 pub(super) fn attach_dev(run: &mut TargetWriter, dev_path: &Path) -> Result<(), Error> {
-    let header = sqlite_file::Header::read(dev_path).map_err(|e| Error::NotADatabase {
-        path: dev_path.to_owned(),
-        reason: e.to_string(),
+    let header = sqlite_file::Header::read(dev_path).map_err(|e| {
+        Error::File(sqlite_file::FileError::NotADatabase {
+            path: dev_path.to_owned(),
+            reason: e.to_string(),
+        })
     })?;
     let sidecars = Sidecars::of(dev_path).map_err(|e| Error::Io {
         path: dev_path.to_owned(),
