@@ -32,7 +32,6 @@ pub mod rollback;
 pub mod runner;
 mod summary;
 
-use std::io;
 use std::path::PathBuf;
 
 use exit_code::Exit;
@@ -98,13 +97,6 @@ pub enum Error {
     SchemaDiff(schema_diff::Error),
     #[error(transparent)]
     Swap(swap::Error),
-    #[error("{}: {action}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: io::Error,
-    },
 }
 
 impl Error {
@@ -127,7 +119,7 @@ impl Error {
             | Error::Violations { .. }
             | Error::DevBehind { .. }
             | Error::Interrupted => Exit::Refused,
-            Error::NoSpace { .. } | Error::Io { .. } => Exit::Failed,
+            Error::NoSpace { .. } => Exit::Failed,
             Error::Snapshot(e) => e.exit(),
             Error::SchemaDiff(e) => e.exit(),
             Error::Swap(e) => e.exit(),
@@ -155,7 +147,6 @@ impl Error {
             Error::LogIsInput { .. } => "log_is_input",
             Error::DevBehind { .. } => "dev_behind",
             Error::Interrupted => "interrupted",
-            Error::Io { .. } => "io",
             Error::Swap(swap::Error::InUse { .. }) => "dev_in_use",
             Error::Snapshot(e) => e.code(),
             Error::SchemaDiff(e) => e.code(),
@@ -172,8 +163,7 @@ impl Error {
             | Error::BadDeployment { path, .. }
             | Error::InUse { path, .. }
             | Error::Violations { path, .. }
-            | Error::LogIsInput { path, .. }
-            | Error::Io { path, .. } => Some(path),
+            | Error::LogIsInput { path, .. } => Some(path),
             Error::SameFile { b, .. } | Error::Encodings { b, .. } => Some(b),
             Error::Locked { lock, .. } => Some(lock),
             Error::NoSpace { folder, .. } => Some(folder),

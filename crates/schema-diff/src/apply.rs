@@ -251,15 +251,13 @@ pub fn apply_with_progress(
     }
     let statements = run.statements;
     conn.close().map_err(|(_, e)| sqlite_error(target_path, "close", e))?;
-    let left = Sidecars::of(target_path).map_err(|e| Error::Io {
-        path: target_path.to_owned(),
-        source: e,
-    })?;
+    let left = Sidecars::of(target_path).map_err(|e| crate::io_error(target_path, "look for sidecars", e))?;
     if left.wal.is_some() || left.journal.is_some() {
-        return Err(Error::Io {
-            path: target_path.to_owned(),
-            source: std::io::Error::other("a -wal or -journal was left after closing"),
-        });
+        return Err(crate::io_error(
+            target_path,
+            "close",
+            std::io::Error::other("a -wal or -journal was left after closing"),
+        ));
     }
     Ok(ApplyReport {
         diff,

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use exit_code::Exit;
 use serde::Serialize;
 use sqlite_file::fs::FileId;
-use sqlite_file::{open_read_only, Header, ReadOnlyDb, Sidecars};
+use sqlite_file::{open_read_only, FileError, Header, ReadOnlyDb, Sidecars};
 
 pub use behind::behind;
 pub use catalog::Catalog;
@@ -378,19 +378,18 @@ pub enum Error {
     NotBuilt(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
-    #[error("{}: {action}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+}
+
+impl From<sqlite_file::sidefile::SideFileError> for Error {
+    /// A side file's I/O failure is a file error; its refusals stay refusals.
+    fn from(e: sqlite_file::sidefile::SideFileError) -> Error {
+        match e {
+            sqlite_file::sidefile::SideFileError::Io { path, action, source } => {
+                Error::File(FileError::Io { path, action, source })
+            }
+            e => Error::SideFile(e),
+        }
+    }
 }
 
 impl Error {
@@ -406,7 +405,7 @@ impl Error {
             Error::BadHint { .. } => "bad_hint",
             Error::Violations { .. } => "violations",
             Error::SideFile(e) => e.code(),
-            Error::NotBuilt(_) | Error::Internal(_) | Error::Sqlite { .. } | Error::Io { .. } => "io",
+            Error::NotBuilt(_) | Error::Internal(_) => "io",
         }
     }
 
@@ -415,11 +414,9 @@ impl Error {
         match self {
             Error::File(e) => Some(e.path()),
             Error::HotJournal(p) | Error::Busy(p) => Some(p),
-            Error::MissingExtension { path, .. }
-            | Error::Extension { path, .. }
-            | Error::Violations { path, .. }
-            | Error::Sqlite { path, .. }
-            | Error::Io { path, .. } => Some(path),
+            Error::MissingExtension { path, .. } | Error::Extension { path, .. } | Error::Violations { path, .. } => {
+                Some(path)
+            }
             Error::SameFile { target, .. } | Error::Encodings { target, .. } => Some(target),
             Error::SideFile(e) => Some(e.path()),
             Error::BadHint { .. } | Error::NotBuilt(_) | Error::Internal(_) => None,
@@ -429,7 +426,8 @@ impl Error {
     /// The exit status for this error, from the workspace's one table.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Sqlite { .. } | Error::Io { .. } | Error::Internal(_) => Exit::Failed,
+            Error::File(e) => e.exit(),
+            Error::Internal(_) => Exit::Failed,
             Error::HotJournal(_) | Error::Busy(_) | Error::Violations { .. } | Error::SideFile(_) => Exit::Refused,
             _ => Exit::BadInput,
         }
@@ -453,17 +451,26 @@ pub(crate) fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error
             Error::Busy(path.to_owned())
         }
         Some(f) if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-            Error::File(sqlite_file::FileError::NotADatabase {
+            Error::File(FileError::NotADatabase {
                 path: path.to_owned(),
                 reason: format!("corrupt: {e}"),
             })
         }
-        _ => Error::Sqlite {
+        _ => Error::File(FileError::Sqlite {
             path: path.to_owned(),
             action,
             source: e,
-        },
+        }),
     }
+}
+
+/// An I/O failure on the file at `path`.
+pub(crate) fn io_error(path: &Path, action: &'static str, source: io::Error) -> Error {
+    Error::File(FileError::Io {
+        path: path.to_owned(),
+        action,
+        source,
+    })
 }
 
 /// How the databases are read: what to load into each connection, and how
@@ -494,16 +501,14 @@ pub(crate) fn open(path: &Path, reading: &Reading) -> Result<(ReadOnlyDb, Header
     let header = sqlite_file::inspect(path, true)
         .map_err(|e| match sqlite_file::FileError::of_input(path, e) {
             Ok(e) => Error::File(e),
-            Err(e) => Error::Io {
+            Err(e) => Error::File(FileError::Io {
                 path: path.to_owned(),
+                action: "read the header",
                 source: e,
-            },
+            }),
         })?
         .header;
-    let sidecars = Sidecars::of(path).map_err(|e| Error::Io {
-        path: path.to_owned(),
-        source: e,
-    })?;
+    let sidecars = Sidecars::of(path).map_err(|e| io_error(path, "look for sidecars", e))?;
     let db = open_read_only(path, &header, &sidecars).map_err(|e| sqlite_error(path, "open", e))?;
     // Foreign keys play no part in reading; say so rather than inherit
     // rusqlite's bundled default.

@@ -160,15 +160,6 @@ pub enum Error {
     HotJournal(PathBuf),
     #[error("{}: still locked by a writer after {secs:.1} s (raise --timeout)", path.display())]
     Busy { path: PathBuf, secs: f64 },
-    #[error("{}: disk full{}", path.display(), match (needed, available) {
-        (Some(n), Some(a)) => format!(" ({n} bytes needed, {a} available)"),
-        _ => String::new(),
-    })]
-    DiskFull {
-        path: PathBuf,
-        needed: Option<u64>,
-        available: Option<u64>,
-    },
     #[error("{}: is in WAL mode, and this build's SQLite lacks sqlite_dbpage, which byte-copy needs there (use --method backup-api)", .0.display())]
     MethodUnsupported(PathBuf),
     /// A link, an odd file or a stale sidecar at a name this tool writes.
@@ -178,20 +169,6 @@ pub enum Error {
     Interrupted(PathBuf),
     #[error("{}: copy failed its check: {reason}", path.display())]
     BadCopy { path: PathBuf, reason: String },
-    #[error("{}: {action}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("{}: {action}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: io::Error,
-    },
 }
 
 impl Error {
@@ -205,11 +182,10 @@ impl Error {
             Error::DestInUse { .. } => "in_use",
             Error::HotJournal(_) => "hot_journal",
             Error::Busy { .. } => "busy",
-            Error::DiskFull { .. } => "disk_full",
             Error::MethodUnsupported(_) => "usage",
             Error::SideFile(e) => e.code(),
             Error::Interrupted(_) => "interrupted",
-            Error::BadCopy { .. } | Error::Sqlite { .. } | Error::Io { .. } => "io",
+            Error::BadCopy { .. } => "io",
         }
     }
 
@@ -222,12 +198,7 @@ impl Error {
             | Error::HotJournal(p)
             | Error::MethodUnsupported(p)
             | Error::Interrupted(p) => Some(p),
-            Error::DestInUse { path, .. }
-            | Error::Busy { path, .. }
-            | Error::DiskFull { path, .. }
-            | Error::BadCopy { path, .. }
-            | Error::Sqlite { path, .. }
-            | Error::Io { path, .. } => Some(path),
+            Error::DestInUse { path, .. } | Error::Busy { path, .. } | Error::BadCopy { path, .. } => Some(path),
             Error::SameFile { dest, .. } | Error::DestIsSidecar { dest, .. } => Some(dest),
             Error::SideFile(e) => Some(e.path()),
         }
@@ -248,7 +219,7 @@ impl Error {
             | Error::Interrupted(_) => Exit::Refused,
             Error::SideFile(e) if e.is_io() => Exit::Failed,
             Error::SideFile(_) => Exit::Refused,
-            Error::DiskFull { .. } | Error::BadCopy { .. } | Error::Sqlite { .. } | Error::Io { .. } => Exit::Failed,
+            Error::BadCopy { .. } => Exit::Failed,
         }
     }
 }
@@ -289,11 +260,11 @@ impl Snapshot {
         let same_fs = FileId::of(&self.source).ok().map(|f| f.dev) == FileId::of(&folder).ok().map(|f| f.dev);
         let shares_blocks = same_fs && sqlite_file::fs::reflinks(&folder).unwrap_or(false);
         if available < source_len && !shares_blocks {
-            return Err(Error::DiskFull {
+            return Err(Error::File(FileError::DiskFull {
                 path: folder,
                 needed: Some(source_len),
                 available: Some(available),
-            });
+            }));
         }
 
         let sidecars = Sidecars::of(&self.source).map_err(|e| io_error(&self.source, "look for sidecars", e))?;
@@ -413,41 +384,13 @@ fn read_state(conn: &Connection) -> rusqlite::Result<State> {
     })
 }
 
-fn io_error(path: &Path, action: &'static str, source: io::Error) -> Error {
-    Error::Io {
-        path: path.to_owned(),
-        action,
-        source,
-    }
+/// An I/O error on `path`: a full disk and a refused permission are named
+/// as such.
+fn io_error(path: &Path, action: &'static str, e: io::Error) -> Error {
+    Error::File(FileError::io(path, action, e))
 }
 
-/// An I/O error while writing DEST: a full disk is named as such.
-fn write_error(path: &Path, action: &'static str, e: io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => Error::DiskFull {
-            path: parent_dir(path).to_owned(),
-            needed: None,
-            available: None,
-        },
-        Some(libc::EACCES) | Some(libc::EPERM) => Error::File(FileError::PermissionDenied {
-            path: path.to_owned(),
-            action,
-        }),
-        _ => io_error(path, action, e),
-    }
-}
-
+/// A SQLite error while writing the copy at `path`.
 fn sqlite_write_error(path: &Path, e: rusqlite::Error) -> Error {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DiskFull) => Error::DiskFull {
-            path: parent_dir(path).to_owned(),
-            needed: None,
-            available: None,
-        },
-        _ => Error::Sqlite {
-            path: path.to_owned(),
-            action: "write copy",
-            source: e,
-        },
-    }
+    Error::File(FileError::sqlite(path, "write copy", e))
 }

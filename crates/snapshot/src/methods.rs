@@ -53,7 +53,7 @@ impl Snapshot {
             .ok_or_else(|| io_error(&temp.path, "write", io::ErrorKind::Other.into()))?;
         let interrupted = |e: io::Error| match e.kind() {
             io::ErrorKind::Interrupted => Error::Interrupted(self.dest.clone()),
-            _ => write_error(&temp.path, "copy", e),
+            _ => io_error(&temp.path, "copy", e),
         };
         let mut keep_going = |done| {
             observer.progress(done, total);
@@ -72,7 +72,7 @@ impl Snapshot {
         }
         // WAL mode: a checkpoint may have truncated the file meanwhile; every
         // page past that point is in the WAL.
-        file.set_len(size).map_err(|e| write_error(&temp.path, "resize", e))?;
+        file.set_len(size).map_err(|e| io_error(&temp.path, "resize", e))?;
         let mut stmt = conn
             .prepare("SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1")
             .map_err(|e| self.source_error(e, "read pages"))?;
@@ -88,7 +88,7 @@ impl Snapshot {
                 });
             }
             std::os::unix::fs::FileExt::write_all_at(file, &data, (u64::from(*pgno) - 1) * page_size)
-                .map_err(|e| write_error(&temp.path, "write a page", e))?;
+                .map_err(|e| io_error(&temp.path, "write a page", e))?;
             done += page_size;
             if !keep_going(done) {
                 return Err(Error::Interrupted(self.dest.clone()));
@@ -172,11 +172,11 @@ impl Snapshot {
                     action: "open with SQLite",
                 })
             }
-            _ => Error::Sqlite {
+            _ => Error::File(FileError::Sqlite {
                 path,
                 action,
                 source: e,
-            },
+            }),
         }
     }
 
@@ -187,11 +187,11 @@ impl Snapshot {
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt | ErrorCode::DatabaseBusy) => {
                 self.source_error(e, "copy")
             }
-            _ => Error::Sqlite {
+            _ => Error::File(FileError::Sqlite {
                 path: self.source.clone(),
                 action: "copy",
                 source: e,
-            },
+            }),
         }
     }
 }

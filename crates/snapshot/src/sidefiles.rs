@@ -20,7 +20,7 @@ impl TempFile {
     pub(crate) fn create(folder: &Path, dest_name: &str) -> Result<TempFile, Error> {
         let path = folder.join(format!("{}{}.tmp", temp_prefix(dest_name), std::process::id()));
         let file = sidefile::create_new(&path, 0o600).map_err(|e| match e {
-            SideFileError::Io { source, .. } => write_error(&path, "create", source),
+            SideFileError::Io { source, .. } => io_error(&path, "create", source),
             e => Error::SideFile(e),
         })?;
         Ok(TempFile {
@@ -37,7 +37,7 @@ impl TempFile {
             Some(f) => f,
             None => File::open(&self.path).map_err(|e| io_error(&self.path, "open", e))?,
         };
-        file.sync_all().map_err(|e| write_error(&self.path, "fsync", e))?;
+        file.sync_all().map_err(|e| io_error(&self.path, "fsync", e))?;
         let mode = std::fs::metadata(source)
             .map_err(|e| io_error(source, "stat", e))?
             .permissions()
@@ -55,11 +55,11 @@ impl TempFile {
             return Err(SideFileError::StaleSidecar(stale.clone()).into());
         }
         if force {
-            std::fs::rename(&self.path, dest).map_err(|e| write_error(dest, "rename into place", e))?;
+            std::fs::rename(&self.path, dest).map_err(|e| io_error(dest, "rename into place", e))?;
         } else {
             rename_noreplace(&self.path, dest).map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists => Error::DestExists(dest.to_owned()),
-                _ => write_error(dest, "rename into place", e),
+                _ => io_error(dest, "rename into place", e),
             })?;
         }
         self.done = true;

@@ -1,6 +1,7 @@
-//! The one error for a file given as input that cannot be used: each tool
-//! wraps it transparently (`Error::File`), so the words, the code and the
-//! exit status are the same everywhere.
+//! The one path-carrying file error: a file given as input that cannot be
+//! used, or an I/O or SQLite failure on a file. Each tool wraps it
+//! transparently (`Error::File`), so the words, the code and the exit status
+//! are the same everywhere.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,8 @@ use exit_code::Exit;
 use crate::InputError;
 
 /// A file given as input that is missing, a folder, not a database, or not
-/// readable: bad input (exit 2), named with its path.
+/// readable (bad input, exit 2); or an I/O or SQLite failure on a file
+/// (exit 4), a full disk among them. Always named with its path.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("{}: no such file", .0.display())]
@@ -21,6 +23,30 @@ pub enum FileError {
     NotADatabase { path: PathBuf, reason: String },
     #[error("{}: permission denied ({action})", path.display())]
     PermissionDenied { path: PathBuf, action: &'static str },
+    /// No room left on the file system holding `path` (a folder).
+    #[error("{}: disk full{}", path.display(), match (needed, available) {
+        (Some(n), Some(a)) => format!(" ({n} bytes needed, {a} available)"),
+        _ => String::new(),
+    })]
+    DiskFull {
+        path: PathBuf,
+        needed: Option<u64>,
+        available: Option<u64>,
+    },
+    #[error("{}: {action}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {action}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
 }
 
 impl FileError {
@@ -42,11 +68,58 @@ impl FileError {
         })
     }
 
+    /// An I/O failure on `path` while doing `action`, classified: a full disk
+    /// (named by `path`'s folder), permission denied, or else I/O.
+    pub fn io(path: &Path, action: &'static str, source: std::io::Error) -> FileError {
+        match source.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => FileError::DiskFull {
+                path: crate::fs::parent_dir(path).to_owned(),
+                needed: None,
+                available: None,
+            },
+            Some(libc::EACCES) | Some(libc::EPERM) => FileError::PermissionDenied {
+                path: path.to_owned(),
+                action,
+            },
+            _ => FileError::Io {
+                path: path.to_owned(),
+                action,
+                source,
+            },
+        }
+    }
+
+    /// A SQLite failure on `path` while doing `action`, classified: a full
+    /// disk, a file that is not a database or is corrupt, or else SQLite.
+    pub fn sqlite(path: &Path, action: &'static str, source: rusqlite::Error) -> FileError {
+        use rusqlite::ErrorCode;
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => FileError::DiskFull {
+                path: crate::fs::parent_dir(path).to_owned(),
+                needed: None,
+                available: None,
+            },
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => FileError::NotADatabase {
+                path: path.to_owned(),
+                reason: format!("corrupt: {source}"),
+            },
+            _ => FileError::Sqlite {
+                path: path.to_owned(),
+                action,
+                source,
+            },
+        }
+    }
+
     /// The file it is about.
     pub fn path(&self) -> &Path {
         match self {
             FileError::Missing(p) | FileError::IsDirectory(p) => p,
-            FileError::NotADatabase { path, .. } | FileError::PermissionDenied { path, .. } => path,
+            FileError::NotADatabase { path, .. }
+            | FileError::PermissionDenied { path, .. }
+            | FileError::DiskFull { path, .. }
+            | FileError::Io { path, .. }
+            | FileError::Sqlite { path, .. } => path,
         }
     }
 
@@ -57,11 +130,16 @@ impl FileError {
             FileError::IsDirectory(_) => "is_a_directory",
             FileError::NotADatabase { .. } => "not_a_database",
             FileError::PermissionDenied { .. } => "permission_denied",
+            FileError::DiskFull { .. } => "disk_full",
+            FileError::Io { .. } | FileError::Sqlite { .. } => "io",
         }
     }
 
-    /// Always bad input.
+    /// Bad input, but for a full disk or an I/O or SQLite failure.
     pub fn exit(&self) -> Exit {
-        Exit::BadInput
+        match self {
+            FileError::DiskFull { .. } | FileError::Io { .. } | FileError::Sqlite { .. } => Exit::Failed,
+            _ => Exit::BadInput,
+        }
     }
 }

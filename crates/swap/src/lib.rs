@@ -179,33 +179,10 @@ pub enum Error {
         path.display()
     )]
     LivePageSize { path: PathBuf, target: u32, new: u32 },
-    #[error("{}: disk full{}", path.display(), match (needed, available) {
-        (Some(n), Some(a)) => format!(" ({n} bytes needed, {a} available)"),
-        _ => String::new(),
-    })]
-    DiskFull {
-        path: PathBuf,
-        needed: Option<u64>,
-        available: Option<u64>,
-    },
     #[error("{}: still has {left} beside it after a checkpoint; not swapping", path.display())]
     NotSelfContained { path: PathBuf, left: String },
     #[error(transparent)]
     SideFile(sidefile::SideFileError),
-    #[error("{}: {action}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("{}: {action}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: io::Error,
-    },
 }
 
 impl Error {
@@ -221,9 +198,8 @@ impl Error {
             Error::InUse { .. } | Error::CannotCheckUse { .. } => "in_use",
             Error::Busy { .. } => "busy",
             Error::LivePageSize { .. } => "live_impossible",
-            Error::DiskFull { .. } => "disk_full",
             Error::SideFile(e) => e.code(),
-            Error::NotSelfContained { .. } | Error::Sqlite { .. } | Error::Io { .. } => "io",
+            Error::NotSelfContained { .. } => "io",
         }
     }
 
@@ -238,10 +214,7 @@ impl Error {
             | Error::CannotCheckUse { path, .. }
             | Error::Busy { path, .. }
             | Error::LivePageSize { path, .. }
-            | Error::DiskFull { path, .. }
-            | Error::NotSelfContained { path, .. }
-            | Error::Sqlite { path, .. }
-            | Error::Io { path, .. } => Some(path),
+            | Error::NotSelfContained { path, .. } => Some(path),
             Error::SameFile { target, .. } => Some(target),
             Error::SideFile(e) => Some(e.path()),
         }
@@ -260,30 +233,13 @@ impl Error {
                 Exit::Refused
             }
             Error::SideFile(_) => Exit::Refused,
-            Error::DiskFull { .. } | Error::NotSelfContained { .. } | Error::Sqlite { .. } | Error::Io { .. } => {
-                Exit::Failed
-            }
+            Error::NotSelfContained { .. } => Exit::Failed,
         }
     }
 }
 
 fn io_error(path: &Path, action: &'static str, e: io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => Error::DiskFull {
-            path: parent_dir(path).to_owned(),
-            needed: None,
-            available: None,
-        },
-        Some(libc::EACCES) | Some(libc::EPERM) => Error::File(FileError::PermissionDenied {
-            path: path.to_owned(),
-            action,
-        }),
-        _ => Error::Io {
-            path: path.to_owned(),
-            action,
-            source: e,
-        },
-    }
+    Error::File(FileError::io(path, action, e))
 }
 
 /// A side file's refusal (a link, an odd file, a stale sidecar at its name)
@@ -296,22 +252,7 @@ fn side_error(path: &Path, e: sidefile::SideFileError) -> Error {
 }
 
 fn sqlite_error(path: &Path, action: &'static str, e: rusqlite::Error) -> Error {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DiskFull) => Error::DiskFull {
-            path: parent_dir(path).to_owned(),
-            needed: None,
-            available: None,
-        },
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::File(FileError::NotADatabase {
-            path: path.to_owned(),
-            reason: format!("corrupt: {e}"),
-        }),
-        _ => Error::Sqlite {
-            path: path.to_owned(),
-            action,
-            source: e,
-        },
-    }
+    Error::File(FileError::sqlite(path, action, e))
 }
 
 /// One swap: NEW replaces TARGET.
@@ -419,11 +360,11 @@ impl Swap {
         }
         let available = available_space(&folder).map_err(|e| io_error(&folder, "statvfs", e))?;
         if available < needed {
-            return Err(Error::DiskFull {
+            return Err(Error::File(FileError::DiskFull {
                 path: folder,
                 needed: Some(needed),
                 available: Some(available),
-            });
+            }));
         }
 
         // Every refusal is decided: from here on, files change.
@@ -459,10 +400,12 @@ impl Swap {
             report.open_by = open_by;
             report.backup = self.live(&new_header, &target_header, mode)?;
             // NEW was only read, and is closed: consumed.
-            sidefile::remove_with_sidecars(new).map_err(|e| Error::Io {
-                path: new.clone(),
-                action: "remove (consumed)",
-                source: io::Error::other(e.to_string()),
+            sidefile::remove_with_sidecars(new).map_err(|e| {
+                Error::File(FileError::Io {
+                    path: new.clone(),
+                    action: "remove (consumed)",
+                    source: io::Error::other(e.to_string()),
+                })
             })?;
         } else {
             report.old_target = make_self_contained(target, self.options.busy_timeout)?;

@@ -10,16 +10,18 @@ use super::*;
 pub(super) fn read_database(path: &Path) -> Result<OnDisk, Error> {
     let found = sqlite_file::inspect(path, false).map_err(|e| match FileError::of_input(path, e) {
         Ok(e) => Error::File(e),
-        Err(e) => Error::Io {
+        Err(e) => Error::File(FileError::Io {
             path: path.to_owned(),
             action: "read the header",
             source: e,
-        },
+        }),
     })?;
-    let sidecars = Sidecars::of(path).map_err(|e| Error::Io {
-        path: path.to_owned(),
-        action: "look for sidecars",
-        source: e,
+    let sidecars = Sidecars::of(path).map_err(|e| {
+        Error::File(FileError::Io {
+            path: path.to_owned(),
+            action: "look for sidecars",
+            source: e,
+        })
     })?;
     Ok(OnDisk {
         header: found.header,
@@ -476,10 +478,12 @@ pub(super) fn local_and_writable(d: &Deployment, walk: &Walk, temporaries: &[Pat
             return Err(Error::FolderMissing(folder.to_owned()));
         }
         let probe = if walk.present[i] { f.path.as_path() } else { folder };
-        let kind = network_fs(probe).map_err(|e| Error::Io {
-            path: f.path.clone(),
-            action: "statfs",
-            source: e,
+        let kind = network_fs(probe).map_err(|e| {
+            Error::File(FileError::Io {
+                path: f.path.clone(),
+                action: "statfs",
+                source: e,
+            })
         })?;
         if let Some(kind) = kind {
             return Err(Error::NetworkFs {
@@ -497,10 +501,12 @@ pub(super) fn local_and_writable(d: &Deployment, walk: &Walk, temporaries: &[Pat
     folders.sort();
     folders.dedup();
     for folder in folders {
-        let writable = dir_writable(&folder).map_err(|e| Error::Io {
-            path: folder.clone(),
-            action: "access",
-            source: e,
+        let writable = dir_writable(&folder).map_err(|e| {
+            Error::File(FileError::Io {
+                path: folder.clone(),
+                action: "access",
+                source: e,
+            })
         })?;
         if !writable {
             return Err(Error::File(FileError::PermissionDenied {
@@ -541,10 +547,12 @@ pub(super) fn not_in_use(
             continue;
         }
         let path = &d.files[to].path;
-        let users = swap::users(path).map_err(|e| Error::Io {
-            path: path.clone(),
-            action: "look for processes using it",
-            source: e,
+        let users = swap::users(path).map_err(|e| {
+            Error::File(FileError::Io {
+                path: path.clone(),
+                action: "look for processes using it",
+                source: e,
+            })
         })?;
         if users.is_empty() {
             check(

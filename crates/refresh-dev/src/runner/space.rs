@@ -57,10 +57,12 @@ pub(super) fn free_space(
         }
     }
     for (_, (folder, needed, why)) in needs {
-        let available = available_space(&folder).map_err(|e| Error::Io {
-            path: folder.clone(),
-            action: "statvfs",
-            source: e,
+        let available = available_space(&folder).map_err(|e| {
+            Error::File(FileError::Io {
+                path: folder.clone(),
+                action: "statvfs",
+                source: e,
+            })
         })?;
         let why = why.join(" + ");
         report.space.push(Space {
@@ -89,10 +91,12 @@ pub(super) fn room_for_migration(db: &Path, diff: &schema_diff::Report) -> Resul
     let measured = schema_diff::space::migration_bytes(db, diff);
     let folder = parent_dir(db);
     let needed = 2 * measured.bytes + (1 << 20);
-    let available = available_space(folder).map_err(|e| Error::Io {
-        path: folder.to_owned(),
-        action: "statvfs",
-        source: e,
+    let available = available_space(folder).map_err(|e| {
+        Error::File(FileError::Io {
+            path: folder.to_owned(),
+            action: "statvfs",
+            source: e,
+        })
     })?;
     if needed > available {
         return Err(Error::NoSpace {

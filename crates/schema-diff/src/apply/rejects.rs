@@ -15,18 +15,9 @@ pub(super) fn create_rejects(run: &mut TargetWriter, target: &Path, wanted: Opti
         .map(|m| m.permissions().mode() & 0o777)
         .unwrap_or(0o600);
     // Never a link, never over an existing file, never beside a stale sidecar.
-    let file = sqlite_file::sidefile::create_new(&path, 0o600).map_err(|e| match e {
-        sqlite_file::sidefile::SideFileError::Io { source, .. } => Error::Io {
-            path: path.clone(),
-            source,
-        },
-        e => Error::SideFile(e),
-    })?;
+    let file = sqlite_file::sidefile::create_new(&path, 0o600)?;
     file.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::Io {
-            path: path.clone(),
-            source: e,
-        })?;
+        .map_err(|e| crate::io_error(&path, "set permissions", e))?;
     drop(file);
     let attached = run
         .conn

@@ -19,13 +19,7 @@ pub fn sql(dev_path: &Path, target_path: &Path, hints: &Hints, reading: &Reading
     let result = (|| {
         {
             let (source, _) = crate::open(target_path, reading)?;
-            sqlite_file::sidefile::create_new(&copy, 0o600).map_err(|e| match e {
-                sqlite_file::sidefile::SideFileError::Io { source, .. } => Error::Io {
-                    path: copy.clone(),
-                    source,
-                },
-                e => Error::SideFile(e),
-            })?;
+            sqlite_file::sidefile::create_new(&copy, 0o600)?;
             let mut dest = Connection::open(&copy).map_err(|e| sqlite_error(&copy, "create", e))?;
             let _: String = dest
                 .pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get(0))

@@ -349,14 +349,8 @@ pub(super) fn attach_dev(run: &mut TargetWriter, dev_path: &Path) -> Result<(), 
             reason: e.to_string(),
         })
     })?;
-    let sidecars = Sidecars::of(dev_path).map_err(|e| Error::Io {
-        path: dev_path.to_owned(),
-        source: e,
-    })?;
-    let absolute = std::fs::canonicalize(dev_path).map_err(|e| Error::Io {
-        path: dev_path.to_owned(),
-        source: e,
-    })?;
+    let sidecars = Sidecars::of(dev_path).map_err(|e| crate::io_error(dev_path, "look for sidecars", e))?;
+    let absolute = std::fs::canonicalize(dev_path).map_err(|e| crate::io_error(dev_path, "resolve the path", e))?;
     // Read-only; an idle WAL file without sidecars is its own whole state
     // (a read-only open would leave a -wal and -shm behind).
     let mode = if header.journal == JournalFlag::Wal && sidecars.wal.is_none() && sidecars.shm.is_none() {
