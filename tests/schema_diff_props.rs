@@ -10,7 +10,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use rusqlite::Connection;
-use schema_diff::apply::{apply, OnViolation};
+use schema_diff::apply::{apply, ApplyOptions, OnViolation};
 use schema_diff::plan::ImpactKind;
 use schema_diff::Hints;
 use support::*;
@@ -167,7 +167,7 @@ proptest! {
                 .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).expect("count")
         };
         let counts: BTreeMap<String, i64> = target.iter().map(|t| (t.name.clone(), count(&target_path, &t.name))).collect();
-        match apply(&dev_path, &target_path, &Hints::default(), &schema_diff::Reading::default(), OnViolation::Abort, None) {
+        match apply(&dev_path, &target_path, &ApplyOptions::default()) {
             Ok(report) => {
                 prop_assert_eq!(schema_rows(&target_path), schema_rows(&dev_path));
                 for old in &target {
@@ -315,7 +315,15 @@ proptest! {
             let before = std::fs::read(&target).expect("read");
             let predicted = report.blocking(on_violation);
             let rejects = dir.path().join(format!("{on_violation:?}.rejects"));
-            let result = apply(&dev, &target, &Hints::default(), &schema_diff::Reading::default(), on_violation, Some(&rejects));
+            let result = apply(
+                &dev,
+                &target,
+                &ApplyOptions {
+                    on_violation,
+                    rejects: Some(rejects.clone()),
+                    ..ApplyOptions::default()
+                },
+            );
             let context = format!("{dev_sql}\n{target_sql}\n{on_violation:?}: plan {predicted:?}");
             match result {
                 Ok(applied) => {

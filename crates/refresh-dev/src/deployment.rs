@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use schema_diff::apply::ApplyOptions;
 use schema_diff::apply::OnViolation;
 use schema_diff::Hints;
 use serde::{Deserialize, Serialize};
@@ -40,13 +41,10 @@ pub enum Operation {
     Apply {
         schema: usize,
         to: usize,
-        on_violation: OnViolation,
-        hints: Hints,
-        /// Where rows left out by `on_violation = skip` go (default
-        /// `SCHEMA.rejects-<UTC stamp>.sqlite`, beside the schema's file: DEV).
-        rejects: Option<PathBuf>,
-        /// The extensions to load, and how long to wait for a lock.
-        reading: schema_diff::Reading,
+        /// schema-diff's own options; rows left out by `on_violation = skip`
+        /// go by default to `SCHEMA.rejects-<UTC stamp>.sqlite`, beside the
+        /// schema's file (DEV).
+        options: ApplyOptions,
     },
     /// `from` (consumed) atomically replaces `to`, keeping a backup.
     Swap { from: usize, to: usize, swap: SwapOptions },
@@ -137,15 +135,6 @@ pub fn staging_path(dev: &Path) -> PathBuf {
     sqlite_file::sidefile::staging(dev)
 }
 
-/// The options `run`, `staging` and `plan` pass to the apply step.
-#[derive(Debug, Clone, Default)]
-pub struct ApplyOptions {
-    pub on_violation: OnViolation,
-    pub hints: Hints,
-    pub rejects: Option<PathBuf>,
-    pub extensions: Vec<PathBuf>,
-}
-
 impl Step {
     /// A step that aborts the remaining ones when it fails.
     fn new(name: &str, op: Operation) -> Step {
@@ -210,13 +199,7 @@ impl Deployment {
             Operation::Apply {
                 schema: dev,
                 to: staging,
-                on_violation: apply.on_violation,
-                hints: apply.hints,
-                rejects: apply.rejects,
-                reading: schema_diff::Reading {
-                    extensions: apply.extensions,
-                    ..schema_diff::Reading::default()
-                },
+                options: apply,
             },
         ));
     }
@@ -536,12 +519,14 @@ impl StepToml {
                 Ok(Operation::Apply {
                     schema,
                     to,
-                    on_violation: self.on_violation.unwrap_or_default(),
-                    hints,
-                    rejects: self.rejects.as_ref().map(|r| base.join(r)),
-                    reading: schema_diff::Reading {
-                        extensions: self.load_extension.iter().map(|e| base.join(e)).collect(),
-                        ..schema_diff::Reading::default()
+                    options: ApplyOptions {
+                        on_violation: self.on_violation.unwrap_or_default(),
+                        hints,
+                        rejects: self.rejects.as_ref().map(|r| base.join(r)),
+                        reading: schema_diff::Reading {
+                            extensions: self.load_extension.iter().map(|e| base.join(e)).collect(),
+                            ..schema_diff::Reading::default()
+                        },
                     },
                 })
             }
@@ -623,7 +608,10 @@ mod tests {
         assert!(matches!(
             d.steps[1].op,
             Operation::Apply {
-                on_violation: OnViolation::Skip,
+                options: ApplyOptions {
+                    on_violation: OnViolation::Skip,
+                    ..
+                },
                 ..
             }
         ));

@@ -44,22 +44,9 @@ pub use runner::{Events, RunOptions};
 /// Why a deployment was refused or failed. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Missing, a folder, not a database, not readable.
+    /// A file error every tool shares: missing, not a database, I/O, a full disk, … ([`sqlite_file::FileError`]).
     #[error(transparent)]
     File(#[from] sqlite_file::FileError),
-    #[error("{} and {} are the same file", a.display(), b.display())]
-    SameFile { a: PathBuf, b: PathBuf },
-    #[error("{} is {a_encoding} and {} is {b_encoding}: SQLite cannot reconcile text encodings", a.display(), b.display())]
-    Encodings {
-        a: PathBuf,
-        b: PathBuf,
-        a_encoding: &'static str,
-        b_encoding: &'static str,
-    },
-    #[error("{}: is on a network file system ({kind}), where SQLite's locking is unreliable", path.display())]
-    NetworkFs { path: PathBuf, kind: &'static str },
-    #[error("{}: folder does not exist", .0.display())]
-    FolderMissing(PathBuf),
     #[error("{}: {why}", path.display())]
     BadDeployment { path: PathBuf, why: String },
     #[error("{0}")]
@@ -104,13 +91,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::File(e) => e.exit(),
-            Error::SameFile { .. }
-            | Error::Encodings { .. }
-            | Error::NetworkFs { .. }
-            | Error::FolderMissing(_)
-            | Error::BadDeployment { .. }
-            | Error::LogIsInput { .. }
-            | Error::Usage(_) => Exit::BadInput,
+            Error::BadDeployment { .. } | Error::LogIsInput { .. } | Error::Usage(_) => Exit::BadInput,
             Error::SideFile(e) if e.is_io() => Exit::Failed,
             Error::SideFile(_) => Exit::Refused,
             Error::Exists(_)
@@ -132,10 +113,6 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::File(e) => e.code(),
-            Error::SameFile { .. } => "same_file",
-            Error::Encodings { .. } => "encodings_differ",
-            Error::NetworkFs { .. } => "network_file_system",
-            Error::FolderMissing(_) => "folder_missing",
             Error::BadDeployment { .. } => "bad_deployment",
             Error::Usage(_) => "usage",
             Error::Exists(_) => "exists",
@@ -158,13 +135,11 @@ impl Error {
     pub fn file(&self) -> Option<&std::path::Path> {
         match self {
             Error::File(e) => Some(e.path()),
-            Error::Exists(p) | Error::FolderMissing(p) => Some(p),
-            Error::NetworkFs { path, .. }
-            | Error::BadDeployment { path, .. }
+            Error::Exists(p) => Some(p),
+            Error::BadDeployment { path, .. }
             | Error::InUse { path, .. }
             | Error::Violations { path, .. }
             | Error::LogIsInput { path, .. } => Some(path),
-            Error::SameFile { b, .. } | Error::Encodings { b, .. } => Some(b),
             Error::Locked { lock, .. } => Some(lock),
             Error::NoSpace { folder, .. } => Some(folder),
             Error::DevBehind { dev, .. } => Some(dev),

@@ -120,7 +120,10 @@ fn apply_options(migration: &Migration) -> Result<ApplyOptions, refresh_dev::Err
         on_violation: migration.on_violation,
         hints,
         rejects: None,
-        extensions: migration.load_extension.clone(),
+        reading: schema_diff::Reading {
+            extensions: migration.load_extension.clone(),
+            ..schema_diff::Reading::default()
+        },
     })
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use exit_code::Exit;
-use schema_diff::apply::OnViolation;
+use schema_diff::apply::{ApplyOptions, OnViolation};
 use schema_diff::plan::{ImpactKind, StrategyKind};
 use schema_diff::space::MigrationBytes;
 use sqlite_file::fs::{available_space, dir_writable, network_fs, parent_dir, FileId};

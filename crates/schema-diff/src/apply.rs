@@ -88,20 +88,28 @@ impl ApplyReport {
     }
 }
 
+/// How DEV's schema is applied onto TARGET: one struct for the binary, the
+/// driver's apply step and the tests.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Renames, and the tables whose rows come from DEV or PROD.
+    pub hints: Hints,
+    /// The extensions to load, and how long to wait for a lock.
+    pub reading: Reading,
+    /// What to do with TARGET's rows that break a new constraint.
+    pub on_violation: OnViolation,
+    /// Where rows left out by [`OnViolation::Skip`] go (default
+    /// `DEV.rejects-<UTC stamp>.sqlite`, beside DEV).
+    pub rejects: Option<PathBuf>,
+}
+
 /// Runs DEV's schema onto TARGET. On any error TARGET is left as it was.
-pub fn apply(
-    dev_path: &Path,
-    target_path: &Path,
-    hints: &Hints,
-    reading: &Reading,
-    on_violation: OnViolation,
-    rejects: Option<&Path>,
-) -> Result<ApplyReport, Error> {
+pub fn apply(dev_path: &Path, target_path: &Path, options: &ApplyOptions) -> Result<ApplyReport, Error> {
     let progress = Progress {
         copying: &mut |_| {},
         stop: None,
     };
-    apply_with_progress(dev_path, target_path, hints, reading, on_violation, rejects, progress)
+    apply_with_progress(dev_path, target_path, options, progress)
 }
 
 /// What [`apply_with_progress`] tells while it works, and how to stop it.
@@ -117,12 +125,16 @@ pub struct Progress<'a> {
 pub fn apply_with_progress(
     dev_path: &Path,
     target_path: &Path,
-    hints: &Hints,
-    reading: &Reading,
-    on_violation: OnViolation,
-    rejects: Option<&Path>,
+    options: &ApplyOptions,
     progress: Progress,
 ) -> Result<ApplyReport, Error> {
+    let ApplyOptions {
+        hints,
+        reading,
+        on_violation,
+        rejects,
+    } = options;
+    let (on_violation, rejects) = (*on_violation, rejects.as_deref());
     let started = Instant::now();
     let diff = compare(dev_path, target_path, hints, reading)?;
     let needs_dev = diff.plan.iter().any(|p| p.rows_from == RowsFrom::Dev);

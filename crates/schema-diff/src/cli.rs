@@ -177,14 +177,13 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
 }
 
 fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
-    match crate::apply::apply(
-        &args.dev,
-        &args.target,
-        hints,
-        &args.reading(),
-        args.migration.on_violation,
-        args.rejects.as_deref(),
-    ) {
+    let options = crate::apply::ApplyOptions {
+        hints: hints.clone(),
+        reading: args.reading(),
+        on_violation: args.migration.on_violation,
+        rejects: args.rejects.clone(),
+    };
+    match crate::apply::apply(&args.dev, &args.target, &options) {
         Ok(report) => {
             if args.output.json {
                 if !print_json(&report) {

@@ -343,18 +343,9 @@ impl Report {
 /// Why a comparison could not be made. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Missing, a folder, not a database, not readable.
+    /// A file error every tool shares: missing, not a database, I/O, a full disk, … ([`sqlite_file::FileError`]).
     #[error(transparent)]
     File(#[from] sqlite_file::FileError),
-    #[error("{} and {} are the same file", dev.display(), target.display())]
-    SameFile { dev: PathBuf, target: PathBuf },
-    #[error("{} is {dev_encoding} and {} is {target_encoding}: SQLite cannot reconcile text encodings", dev.display(), target.display())]
-    Encodings {
-        dev: PathBuf,
-        target: PathBuf,
-        dev_encoding: String,
-        target_encoding: String,
-    },
     #[error("{}: has a hot journal (an interrupted transaction); open it with its application first", .0.display())]
     HotJournal(PathBuf),
     /// Another process held its lock for longer than `--wait`.
@@ -397,8 +388,6 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::File(e) => e.code(),
-            Error::SameFile { .. } => "same_file",
-            Error::Encodings { .. } => "encodings_differ",
             Error::HotJournal(_) => "hot_journal",
             Error::Busy(_) => "busy",
             Error::MissingExtension { .. } | Error::Extension { .. } => "missing_extension",
@@ -417,7 +406,6 @@ impl Error {
             Error::MissingExtension { path, .. } | Error::Extension { path, .. } | Error::Violations { path, .. } => {
                 Some(path)
             }
-            Error::SameFile { target, .. } | Error::Encodings { target, .. } => Some(target),
             Error::SideFile(e) => Some(e.path()),
             Error::BadHint { .. } | Error::NotBuilt(_) | Error::Internal(_) => None,
         }
@@ -580,10 +568,10 @@ pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, reading: &Rea
     let (dev, dev_header) = open(dev_path, reading)?;
     let (target, target_header) = open(target_path, reading)?;
     if FileId::of(dev_path).ok() == FileId::of(target_path).ok() {
-        return Err(Error::SameFile {
-            dev: dev_path.to_owned(),
-            target: target_path.to_owned(),
-        });
+        return Err(Error::File(FileError::SameFile {
+            a: dev_path.to_owned(),
+            b: target_path.to_owned(),
+        }));
     }
     let read = |db: &ReadOnlyDb, header: &Header, path: &Path| -> Result<Catalog, Error> {
         // One read transaction: the catalog and the counts see one state.
@@ -595,12 +583,12 @@ pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, reading: &Rea
     let dev_catalog = read(&dev, &dev_header, dev_path)?;
     let target_catalog = read(&target, &target_header, target_path)?;
     if dev_catalog.settings.encoding != target_catalog.settings.encoding {
-        return Err(Error::Encodings {
-            dev: dev_path.to_owned(),
-            target: target_path.to_owned(),
-            dev_encoding: dev_catalog.settings.encoding.clone(),
-            target_encoding: target_catalog.settings.encoding.clone(),
-        });
+        return Err(Error::File(FileError::Encodings {
+            a: dev_path.to_owned(),
+            b: target_path.to_owned(),
+            a_encoding: dev_catalog.settings.encoding.clone(),
+            b_encoding: target_catalog.settings.encoding.clone(),
+        }));
     }
     check_hints::check(&dev_catalog, &target_catalog, hints, dev_path, target_path)?;
     let diff = diff::diff(&dev_catalog, &target_catalog, hints);

@@ -261,16 +261,7 @@ pub fn column_definition(sql: &str, column: &str) -> Option<String> {
             return None;
         }
         let text: String = item.iter().collect();
-        let mut rest = text.trim();
-        loop {
-            if let Some(r) = rest.strip_prefix("--") {
-                rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
-            } else if let Some(r) = rest.strip_prefix("/*") {
-                rest = r.split_once("*/").map_or("", |(_, r)| r).trim_start();
-            } else {
-                break;
-            }
-        }
+        let rest = skip_comments(text.trim());
         // A trailing `-- comment` would swallow whatever SQL follows it.
         let rest = match rest.rfind("--") {
             Some(at) if !rest[at..].contains('\n') && !rest[at..].contains('\'') => rest[..at].trim_end(),
@@ -338,10 +329,9 @@ fn keyword_groups(chars: &[char], keyword: &str) -> Vec<(usize, usize)> {
     out
 }
 
-/// The first name of a definition item (a column's name, or a keyword),
-/// unquoted, skipping leading white space and comments.
-fn first_name(item: &[char]) -> Option<String> {
-    let text: String = item.iter().collect();
+/// `text` from its first character that is not white space or inside a
+/// leading comment (`-- …` to the line's end, `/* … */`).
+fn skip_comments(text: &str) -> &str {
     let mut rest = text.trim_start();
     loop {
         if let Some(r) = rest.strip_prefix("--") {
@@ -352,6 +342,14 @@ fn first_name(item: &[char]) -> Option<String> {
             break;
         }
     }
+    rest
+}
+
+/// The first name of a definition item (a column's name, or a keyword),
+/// unquoted, skipping leading white space and comments.
+fn first_name(item: &[char]) -> Option<String> {
+    let text: String = item.iter().collect();
+    let rest = skip_comments(&text);
     let chars: Vec<char> = rest.chars().collect();
     match chars.first()? {
         '"' | '`' | '[' | '\'' => {

@@ -61,8 +61,10 @@ impl Snapshot {
             .to_owned();
         match std::fs::metadata(folder) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(Error::DestFolderMissing(folder.to_owned())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::DestFolderMissing(folder.to_owned())),
+            Ok(_) => return Err(FileError::FolderMissing(folder.to_owned()).into()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(FileError::FolderMissing(folder.to_owned()).into())
+            }
             Err(e) => return Err(io_error(folder, "stat", e)),
         }
         // DEST is looked at without following a link: only a regular file
@@ -71,10 +73,10 @@ impl Snapshot {
             .ok()
             .is_some_and(|s| FileId::of(dest).ok() == Some(s))
         {
-            return Err(Error::SameFile {
-                source_path: self.source.clone(),
-                dest: dest.clone(),
-            });
+            return Err(Error::File(FileError::SameFile {
+                a: self.source.clone(),
+                b: dest.clone(),
+            }));
         }
         match sidefile::look(dest).map_err(|e| io_error(dest, "stat", e))? {
             Found::Nothing => {

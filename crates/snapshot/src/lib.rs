@@ -140,17 +140,13 @@ pub struct Report {
 /// Why a snapshot was refused or failed. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Missing, a folder, not a database, not readable.
+    /// A file error every tool shares: missing, not a database, I/O, a full disk, … ([`sqlite_file::FileError`]).
     #[error(transparent)]
     File(#[from] sqlite_file::FileError),
-    #[error("{} and {} are the same file", source_path.display(), dest.display())]
-    SameFile { source_path: PathBuf, dest: PathBuf },
     #[error("{}: is a sidecar of the source {}", dest.display(), source_path.display())]
     DestIsSidecar { source_path: PathBuf, dest: PathBuf },
     #[error("{}: already exists (pass --force to replace it)", .0.display())]
     DestExists(PathBuf),
-    #[error("{}: folder does not exist", .0.display())]
-    DestFolderMissing(PathBuf),
     #[error("{}: has {what} beside it, so it may be in use; not replacing it (use swap)", path.display())]
     DestInUse { path: PathBuf, what: String },
     #[error(
@@ -176,9 +172,8 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::File(e) => e.code(),
-            Error::SameFile { .. } | Error::DestIsSidecar { .. } => "same_file",
+            Error::DestIsSidecar { .. } => "same_file",
             Error::DestExists(_) => "exists",
-            Error::DestFolderMissing(_) => "folder_missing",
             Error::DestInUse { .. } => "in_use",
             Error::HotJournal(_) => "hot_journal",
             Error::Busy { .. } => "busy",
@@ -193,13 +188,11 @@ impl Error {
     pub fn file(&self) -> Option<&Path> {
         match self {
             Error::File(e) => Some(e.path()),
-            Error::DestExists(p)
-            | Error::DestFolderMissing(p)
-            | Error::HotJournal(p)
-            | Error::MethodUnsupported(p)
-            | Error::Interrupted(p) => Some(p),
+            Error::DestExists(p) | Error::HotJournal(p) | Error::MethodUnsupported(p) | Error::Interrupted(p) => {
+                Some(p)
+            }
             Error::DestInUse { path, .. } | Error::Busy { path, .. } | Error::BadCopy { path, .. } => Some(path),
-            Error::SameFile { dest, .. } | Error::DestIsSidecar { dest, .. } => Some(dest),
+            Error::DestIsSidecar { dest, .. } => Some(dest),
             Error::SideFile(e) => Some(e.path()),
         }
     }
@@ -208,10 +201,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::File(e) => e.exit(),
-            Error::SameFile { .. }
-            | Error::DestIsSidecar { .. }
-            | Error::DestFolderMissing(_)
-            | Error::MethodUnsupported(_) => Exit::BadInput,
+            Error::DestIsSidecar { .. } | Error::MethodUnsupported(_) => Exit::BadInput,
             Error::DestExists(_)
             | Error::DestInUse { .. }
             | Error::HotJournal(_)

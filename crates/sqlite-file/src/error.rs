@@ -23,6 +23,23 @@ pub enum FileError {
     NotADatabase { path: PathBuf, reason: String },
     #[error("{}: permission denied ({action})", path.display())]
     PermissionDenied { path: PathBuf, action: &'static str },
+    /// The folder a file is to be made in does not exist.
+    #[error("{}: folder does not exist", .0.display())]
+    FolderMissing(PathBuf),
+    /// On a network file system, where SQLite's locks cannot be trusted.
+    #[error("{}: is on a network file system ({kind}), where SQLite's locking is unreliable", path.display())]
+    NetworkFs { path: PathBuf, kind: &'static str },
+    /// Two paths given for two files are one file.
+    #[error("{} and {} are the same file", a.display(), b.display())]
+    SameFile { a: PathBuf, b: PathBuf },
+    /// A schema and the data it is put onto in different text encodings.
+    #[error("{} is {a_encoding} and {} is {b_encoding}: SQLite cannot reconcile text encodings", a.display(), b.display())]
+    Encodings {
+        a: PathBuf,
+        b: PathBuf,
+        a_encoding: String,
+        b_encoding: String,
+    },
     /// No room left on the file system holding `path` (a folder).
     #[error("{}: disk full{}", path.display(), match (needed, available) {
         (Some(n), Some(a)) => format!(" ({n} bytes needed, {a} available)"),
@@ -114,9 +131,11 @@ impl FileError {
     /// The file it is about.
     pub fn path(&self) -> &Path {
         match self {
-            FileError::Missing(p) | FileError::IsDirectory(p) => p,
+            FileError::Missing(p) | FileError::IsDirectory(p) | FileError::FolderMissing(p) => p,
+            FileError::SameFile { b, .. } | FileError::Encodings { b, .. } => b,
             FileError::NotADatabase { path, .. }
             | FileError::PermissionDenied { path, .. }
+            | FileError::NetworkFs { path, .. }
             | FileError::DiskFull { path, .. }
             | FileError::Io { path, .. }
             | FileError::Sqlite { path, .. } => path,
@@ -130,6 +149,10 @@ impl FileError {
             FileError::IsDirectory(_) => "is_a_directory",
             FileError::NotADatabase { .. } => "not_a_database",
             FileError::PermissionDenied { .. } => "permission_denied",
+            FileError::FolderMissing(_) => "folder_missing",
+            FileError::NetworkFs { .. } => "network_file_system",
+            FileError::SameFile { .. } => "same_file",
+            FileError::Encodings { .. } => "encodings_differ",
             FileError::DiskFull { .. } => "disk_full",
             FileError::Io { .. } | FileError::Sqlite { .. } => "io",
         }

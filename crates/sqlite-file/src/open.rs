@@ -296,14 +296,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_killed_readers_empty_wal_and_shm_go_and_no_byte_changes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
+    /// `DIR/t.db`: WAL mode, three rows in `t`, no sidecar beside it.
+    fn wal_db(dir: &Path) -> PathBuf {
+        let path = dir.join("t.db");
         let conn = Connection::open(&path).expect("open");
         conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1),(2),(3);")
             .expect("sql");
         drop(conn);
+        path
+    }
+
+    #[test]
+    fn a_killed_readers_empty_wal_and_shm_go_and_no_byte_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = wal_db(dir.path());
         let bytes = std::fs::read(&path).expect("read");
         // What a reader killed before closing leaves: an empty -wal and a -shm.
         std::fs::write(sidecar_path(&path, Sidecar::Wal), b"").expect("write");
@@ -321,11 +327,7 @@ mod tests {
     #[test]
     fn dropping_a_reader_leaves_the_sidecars_another_connection_here_holds() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let conn = Connection::open(&path).expect("open");
-        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1),(2),(3);")
-            .expect("sql");
-        drop(conn);
+        let path = wal_db(dir.path());
         let header = Header::read(&path).expect("header");
         let reader = open_read_only(&path, &header, &Sidecars::of(&path).expect("sidecars")).expect("open");
         assert_eq!(reader.mode, OpenMode::QueryOnly);

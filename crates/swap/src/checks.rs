@@ -14,10 +14,10 @@ pub(crate) fn check_database(path: &Path) -> Result<(std::fs::Metadata, Header),
 
 pub(crate) fn check_local(path: &Path) -> Result<(), Error> {
     match network_fs(path) {
-        Ok(Some(kind)) => Err(Error::NetworkFs {
+        Ok(Some(kind)) => Err(Error::File(FileError::NetworkFs {
             path: path.to_owned(),
             kind,
-        }),
+        })),
         Ok(None) => Ok(()),
         Err(e) => Err(io_error(path, "statfs", e)),
     }

@@ -147,15 +147,9 @@ pub struct UndoReport {
 /// Why a swap was refused or failed. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Missing, a folder, not a database, not readable.
+    /// A file error every tool shares: missing, not a database, I/O, a full disk, … ([`sqlite_file::FileError`]).
     #[error(transparent)]
     File(#[from] sqlite_file::FileError),
-    #[error("{} and {} are the same file", new.display(), target.display())]
-    SameFile { new: PathBuf, target: PathBuf },
-    #[error("{}: is on a network file system ({kind}), where SQLite's locking is unreliable", path.display())]
-    NetworkFs { path: PathBuf, kind: &'static str },
-    #[error("{}: folder does not exist", .0.display())]
-    FolderMissing(PathBuf),
     #[error("{}: not a complete, closed database: {why}", path.display())]
     NotClosed { path: PathBuf, why: String },
     #[error("{}: no backup to restore (looked for {}.bak-*)", .0.display(), .0.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())]
@@ -190,9 +184,6 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::File(e) => e.code(),
-            Error::SameFile { .. } => "same_file",
-            Error::NetworkFs { .. } => "network_file_system",
-            Error::FolderMissing(_) => "folder_missing",
             Error::NotClosed { .. } => "not_closed",
             Error::NoBackup(_) => "no_backup",
             Error::InUse { .. } | Error::CannotCheckUse { .. } => "in_use",
@@ -207,15 +198,13 @@ impl Error {
     pub fn file(&self) -> Option<&Path> {
         match self {
             Error::File(e) => Some(e.path()),
-            Error::FolderMissing(p) | Error::NoBackup(p) => Some(p),
-            Error::NetworkFs { path, .. }
-            | Error::NotClosed { path, .. }
+            Error::NoBackup(p) => Some(p),
+            Error::NotClosed { path, .. }
             | Error::InUse { path, .. }
             | Error::CannotCheckUse { path, .. }
             | Error::Busy { path, .. }
             | Error::LivePageSize { path, .. }
             | Error::NotSelfContained { path, .. } => Some(path),
-            Error::SameFile { target, .. } => Some(target),
             Error::SideFile(e) => Some(e.path()),
         }
     }
@@ -224,11 +213,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::File(e) => e.exit(),
-            Error::SameFile { .. }
-            | Error::NetworkFs { .. }
-            | Error::FolderMissing(_)
-            | Error::NotClosed { .. }
-            | Error::NoBackup(_) => Exit::BadInput,
+            Error::NotClosed { .. } | Error::NoBackup(_) => Exit::BadInput,
             Error::InUse { .. } | Error::CannotCheckUse { .. } | Error::Busy { .. } | Error::LivePageSize { .. } => {
                 Exit::Refused
             }
@@ -310,14 +295,14 @@ impl Swap {
         // TARGET: its folder, and what is there now.
         match std::fs::metadata(&folder) {
             Ok(m) if m.is_dir() => {}
-            _ => return Err(Error::FolderMissing(folder)),
+            _ => return Err(Error::File(FileError::FolderMissing(folder))),
         }
         check_local(&folder)?;
         if same_file(new, target).map_err(|e| io_error(target, "stat", e))? {
-            return Err(Error::SameFile {
-                new: new.clone(),
-                target: target.clone(),
-            });
+            return Err(Error::File(FileError::SameFile {
+                a: new.clone(),
+                b: target.clone(),
+            }));
         }
         let existing = match std::fs::metadata(target) {
             Ok(_) => Some(check_database(target)?),

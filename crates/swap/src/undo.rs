@@ -12,7 +12,7 @@ pub fn undo(target: &Path, options: &Options) -> Result<UndoReport, Error> {
     let folder = parent_dir(target).to_owned();
     match std::fs::metadata(&folder) {
         Ok(m) if m.is_dir() => {}
-        _ => return Err(Error::FolderMissing(folder)),
+        _ => return Err(Error::File(FileError::FolderMissing(folder))),
     }
     check_database(target)?;
     let backup = backups::list(target)

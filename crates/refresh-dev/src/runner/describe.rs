@@ -90,12 +90,8 @@ pub(super) fn operations(d: &Deployment, op: &Operation, diff: Option<&schema_di
             p(*to),
             p(*from)
         )],
-        Operation::Apply {
-            schema,
-            to,
-            on_violation,
-            ..
-        } => {
+        Operation::Apply { schema, to, options } => {
+            let on_violation = &options.on_violation;
             let mut ops = vec![match diff {
                 Some(d) if d.identical => format!("{} already has {}'s schema: nothing to change", p(*to), p(*schema)),
                 Some(d) => {

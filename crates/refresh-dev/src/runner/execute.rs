@@ -124,16 +124,18 @@ pub(super) fn run_step(
                 .push(format!("created {} ({})", r.dest.display(), size(r.bytes)));
             sr.snapshot = Some(r);
         }
-        Operation::Apply {
-            schema,
-            to,
-            on_violation,
-            hints,
-            rejects,
-            reading,
-        } => {
+        Operation::Apply { schema, to, options } => {
             // Decided by the preflight, which checked nothing lies there.
-            let rejects = prepared.rejects.get(&index).cloned().or_else(|| rejects.clone());
+            let rejects = prepared
+                .rejects
+                .get(&index)
+                .cloned()
+                .or_else(|| options.rejects.clone());
+            let options = ApplyOptions {
+                rejects: rejects.clone(),
+                ..options.clone()
+            };
+            let (hints, reading) = (&options.hints, &options.reading);
             if let Some(r) = &rejects {
                 record_made(prepared, r)?;
             }
@@ -151,7 +153,7 @@ pub(super) fn run_step(
                         });
                     }
                 }
-                if let Some(why) = diff.blocking(*on_violation) {
+                if let Some(why) = diff.blocking(options.on_violation) {
                     return Err(Error::Violations {
                         path: path(*to),
                         list: why,
@@ -173,10 +175,7 @@ pub(super) fn run_step(
             let r = schema_diff::apply::apply_with_progress(
                 &path(*schema),
                 &path(*to),
-                hints,
-                reading,
-                *on_violation,
-                rejects.as_deref(),
+                &options,
                 schema_diff::apply::Progress {
                     copying: &mut copying,
                     stop,

@@ -272,8 +272,12 @@ pub(super) fn side_files(
             Operation::Snapshot { to, .. } if !d.files[*to].temporary => made.push((d.files[*to].path.clone(), false)),
             Operation::Apply {
                 schema,
-                on_violation: OnViolation::Skip,
-                rejects,
+                options:
+                    ApplyOptions {
+                        on_violation: OnViolation::Skip,
+                        rejects,
+                        ..
+                    },
                 ..
             } => {
                 // A default name takes the next free counter within the second
@@ -430,17 +434,17 @@ pub(super) fn distinct(d: &Deployment) -> Result<(), Error> {
     let mut ids: Vec<(usize, FileId)> = Vec::new();
     for (i, f) in d.files.iter().enumerate() {
         if let Some(b) = d.files[i + 1..].iter().find(|b| b.path == f.path) {
-            return Err(Error::SameFile {
+            return Err(Error::File(FileError::SameFile {
                 a: f.path.clone(),
                 b: b.path.clone(),
-            });
+            }));
         }
         if let Ok(id) = FileId::of(&f.path) {
             if let Some((j, _)) = ids.iter().find(|(_, other)| *other == id) {
-                return Err(Error::SameFile {
+                return Err(Error::File(FileError::SameFile {
                     a: d.files[*j].path.clone(),
                     b: f.path.clone(),
-                });
+                }));
             }
             ids.push((i, id));
         }
@@ -458,12 +462,12 @@ pub(super) fn same_encodings(d: &Deployment, walk: &Walk) -> Result<(), Error> {
         let encodings = |i: usize| walk.disk[i].as_ref().and_then(|o| o.header.encoding);
         if let (Some(x), Some(y)) = (encodings(a), encodings(b)) {
             if x != y {
-                return Err(Error::Encodings {
+                return Err(Error::File(FileError::Encodings {
                     a: d.files[a].path.clone(),
                     b: d.files[b].path.clone(),
-                    a_encoding: x.as_str(),
-                    b_encoding: y.as_str(),
-                });
+                    a_encoding: x.as_str().to_owned(),
+                    b_encoding: y.as_str().to_owned(),
+                }));
             }
         }
     }
@@ -475,7 +479,7 @@ pub(super) fn local_and_writable(d: &Deployment, walk: &Walk, temporaries: &[Pat
     for (i, f) in d.files.iter().enumerate() {
         let folder = parent_dir(&f.path);
         if !folder.is_dir() {
-            return Err(Error::FolderMissing(folder.to_owned()));
+            return Err(Error::File(FileError::FolderMissing(folder.to_owned())));
         }
         let probe = if walk.present[i] { f.path.as_path() } else { folder };
         let kind = network_fs(probe).map_err(|e| {
@@ -486,10 +490,10 @@ pub(super) fn local_and_writable(d: &Deployment, walk: &Walk, temporaries: &[Pat
             })
         })?;
         if let Some(kind) = kind {
-            return Err(Error::NetworkFs {
+            return Err(Error::File(FileError::NetworkFs {
                 path: f.path.clone(),
                 kind,
-            });
+            }));
         }
     }
     let mut folders: Vec<PathBuf> = walk
@@ -597,9 +601,13 @@ pub(super) fn count_migrations(
     for (s, step) in d.steps.iter().enumerate() {
         let Operation::Apply {
             to,
-            on_violation,
-            ref hints,
-            ref reading,
+            options:
+                ApplyOptions {
+                    on_violation,
+                    ref hints,
+                    ref reading,
+                    ..
+                },
             ..
         } = step.op
         else {

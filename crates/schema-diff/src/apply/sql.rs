@@ -34,7 +34,12 @@ pub fn sql(dev_path: &Path, target_path: &Path, hints: &Hints, reading: &Reading
                 }
             }
         }
-        apply(dev_path, &copy, hints, reading, OnViolation::Abort, None).map(|r| r.statements)
+        let options = ApplyOptions {
+            hints: hints.clone(),
+            reading: reading.clone(),
+            ..ApplyOptions::default()
+        };
+        apply(dev_path, &copy, &options).map(|r| r.statements)
     })();
     remove(&copy);
     result
