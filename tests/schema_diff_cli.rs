@@ -409,3 +409,28 @@ fn generated_columns_whose_expression_fails_are_violations() {
     );
     assert!(impacts(&r, "violation").is_empty(), "{r:#}");
 }
+
+#[test]
+fn each_table_plan_carries_the_bytes_its_migration_writes() {
+    let rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)";
+    let (_, report) = case(
+        &format!(
+            "CREATE TABLE a(id INTEGER PRIMARY KEY, s TEXT); CREATE TABLE b(id INTEGER PRIMARY KEY, s TEXT);
+             CREATE TABLE c(id INTEGER PRIMARY KEY, s TEXT);
+             {rows} INSERT INTO a(s) SELECT hex(randomblob(40)) FROM n;
+             {rows} INSERT INTO b(s) SELECT hex(randomblob(40)) FROM n;
+             {rows} INSERT INTO c(s) SELECT hex(randomblob(40)) FROM n;"
+        ),
+        // a: rebuilt (a new CHECK); b: a new index; c: unchanged.
+        "CREATE TABLE a(id INTEGER PRIMARY KEY, s TEXT CHECK (length(s) > 0));
+         CREATE TABLE b(id INTEGER PRIMARY KEY, s TEXT); CREATE INDEX b_s ON b(s);
+         CREATE TABLE c(id INTEGER PRIMARY KEY, s TEXT);",
+        &[],
+    );
+    let bytes = |t: &str| plan_of(&report, t)["bytes_written"].as_u64().expect("bytes_written");
+    assert_eq!(plan_of(&report, "a")["strategy"], "rebuild");
+    // 2,000 rows of 80 hex characters: well over 160 KB of pages each.
+    assert!(bytes("a") > 160_000, "{report:#}");
+    assert!(bytes("b") > 160_000, "{report:#}");
+    assert_eq!(bytes("c"), 0);
+}

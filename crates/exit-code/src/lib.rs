@@ -23,7 +23,8 @@ pub enum Exit {
     /// 3: refused or aborted to protect data; nothing was changed.
     Refused,
     /// 4: an I/O or internal error (disk full, an unexpected SQLite error).
-    Failed,
+    /// Not [`Exit::Refused`]'s "nothing was changed": the report says what was.
+    Error,
 }
 
 impl Exit {
@@ -34,7 +35,7 @@ impl Exit {
             Exit::Differences => 1,
             Exit::BadInput => 2,
             Exit::Refused => 3,
-            Exit::Failed => 4,
+            Exit::Error => 4,
         }
     }
 }
@@ -56,7 +57,7 @@ mod tests {
             (Exit::Differences, 1),
             (Exit::BadInput, 2),
             (Exit::Refused, 3),
-            (Exit::Failed, 4),
+            (Exit::Error, 4),
         ];
         for (exit, code) in table {
             assert_eq!(exit.code(), code, "{exit:?}");

@@ -117,8 +117,9 @@ pub struct Step {
 /// Files and steps, validated for shape.
 #[derive(Debug, Clone)]
 pub struct Deployment {
-    /// What built it: `run`, `replace`, `staging`, or the deployment file.
-    pub origin: String,
+    /// What built it: `run`, `replace`, `staging`, or the deployment file
+    /// (the report's `deployment`).
+    pub built_by: String,
     /// Read from a deployment file (whose temporary files are the user's
     /// names, so an existing one is bad input rather than a refusal).
     pub from_file: bool,
@@ -147,9 +148,9 @@ impl Step {
 }
 
 impl Deployment {
-    fn new(origin: &str) -> Deployment {
+    fn new(built_by: &str) -> Deployment {
         Deployment {
-            origin: origin.to_owned(),
+            built_by: built_by.to_owned(),
             from_file: false,
             files: Vec::new(),
             steps: Vec::new(),
@@ -304,10 +305,10 @@ impl Deployment {
         Deployment::from_toml(file, &base, &path.display().to_string()).map_err(bad)
     }
 
-    fn from_toml(file: FileToml, base: &Path, origin: &str) -> Result<Deployment, String> {
+    fn from_toml(file: FileToml, base: &Path, built_by: &str) -> Result<Deployment, String> {
         let mut d = Deployment::new(&match &file.name {
-            Some(name) => format!("{name} ({origin})"),
-            None => origin.to_owned(),
+            Some(name) => format!("{name} ({built_by})"),
+            None => built_by.to_owned(),
         });
         d.from_file = true;
         if file.files.is_empty() {

@@ -92,7 +92,7 @@ impl Error {
         match self {
             Error::File(e) => e.exit(),
             Error::BadDeployment { .. } | Error::LogIsInput { .. } | Error::Usage(_) => Exit::BadInput,
-            Error::SideFile(e) if e.is_io() => Exit::Failed,
+            Error::SideFile(e) if e.is_io() => Exit::Error,
             Error::SideFile(_) => Exit::Refused,
             Error::Exists(_)
             | Error::InUse { .. }
@@ -100,7 +100,7 @@ impl Error {
             | Error::Violations { .. }
             | Error::DevBehind { .. }
             | Error::Interrupted => Exit::Refused,
-            Error::NoSpace { .. } => Exit::Failed,
+            Error::NoSpace { .. } => Exit::Error,
             Error::Snapshot(e) => e.exit(),
             Error::SchemaDiff(e) => e.exit(),
             Error::Swap(e) => e.exit(),

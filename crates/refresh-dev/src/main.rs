@@ -308,7 +308,7 @@ fn main() -> ExitCode {
             Ok(()) => Exit::Done,
             Err(e) => {
                 cli_support::print_error("refresh-dev", &format!("{}: {e}", folder.display()));
-                Exit::Failed
+                Exit::Error
             }
         },
         Command::Run(args) => {
@@ -503,7 +503,7 @@ fn refused(command: &str, dry_run: bool, e: &refresh_dev::Error) -> Report {
 fn print_report(report: &Report, output: &Output) -> Exit {
     if output.print.json {
         if !cli_support::print_json("refresh-dev", report) {
-            return Exit::Failed;
+            return Exit::Error;
         }
     } else if !output.print.quiet {
         use std::io::IsTerminal as _;

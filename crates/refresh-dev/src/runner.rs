@@ -119,7 +119,7 @@ struct Prepared {
 /// Runs `deployment`, returning the report (whose `exit_code` says how it went).
 pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Events) -> Report {
     let started = Instant::now();
-    let mut report = Report::new(&options.command, &deployment.origin, options.dry_run);
+    let mut report = Report::new(&options.command, &deployment.built_by, options.dry_run);
     let prepared = preflight(deployment, options, events, &mut report);
     let mut prepared = match prepared {
         Ok(p) => p,

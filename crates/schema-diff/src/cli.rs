@@ -158,7 +158,7 @@ pub fn run(args: &DiffArgs, mode: Mode) -> Exit {
         Ok(report) => {
             if args.output.json {
                 if !print_json(&report) {
-                    return Exit::Failed;
+                    return Exit::Error;
                 }
             } else if !args.output.quiet {
                 print!(
@@ -187,7 +187,7 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
         Ok(report) => {
             if args.output.json {
                 if !print_json(&report) {
-                    return Exit::Failed;
+                    return Exit::Error;
                 }
             } else if !args.output.quiet {
                 if !report.changed {

@@ -415,7 +415,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::File(e) => e.exit(),
-            Error::Internal(_) => Exit::Failed,
+            Error::Internal(_) => Exit::Error,
             Error::HotJournal(_) | Error::Busy(_) | Error::Violations { .. } | Error::SideFile(_) => Exit::Refused,
             _ => Exit::BadInput,
         }
@@ -592,8 +592,9 @@ pub fn compare(dev_path: &Path, target_path: &Path, hints: &Hints, reading: &Rea
     }
     check_hints::check(&dev_catalog, &target_catalog, hints, dev_path, target_path)?;
     let diff = diff::diff(&dev_catalog, &target_catalog, hints);
-    let plan = plan::plan(&diff, &dev_catalog, &target_catalog, dev.conn(), target.conn(), hints)
+    let mut plan = plan::plan(&diff, &dev_catalog, &target_catalog, dev.conn(), target.conn(), hints)
         .map_err(|e| sqlite_error(target_path, "count the data impact", e))?;
+    space::measure(&mut plan.tables, &diff.changes, &dev_catalog, hints, target.conn());
     let mut unreadable = Vec::new();
     for (path, catalog) in [(dev_path, &dev_catalog), (target_path, &target_catalog)] {
         for (name, why) in &catalog.unreadable {

@@ -261,7 +261,8 @@ impl RowsFrom {
 }
 
 /// The plan for one table. Serialized as `table`, `strategy` (its kind),
-/// `reasons` (in words), `rows_from`, `rows_from_reason`, `rows_touched`.
+/// `reasons` (in words), `rows_from`, `rows_from_reason`, `rows_touched`,
+/// `bytes_written`.
 #[derive(Debug, Clone)]
 pub struct TablePlan {
     pub table: String,
@@ -270,18 +271,24 @@ pub struct TablePlan {
     pub rows_from_reason: String,
     /// Rows the strategy reads or writes (a rebuild copies them all).
     pub rows_touched: i64,
+    /// Bytes the migration writes into TARGET for this table, measured on
+    /// TARGET's pages ([`crate::space`]): the table and its indexes when it
+    /// is rebuilt, the table's b-tree once for each index DEV adds or
+    /// changes on it, else 0. `None` where this SQLite cannot measure.
+    pub bytes_written: Option<u64>,
 }
 
 impl Serialize for TablePlan {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("TablePlan", 6)?;
+        let mut s = serializer.serialize_struct("TablePlan", 7)?;
         s.serialize_field("table", &self.table)?;
         s.serialize_field("strategy", &self.strategy.kind())?;
         s.serialize_field("reasons", &self.strategy.reasons())?;
         s.serialize_field("rows_from", &self.rows_from)?;
         s.serialize_field("rows_from_reason", &self.rows_from_reason)?;
         s.serialize_field("rows_touched", &self.rows_touched)?;
+        s.serialize_field("bytes_written", &self.bytes_written)?;
         s.end()
     }
 }
@@ -446,6 +453,7 @@ pub fn plan(
             rows_from,
             rows_from_reason,
             rows_touched,
+            bytes_written: Some(0),
         });
     }
     // Foreign-key violations TARGET already has: carried, and reported.
@@ -505,6 +513,7 @@ pub fn plan(
             rows_from: RowsFrom::None,
             rows_from_reason: "dropped".to_owned(),
             rows_touched: rows,
+            bytes_written: Some(0),
         });
         if rows > 0 {
             plan.data_impact.push(Impact {

@@ -1,13 +1,17 @@
 //! How much room applying a plan takes on TARGET's file system, measured on
-//! TARGET's own pages (`dbstat`) before anything is written, so a caller can
-//! refuse a migration that would fill the disk.
+//! TARGET's own pages (`dbstat`) while the plan is made, before anything is
+//! written, so a caller can refuse a migration that would fill the disk.
+//! Each table's share is in its plan ([`TablePlan::bytes_written`]);
+//! [`migration_bytes`] adds them up.
 
 use std::path::Path;
 
-use crate::catalog::Kind;
-use crate::diff::ChangeKind;
-use crate::plan::Strategy;
-use crate::Report;
+use rusqlite::Connection;
+
+use crate::catalog::{Catalog, Kind};
+use crate::diff::{Change, ChangeKind};
+use crate::plan::{Strategy, TablePlan};
+use crate::{Hints, Report};
 
 /// The bytes a migration writes into TARGET's file and its journal, and
 /// what they are.
@@ -18,93 +22,78 @@ pub struct MigrationBytes {
     pub why: String,
 }
 
-/// Measures, on TARGET (`target`, whose comparison `report` is), what
-/// applying DEV's schema writes: each rebuilt table with its indexes (its
-/// pages are written anew), and each index DEV adds or changes on a table
-/// that is not rebuilt, counted as large as that table's b-tree (an index
-/// entry holds part of a row, and the rowid). Where this SQLite cannot
-/// measure (`dbstat` missing), the whole file.
+/// Fills each table's `bytes_written`, measured on TARGET's open
+/// connection: each rebuilt table with its indexes (its pages are written
+/// anew), and for each index DEV adds or changes on a table that is not
+/// rebuilt, that table's b-tree (an index entry holds part of a row, and the
+/// rowid). Where this SQLite cannot measure (`dbstat` missing), the tables
+/// that write something get `None`.
+pub(crate) fn measure(plan: &mut [TablePlan], changes: &[Change], dev: &Catalog, hints: &Hints, target: &Connection) {
+    let new_index_on = |t: &TablePlan| {
+        changes
+            .iter()
+            .filter(|c| c.object == Kind::Index && matches!(c.change, ChangeKind::Added | ChangeKind::Modified))
+            .filter_map(|c| dev.objects.iter().find(|o| o.kind == Kind::Index && o.name == c.name))
+            .filter(|index| index.tbl_name.eq_ignore_ascii_case(&t.table))
+            .count() as u64
+    };
+    let pages = |name: &str| -> rusqlite::Result<u64> {
+        target
+            .prepare_cached("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1 COLLATE NOCASE")?
+            .query_row([name], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+    };
+    let objects = |table: &str| -> rusqlite::Result<Vec<String>> {
+        target
+            .prepare_cached("SELECT name FROM sqlite_schema WHERE tbl_name = ?1 COLLATE NOCASE")?
+            .query_map([table], |r| r.get(0))?
+            .collect()
+    };
+    for t in plan.iter_mut() {
+        let in_target = hints.table_in_target(&t.table);
+        let measured = match (&t.strategy, new_index_on(t)) {
+            (Strategy::Rebuild(_), _) => {
+                objects(&in_target).and_then(|names| names.iter().map(|n| pages(n)).sum::<rusqlite::Result<u64>>())
+            }
+            (Strategy::Create | Strategy::Drop, _) | (_, 0) => Ok(0),
+            (_, indexes) => pages(&in_target).map(|b| b * indexes),
+        };
+        t.bytes_written = measured.ok();
+    }
+}
+
+/// What applying DEV's schema writes into TARGET (`target`, whose
+/// comparison `report` is): the sum of the tables' `bytes_written`. Where
+/// one could not be measured, the whole file.
 pub fn migration_bytes(target: &Path, report: &Report) -> MigrationBytes {
-    let rebuilt: Vec<&str> = report
-        .plan
-        .iter()
-        .filter(|t| matches!(t.strategy, Strategy::Rebuild(_)))
-        .map(|t| t.table.as_str())
-        .collect();
-    let new_indexes: Vec<&str> = report
+    let count = |f: fn(&TablePlan) -> bool| report.plan.iter().filter(|t| f(t)).count();
+    let rebuilt = count(|t| matches!(t.strategy, Strategy::Rebuild(_)));
+    let new_indexes = report
         .changes
         .iter()
         .filter(|c| c.object == Kind::Index && matches!(c.change, ChangeKind::Added | ChangeKind::Modified))
-        .map(|c| c.name.as_str())
-        .collect();
-    if rebuilt.is_empty() && new_indexes.is_empty() {
+        .count();
+    if rebuilt == 0 && new_indexes == 0 {
         return MigrationBytes {
             bytes: 0,
             why: "no table is rebuilt and no index made".into(),
         };
     }
-    match measure(target, &report.dev, &rebuilt, &new_indexes) {
-        Ok(bytes) => MigrationBytes {
+    match report.plan.iter().map(|t| t.bytes_written).sum::<Option<u64>>() {
+        Some(bytes) => MigrationBytes {
             bytes,
             why: format!(
-                "the journal and new pages of {} rebuilt tables and {} new indexes ({})",
-                rebuilt.len(),
-                new_indexes.len(),
+                "the journal and new pages of {rebuilt} rebuilt tables and {new_indexes} new indexes ({})",
                 mib(bytes)
             ),
         },
-        Err(_) => MigrationBytes {
+        None => MigrationBytes {
             bytes: std::fs::metadata(target).map(|m| m.len()).unwrap_or(0),
             why: format!(
-                "{} rebuilt tables and {} new indexes (dbstat missing: assumed the whole file)",
-                rebuilt.len(),
-                new_indexes.len()
+                "{rebuilt} rebuilt tables and {new_indexes} new indexes (dbstat missing: assumed the whole file)"
             ),
         },
     }
-}
-
-fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> crate::Error + '_ {
-    move |e| crate::sqlite_error(path, "measure with dbstat", e)
-}
-
-fn measure(target: &Path, dev: &Path, rebuilt: &[&str], new_indexes: &[&str]) -> Result<u64, crate::Error> {
-    // The table each new index is on, as DEV's schema says.
-    let mut tables_of_new_indexes: Vec<String> = Vec::new();
-    if !new_indexes.is_empty() {
-        let (dev_db, _) = crate::open(dev, &crate::Reading::default())?;
-        let mut stmt = dev_db
-            .conn()
-            .prepare("SELECT tbl_name FROM sqlite_schema WHERE type = 'index' AND name = ?1")
-            .map_err(sql(dev))?;
-        for index in new_indexes {
-            let table: Option<String> = stmt.query_row([index], |r| r.get(0)).ok();
-            tables_of_new_indexes.extend(table.filter(|t| !rebuilt.iter().any(|r| r.eq_ignore_ascii_case(t))));
-        }
-    }
-    let (db, _) = crate::open(target, &crate::Reading::default())?;
-    let mut objects = db
-        .conn()
-        .prepare("SELECT name FROM sqlite_schema WHERE tbl_name = ?1 COLLATE NOCASE")
-        .map_err(sql(target))?;
-    let mut pages = db
-        .conn()
-        .prepare("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1 COLLATE NOCASE")
-        .map_err(sql(target))?;
-    let mut total = 0u64;
-    for table in rebuilt {
-        let names: Vec<String> = objects
-            .query_map([table], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(sql(target))?;
-        for name in names {
-            total += pages.query_row([&name], |r| r.get::<_, i64>(0)).map_err(sql(target))? as u64;
-        }
-    }
-    for table in &tables_of_new_indexes {
-        total += pages.query_row([table], |r| r.get::<_, i64>(0)).map_err(sql(target))? as u64;
-    }
-    Ok(total)
 }
 
 fn mib(bytes: u64) -> String {

@@ -75,7 +75,7 @@ pub fn run(args: &SnapshotArgs) -> Exit {
         Ok(report) => {
             if args.output.json {
                 if !cli_support::print_json("snapshot", &report) {
-                    return Exit::Failed;
+                    return Exit::Error;
                 }
             } else if !args.output.quiet {
                 print!("{}", human(&report));

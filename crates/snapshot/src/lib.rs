@@ -207,9 +207,9 @@ impl Error {
             | Error::HotJournal(_)
             | Error::Busy { .. }
             | Error::Interrupted(_) => Exit::Refused,
-            Error::SideFile(e) if e.is_io() => Exit::Failed,
+            Error::SideFile(e) if e.is_io() => Exit::Error,
             Error::SideFile(_) => Exit::Refused,
-            Error::BadCopy { .. } => Exit::Failed,
+            Error::BadCopy { .. } => Exit::Error,
         }
     }
 }

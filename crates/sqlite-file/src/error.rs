@@ -161,7 +161,7 @@ impl FileError {
     /// Bad input, but for a full disk or an I/O or SQLite failure.
     pub fn exit(&self) -> Exit {
         match self {
-            FileError::DiskFull { .. } | FileError::Io { .. } | FileError::Sqlite { .. } => Exit::Failed,
+            FileError::DiskFull { .. } | FileError::Io { .. } | FileError::Sqlite { .. } => Exit::Error,
             _ => Exit::BadInput,
         }
     }

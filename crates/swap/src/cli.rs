@@ -64,7 +64,7 @@ fn print_json(value: &impl serde::Serialize) -> Exit {
     if cli_support::print_json("swap", value) {
         Exit::Done
     } else {
-        Exit::Failed
+        Exit::Error
     }
 }
 

@@ -218,7 +218,7 @@ impl Error {
                 Exit::Refused
             }
             Error::SideFile(_) => Exit::Refused,
-            Error::NotSelfContained { .. } => Exit::Failed,
+            Error::NotSelfContained { .. } => Exit::Error,
         }
     }
 }
