@@ -229,3 +229,81 @@ pub fn run_measuring_rss(cmd: &mut Command) -> (i32, u64) {
     std::mem::forget(child);
     (libc::WEXITSTATUS(status), usage.ru_maxrss as u64)
 }
+
+/// `crates/refresh-dev/schema/report.schema.json`, read.
+pub fn report_schema() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/refresh-dev/schema/report.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("schema")).expect("JSON")
+}
+
+/// Checks `value` against the subset of JSON Schema that
+/// `crates/refresh-dev/schema/report.schema.json` uses: type, enum,
+/// required, properties, additionalProperties: false, items, anyOf, $ref.
+pub fn conforms(
+    value: &serde_json::Value,
+    schema: &serde_json::Value,
+    root: &serde_json::Value,
+    at: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let name = reference.trim_start_matches("#/$defs/");
+        return conforms(value, &root["$defs"][name], root, at);
+    }
+    if let Some(options) = schema.get("anyOf").and_then(Value::as_array) {
+        return if options.iter().any(|o| conforms(value, o, root, at).is_ok()) {
+            Ok(())
+        } else {
+            Err(format!("{at}: matches none of anyOf"))
+        };
+    }
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    if let Some(t) = schema.get("type") {
+        let allowed: Vec<&str> = match t {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let ok = allowed.contains(&kind) || (kind == "integer" && allowed.contains(&"number"));
+        if !ok {
+            return Err(format!("{at}: {kind}, the schema says {t}"));
+        }
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        if !values.contains(value) {
+            return Err(format!("{at}: {value} is not among {values:?}"));
+        }
+    }
+    if let Value::Object(object) = value {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            let key = required.as_str().unwrap_or_default();
+            if !object.contains_key(key) {
+                return Err(format!("{at}: {key} is required"));
+            }
+        }
+        for (key, v) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(s) => conforms(v, s, root, &format!("{at}.{key}"))?,
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    return Err(format!("{at}: {key} is not in the schema"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Value::Array(items), Some(s)) = (value, schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            conforms(v, s, root, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}

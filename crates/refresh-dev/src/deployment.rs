@@ -22,9 +22,14 @@ use sqlite_file::FileError;
 #[derive(Debug, Clone, Serialize)]
 pub struct NamedFile {
     pub name: String,
+    /// For a remote file, the base beside the local file it is copied to
+    /// (see [`Deployment::place_remote_bases`]), once placed.
     pub path: PathBuf,
     /// Made by this deployment and removed when it ends (a staging file).
     pub temporary: bool,
+    /// A file on another host (`ssh://…` or `host:path`): only ever read,
+    /// through the helper, into `path`.
+    pub remote: Option<remote::RemoteFile>,
 }
 
 /// What one step does.
@@ -163,7 +168,11 @@ impl Deployment {
     /// temporary file is the run's own: its name is never resolved (a link
     /// there is refused by the preflight, never followed).
     fn file(&mut self, name: &str, path: PathBuf, temporary: bool) -> usize {
-        let path = if temporary {
+        let remote = match remote::Address::of_path(&path) {
+            Ok(remote::Address::Remote(r)) if !temporary => Some(r),
+            _ => None,
+        };
+        let path = if temporary || remote.is_some() {
             path
         } else {
             sqlite_file::fs::resolve_link(&path)
@@ -172,8 +181,77 @@ impl Deployment {
             name: name.to_owned(),
             path,
             temporary,
+            remote,
         });
         self.files.len() - 1
+    }
+
+    /// The one remote file, if any.
+    pub fn remote_source(&self) -> Option<(usize, &remote::RemoteFile)> {
+        self.files
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| f.remote.as_ref().map(|r| (i, r)))
+    }
+
+    /// Checks that a remote file is only read, as the source of a snapshot
+    /// or a replace, and gives it its local home: the base beside the file
+    /// its data ends in (DEV, for the pattern: the staging file is swapped
+    /// into DEV), where the last copy received is kept for the next
+    /// refresh. Bad input (exit 2) otherwise: DEV and every file written stay
+    /// local, and the tool runs on DEV's host.
+    pub fn place_remote_bases(&mut self) -> Result<(), Error> {
+        let remotes: Vec<usize> = (0..self.files.len())
+            .filter(|&i| self.files[i].remote.is_some())
+            .collect();
+        if remotes.len() > 1 {
+            return Err(Error::Usage(
+                "one remote file per deployment: copy the others with `refresh-dev snapshot HOST:PATH LOCAL` first"
+                    .into(),
+            ));
+        }
+        for i in remotes {
+            let address = self.files[i]
+                .remote
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let refuse = || {
+                Error::Usage(format!(
+                    "{address}: a remote file can only be read (PROD, or the source of a snapshot or replace); DEV and every file written stay local: run refresh-dev on DEV's host"
+                ))
+            };
+            let mut into = None;
+            for step in &self.steps {
+                match step.op {
+                    Operation::Snapshot { from, to, .. } | Operation::Replace { from, to, .. } if from == i => {
+                        into.get_or_insert(to);
+                    }
+                    Operation::Snapshot { to, .. } | Operation::Replace { to, .. } | Operation::Swap { to, .. }
+                        if to == i =>
+                    {
+                        return Err(refuse())
+                    }
+                    Operation::Swap { from, .. } if from == i => return Err(refuse()),
+                    Operation::Apply { schema, to, .. } if schema == i || to == i => return Err(refuse()),
+                    _ => {}
+                }
+            }
+            let Some(mut to) = into else {
+                return Err(refuse());
+            };
+            // A temporary copy ends in the file a swap puts it at.
+            if self.files[to].temporary {
+                if let Some(swapped_to) = self.steps.iter().find_map(|s| match s.op {
+                    Operation::Swap { from, to: into, .. } if from == to => Some(into),
+                    _ => None,
+                }) {
+                    to = swapped_to;
+                }
+            }
+            self.files[i].path = sqlite_file::sidefile::base(&self.files[to].path);
+        }
+        Ok(())
     }
 
     /// The first two sub-deployments of the pattern: a snapshot of PROD into
@@ -322,7 +400,12 @@ impl Deployment {
             if path.is_empty() {
                 return Err(format!("files.{name}: empty path"));
             }
-            d.file(&name, base.join(path), temporary);
+            // A remote address is not relative to the deployment file.
+            let path = match remote::Address::parse(&path) {
+                Ok(remote::Address::Remote(_)) => PathBuf::from(path),
+                _ => base.join(path),
+            };
+            d.file(&name, path, temporary);
         }
         if file.step.is_empty() {
             return Err("no [[step]]".into());

@@ -39,7 +39,7 @@ use exit_code::Exit;
 pub use deployment::{Deployment, Operation, Step};
 pub use report::Report;
 pub use rollback::rollback;
-pub use runner::{Events, RunOptions};
+pub use runner::{Events, RemoteOptions, RunOptions};
 
 /// Why a deployment was refused or failed. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,9 @@ pub enum Error {
     SchemaDiff(schema_diff::Error),
     #[error(transparent)]
     Swap(swap::Error),
+    /// Reading a remote PROD: ssh, the helper, the link, the base.
+    #[error(transparent)]
+    Remote(#[from] remote::Error),
 }
 
 impl Error {
@@ -104,6 +107,7 @@ impl Error {
             Error::Snapshot(e) => e.exit(),
             Error::SchemaDiff(e) => e.exit(),
             Error::Swap(e) => e.exit(),
+            Error::Remote(e) => e.exit(),
         }
     }
 }
@@ -128,6 +132,7 @@ impl Error {
             Error::Snapshot(e) => e.code(),
             Error::SchemaDiff(e) => e.code(),
             Error::Swap(e) => e.code(),
+            Error::Remote(e) => e.code(),
         }
     }
 

@@ -92,6 +92,10 @@ enum Command {
     Apply(schema_diff::cli::DiffArgs),
     /// The `swap` tool.
     Swap(swap::cli::SwapArgs),
+    /// Serves a remote PROD's copy over stdin and stdout: what `ssh HOST refresh-dev
+    /// remote-helper` runs on PROD's host for a refresh on DEV's host.
+    #[command(hide = true)]
+    RemoteHelper,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -169,23 +173,47 @@ struct DryRun {
 
 impl DryRun {
     /// How a command with these flags runs.
-    fn options(&self, command: &str, keep_staging: bool, allow_behind: bool) -> RunOptions {
+    fn options(&self, command: &str, keep_staging: bool, allow_behind: bool, remote: &RemoteArgs) -> RunOptions {
         RunOptions {
             dry_run: self.dry_run,
             keep_staging,
             command: command.to_owned(),
             exit_code: self.exit_code,
             allow_behind,
+            remote: remote.options(),
         }
     }
 }
 
-/// `--timeout`, for every command that copies PROD.
+/// `--timeout`, and how a remote PROD is reached, for every command that copies PROD.
 #[derive(Debug, Clone, Args)]
 struct Timeout {
     /// Seconds to wait for PROD's writers to release their lock while copying it (0 to 604800).
     #[arg(long, visible_alias = "wait", value_name = "SECONDS", default_value = "60", value_parser = cli_support::parse_seconds)]
     timeout: Duration,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+/// How a remote PROD (`ssh://[user@]host[:port]/path`, or `[user@]host:path`) is reached.
+#[derive(Debug, Clone, Args)]
+struct RemoteArgs {
+    /// For a remote PROD: the ssh program and its options, split as a shell would (like
+    /// rsync's -e). `-o BatchMode=yes`, `-p PORT`, the host and the helper's command are appended.
+    #[arg(long, value_name = "COMMAND", default_value = "ssh")]
+    ssh: String,
+    /// For a remote PROD: the refresh-dev program on PROD's host, which serves the copy.
+    #[arg(long, value_name = "PATH", default_value = "refresh-dev")]
+    remote_exe: String,
+}
+
+impl RemoteArgs {
+    fn options(&self) -> refresh_dev::RemoteOptions {
+        refresh_dev::RemoteOptions {
+            ssh: self.ssh.clone(),
+            remote_exe: self.remote_exe.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -275,6 +303,8 @@ struct DeployArgs {
     #[arg(long)]
     allow_behind: bool,
     #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
     output: Output,
 }
 
@@ -299,6 +329,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => schema_diff::cli::run(&args, args.mode(schema_diff::cli::Mode::Apply)),
         Command::Swap(args) => swap::cli::run(&args),
         Command::Rollback(args) => rollback(&args),
+        Command::RemoteHelper => remote_helper(),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(shell, &mut Cli::command(), "refresh-dev", &mut std::io::stdout());
@@ -321,8 +352,12 @@ fn main() -> ExitCode {
             );
             deploy(
                 deployment,
-                args.dry_run
-                    .options(command, args.running.keep_staging, args.pair.allow_behind),
+                args.dry_run.options(
+                    command,
+                    args.running.keep_staging,
+                    args.pair.allow_behind,
+                    &args.running.timeout.remote,
+                ),
                 &args.output,
             )
         }
@@ -334,6 +369,7 @@ fn main() -> ExitCode {
                 command: "plan".to_owned(),
                 exit_code: args.exit_code,
                 allow_behind: args.pair.allow_behind,
+                remote: args.timeout.remote.options(),
             };
             deploy(deployment, options, &args.output)
         }
@@ -344,8 +380,12 @@ fn main() -> ExitCode {
                 args.swapping.options(),
                 args.running.timeout.timeout,
             )),
-            args.dry_run
-                .options("replace", args.running.keep_staging, args.pair.allow_behind),
+            args.dry_run.options(
+                "replace",
+                args.running.keep_staging,
+                args.pair.allow_behind,
+                &args.running.timeout.remote,
+            ),
             &args.output,
         ),
         Command::Staging(args) => {
@@ -360,17 +400,56 @@ fn main() -> ExitCode {
             });
             deploy(
                 deployment,
-                args.dry_run
-                    .options("staging", args.running.keep_staging, args.pair.allow_behind),
+                args.dry_run.options(
+                    "staging",
+                    args.running.keep_staging,
+                    args.pair.allow_behind,
+                    &args.running.timeout.remote,
+                ),
                 &args.output,
             )
         }
         Command::Deploy(args) => {
-            let options = args.dry_run.options("deploy", args.keep_staging, args.allow_behind);
+            let options = args
+                .dry_run
+                .options("deploy", args.keep_staging, args.allow_behind, &args.remote);
             deploy(Deployment::from_file(&args.file), options, &args.output)
         }
     };
     exit.into()
+}
+
+/// The PROD host's side of a remote refresh: a private, consistent copy of
+/// PROD by `snapshot`'s rules, then hashes and pages over stdin/stdout.
+fn remote_helper() -> Exit {
+    use remote::helper::Refusal;
+    let make_copy = |prod: &Path, copy: &Path, wait: Duration| -> Result<(), Refusal> {
+        let options = snapshot::Options {
+            timeout: wait,
+            ..snapshot::Options::default()
+        };
+        snapshot::Snapshot::new(prod, copy, options)
+            .run(&mut snapshot::Quiet)
+            .map(|_| ())
+            .map_err(|e| Refusal {
+                exit: e.exit().code(),
+                code: e.code().to_owned(),
+                message: e.to_string(),
+            })
+    };
+    let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+    match remote::helper::serve(
+        &mut stdin.lock(),
+        &mut stdout.lock(),
+        env!("CARGO_PKG_VERSION"),
+        &make_copy,
+    ) {
+        Ok(()) => Exit::Done,
+        Err(e) => {
+            cli_support::print_error("refresh-dev remote-helper", &e.to_string());
+            Exit::Error
+        }
+    }
 }
 
 /// `refresh-dev.1` and `refresh-dev-COMMAND.1` for each visible command, into `folder`.
@@ -413,7 +492,8 @@ fn refresh_dev(
 fn deploy(deployment: Result<Deployment, refresh_dev::Error>, options: RunOptions, output: &Output) -> Exit {
     output.print.colour_errors();
     let (command, dry_run) = (options.command.as_str(), options.dry_run);
-    let deployment = deployment.and_then(|d| {
+    let deployment = deployment.and_then(|mut d| {
+        d.place_remote_bases()?;
         let names: Vec<PathBuf> = d.files.iter().map(|f| f.path.clone()).collect();
         log_is_not_a_file_of_the_run(output, &names).map(|()| d)
     });

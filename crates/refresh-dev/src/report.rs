@@ -175,6 +175,9 @@ pub struct Report {
     /// `rollback`: what it put back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<swap::UndoReport>,
+    /// A remote PROD: what was moved over the link, into which base.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<remote::Transfer>,
     /// The command to run next, in full (a plan's run), for the summary.
     #[serde(skip)]
     pub next: Option<String>,
@@ -289,6 +292,7 @@ impl Report {
             removed: Vec::new(),
             kept: Vec::new(),
             rollback: None,
+            transfer: None,
             next: None,
             seconds: 0.0,
         }

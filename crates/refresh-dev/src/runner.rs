@@ -46,6 +46,26 @@ pub struct RunOptions {
     /// Refresh even where DEV's schema is behind the data's
     /// (`schema_diff::behind`): otherwise that is refused.
     pub allow_behind: bool,
+    /// How a remote PROD is reached.
+    pub remote: RemoteOptions,
+}
+
+/// `--ssh` and `--remote-exe`.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    /// The ssh program and its options, split as a shell would.
+    pub ssh: String,
+    /// The helper's program on the remote host.
+    pub remote_exe: String,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> RemoteOptions {
+        RemoteOptions {
+            ssh: "ssh".into(),
+            remote_exe: "refresh-dev".into(),
+        }
+    }
 }
 
 /// What the caller hears while a deployment runs.
@@ -120,6 +140,19 @@ struct Prepared {
 pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Events) -> Report {
     let started = Instant::now();
     let mut report = Report::new(&options.command, &deployment.built_by, options.dry_run);
+    // A remote PROD first comes into its base beside DEV: every check and
+    // step after reads that local copy.
+    if let Some((i, address)) = deployment.remote_source() {
+        match receive(deployment, i, address, options, events) {
+            Ok(transfer) => report.transfer = Some(transfer),
+            Err(e) => {
+                abort(&mut report, &e, events);
+                report.steps = planned_steps(deployment, &BTreeMap::new(), Status::Skipped);
+                report.seconds = started.elapsed().as_secs_f64();
+                return report;
+            }
+        }
+    }
     let prepared = preflight(deployment, options, events, &mut report);
     let mut prepared = match prepared {
         Ok(p) => p,
@@ -150,6 +183,94 @@ pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Event
     drop(prepared.locks);
     report.seconds = started.elapsed().as_secs_f64();
     report
+}
+
+/// Brings the remote file `i` (`address`) into its base (its `path`),
+/// moving only the pages that changed since the base was made.
+fn receive(
+    deployment: &Deployment,
+    i: usize,
+    address: &remote::RemoteFile,
+    options: &RunOptions,
+    events: &mut dyn Events,
+) -> Result<remote::Transfer, Error> {
+    struct Heard<'a>(&'a mut dyn Events);
+    impl remote::Observer for Heard<'_> {
+        fn received(&mut self, bytes: u64, pages: u64) {
+            self.0.detail(&format!(
+                "{} received, {}",
+                cli_support::size(bytes),
+                cli_support::plural(pages, "page", "pages")
+            ));
+        }
+        fn cancelled(&mut self) -> bool {
+            self.0.cancelled()
+        }
+    }
+    let base = &deployment.files[i].path;
+    // The helper waits for PROD's writers as long as the step copying it would.
+    let wait = deployment
+        .steps
+        .iter()
+        .find_map(|s| match s.op {
+            Operation::Snapshot { from, timeout, .. } | Operation::Replace { from, timeout, .. } if from == i => {
+                Some(timeout)
+            }
+            _ => None,
+        })
+        .unwrap_or(Duration::from_secs(60));
+    events.event(
+        "info",
+        None,
+        &format!("receiving {address} through `{}`", options.remote.ssh),
+        Some(base),
+    );
+    events.step_started(0, &format!("receive {address}"), "receive");
+    let fetch = remote::Fetch {
+        remote: address,
+        ssh: &options.remote.ssh,
+        remote_exe: &options.remote.remote_exe,
+        wait,
+    };
+    let started = Instant::now();
+    let result = remote::fetch(&fetch, base, &mut Heard(events));
+    events.step_finished(&StepReport {
+        index: 0,
+        name: format!("receive {address}"),
+        op: "receive",
+        from: PathBuf::from(address.to_string()),
+        to: base.clone(),
+        status: if result.is_ok() {
+            Status::Succeeded
+        } else {
+            Status::Failed
+        },
+        seconds: started.elapsed().as_secs_f64(),
+        bytes: None,
+        error: None,
+        exit_code: None,
+        operations: Vec::new(),
+        snapshot: None,
+        diff: None,
+        apply: None,
+        swap: None,
+    });
+    let transfer = result?;
+    events.event(
+        "info",
+        None,
+        &format!(
+            "{}: helper refresh-dev {}; {} of {} pages received ({} bytes), base {}",
+            transfer.host,
+            transfer.helper_version,
+            transfer.pages_sent,
+            transfer.pages_total,
+            transfer.bytes_received,
+            if transfer.base_used { "updated" } else { "made" }
+        ),
+        Some(base),
+    );
+    Ok(transfer)
 }
 
 fn abort(report: &mut Report, e: &Error, events: &mut dyn Events) {

@@ -33,6 +33,22 @@ impl Report {
         let prod = self.files.iter().find(|f| f.name == "prod").map(|f| f.path.as_path());
         let dev = self.files.iter().find(|f| f.name == "dev").map(|f| f.path.as_path());
         let shown = |p: Option<&Path>| p.map(cli_support::short).unwrap_or_else(|| "?".into());
+        if let Some(t) = &self.transfer {
+            let _ = writeln!(
+                out,
+                "  PROD is {}: {} of {} received ({} over the link), {} {}",
+                t.from,
+                t.pages_sent,
+                plural(t.pages_total, "page", "pages"),
+                cli_support::size(t.bytes_received + t.bytes_sent),
+                if t.base_used {
+                    "updating the copy kept in"
+                } else {
+                    "into a new copy kept in"
+                },
+                shown(prod)
+            );
+        }
 
         if self.changes.is_empty() && !self.plan.is_empty() {
             let _ = writeln!(out, "  schemas identical: DEV gets PROD's rows as they are");

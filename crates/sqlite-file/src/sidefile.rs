@@ -309,6 +309,14 @@ pub fn staging(dev: &Path) -> PathBuf {
     hidden_name(dev, "refresh-staging")
 }
 
+/// The last copy received of a remote PROD, kept beside `dev` so that the
+/// next refresh moves only the pages that changed: `dev/.shop.refresh-base.db`.
+/// It is a cache: replaced whole (renamed over) by each refresh, never
+/// written in place.
+pub fn base(dev: &Path) -> PathBuf {
+    hidden_name(dev, "refresh-base")
+}
+
 /// A plan's temporary copy of PROD beside `dev`, named after this process.
 pub fn plan_copy(dev: &Path) -> PathBuf {
     hidden_name(dev, &format!("refresh-plan-{}", std::process::id()))

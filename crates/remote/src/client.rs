@@ -1,0 +1,493 @@
+//! The DEV host's side: runs the helper through `ssh`, and brings PROD's
+//! pages into the base beside DEV, sending hashes and receiving only the
+//! pages that differ.
+//!
+//! The base is updated atomically: the new version is put together in a
+//! temporary file (a copy of the old base, reflinked where the file system
+//! can), checked against the whole-file hash the helper computed, given
+//! PROD's permission bits, and renamed over the base. A cut link leaves the
+//! old base (or none), never a mix.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sqlite_file::sidefile::{self, Found, SideFileError};
+use sqlite_file::FileError;
+
+use crate::frame::{short_hash, In, Kind, Out, MAGIC, PROTOCOL};
+use crate::helper::group_range;
+use crate::{Error, RemoteFile};
+
+/// Pages per group of the first round of hashes.
+const GROUP_PAGES: u64 = 256;
+
+/// How to reach the helper and what to ask of it.
+#[derive(Debug, Clone)]
+pub struct Fetch<'a> {
+    pub remote: &'a RemoteFile,
+    /// `--ssh`: the program and its options, split as a shell would split
+    /// them (like rsync's `-e`). Nothing is inserted inside its words.
+    pub ssh: &'a str,
+    /// `--remote-exe`: the helper's program on the remote host.
+    pub remote_exe: &'a str,
+    /// How long the helper waits for PROD's writers while it copies PROD.
+    pub wait: Duration,
+}
+
+/// What a fetch moved, for the report's `transfer` object.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Transfer {
+    /// The remote file, as given.
+    pub from: String,
+    pub host: String,
+    /// The helper's refresh-dev version.
+    pub helper_version: String,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub pages_total: u64,
+    pub pages_sent: u64,
+    /// Whether a base from an earlier refresh was there to build on.
+    pub base_used: bool,
+    /// The helper's private copy of PROD, on the PROD host.
+    pub remote_copy_seconds: f64,
+    /// Hashes and pages over the link.
+    pub transfer_seconds: f64,
+    /// Checking the result against the helper's hash, and the rename.
+    pub verify_seconds: f64,
+}
+
+/// Told as a fetch goes, and asked whether to stop.
+pub trait Observer {
+    /// Bytes received so far, pages received so far.
+    fn received(&mut self, _bytes: u64, _pages: u64) {}
+    fn cancelled(&mut self) -> bool {
+        false
+    }
+}
+
+impl Observer for () {}
+
+/// The ssh child: killed and reaped however the fetch ends.
+struct Link {
+    child: Child,
+    to: BufWriter<ChildStdin>,
+    from: BufReader<ChildStdout>,
+    stderr: Arc<Mutex<String>>,
+    /// The thread gathering ssh's stderr: done once ssh (and whatever
+    /// shares its stderr) has closed it.
+    gatherer: Option<std::thread::JoinHandle<()>>,
+    host: String,
+    sent: u64,
+    received: u64,
+}
+
+impl Link {
+    fn open(fetch: &Fetch) -> Result<Link, Error> {
+        let host = fetch.remote.host().to_owned();
+        let mut words = shell_words::split(fetch.ssh).map_err(|e| Error::Connect {
+            host: host.clone(),
+            message: format!("--ssh {:?}: {e}", fetch.ssh),
+        })?;
+        if words.is_empty() {
+            return Err(Error::Connect {
+                host,
+                message: "--ssh is empty".into(),
+            });
+        }
+        let program = words.remove(0);
+        let mut cmd = Command::new(&program);
+        cmd.args(&words).args(["-o", "BatchMode=yes"]);
+        if let Some(port) = fetch.remote.port {
+            cmd.args(["-p", &port.to_string()]);
+        }
+        let remote_command = format!("{} remote-helper", shell_words::quote(fetch.remote_exe));
+        cmd.arg(&fetch.remote.destination).arg(remote_command);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| Error::Connect {
+            host: host.clone(),
+            message: format!("cannot run {program}: {e}"),
+        })?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut gatherer = None;
+        if let Some(mut pipe) = child.stderr.take() {
+            let sink = Arc::clone(&stderr);
+            gatherer = Some(std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut s) = sink.lock() {
+                        if s.len() < 64 << 10 {
+                            s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                        }
+                    }
+                }
+            }));
+        }
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err(Error::Connect {
+                host,
+                message: "no pipe to ssh".into(),
+            });
+        };
+        Ok(Link {
+            child,
+            to: BufWriter::new(stdin),
+            from: BufReader::with_capacity(1 << 20, stdout),
+            stderr,
+            gatherer,
+            host,
+            sent: 0,
+            received: 0,
+        })
+    }
+
+    /// What ssh or the remote shell said, once it has ended.
+    fn said(&mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().ok().and_then(|s| s.code());
+        // ssh's last words are read once the pipe closes; a process that
+        // inherited it (a ControlMaster) may keep it open: wait 2 s at most.
+        if let Some(gatherer) = self.gatherer.take() {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !gatherer.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let text = self.stderr.lock().map(|s| s.trim().to_owned()).unwrap_or_default();
+        let last: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        (status, last.join("; "))
+    }
+
+    fn send(&mut self, out: Out, kind: Kind) -> Result<(), Error> {
+        match out.send(kind, &mut self.to) {
+            Ok(n) => {
+                self.sent += n;
+                Ok(())
+            }
+            Err(e) => Err(self.cut(e)),
+        }
+    }
+
+    fn read(&mut self, kind: Kind) -> Result<In, Error> {
+        match In::read(&mut self.from) {
+            Ok(Some(frame)) => {
+                self.received += frame.wire_len();
+                if frame.kind == Kind::Error && kind != Kind::Error {
+                    return Err(self.remote_error(frame));
+                }
+                if frame.kind != kind {
+                    return Err(self.cut(io::Error::other(format!("expected {kind:?}, got {:?}", frame.kind))));
+                }
+                Ok(frame)
+            }
+            Ok(None) => Err(self.cut(io::Error::new(io::ErrorKind::UnexpectedEof, "the helper ended early"))),
+            Err(e) => Err(self.cut(e)),
+        }
+    }
+
+    fn remote_error(&mut self, mut frame: In) -> Error {
+        let host = self.host.clone();
+        let parsed = (|| -> io::Result<(u8, String, String)> { Ok((frame.u8()?, frame.str()?, frame.str()?)) })();
+        match parsed {
+            Ok((exit, code, message)) => Error::Remote {
+                host,
+                exit,
+                code,
+                message,
+            },
+            Err(e) => self.cut(e),
+        }
+    }
+
+    fn cut(&mut self, e: io::Error) -> Error {
+        let _ = self.child.kill();
+        let (_, said) = self.said();
+        Error::Cut {
+            host: self.host.clone(),
+            why: if said.is_empty() {
+                e.to_string()
+            } else {
+                format!("{e}; ssh: {said}")
+            },
+        }
+    }
+
+    /// Reads the helper's hello and checks its protocol. A failure here is
+    /// bad input: ssh's own message, a missing helper, another version.
+    fn handshake(&mut self, exe: &str) -> Result<String, Error> {
+        let hello = In::read(&mut self.from);
+        let mut hello = match hello {
+            Ok(Some(frame)) if frame.kind == Kind::Hello => frame,
+            other => {
+                let _ = self.child.kill();
+                let (status, said) = self.said();
+                let host = self.host.clone();
+                return Err(match (status, other) {
+                    (Some(126 | 127), _) => Error::HelperMissing {
+                        host,
+                        exe: exe.to_owned(),
+                        message: said,
+                    },
+                    (_, Ok(Some(frame))) => Error::NotAHelper {
+                        host,
+                        exe: exe.to_owned(),
+                        answer: format!("a {:?} frame", frame.kind),
+                    },
+                    (_, Err(e)) if e.kind() == io::ErrorKind::InvalidData => Error::NotAHelper {
+                        host,
+                        exe: exe.to_owned(),
+                        answer: if said.is_empty() { e.to_string() } else { said },
+                    },
+                    _ => Error::Connect {
+                        host,
+                        message: if said.is_empty() {
+                            "the connection closed".into()
+                        } else {
+                            said
+                        },
+                    },
+                });
+            }
+        };
+        self.received += hello.wire_len();
+        let magic = hello.raw(MAGIC.len()).unwrap_or_default();
+        if magic != MAGIC {
+            return Err(Error::NotAHelper {
+                host: self.host.clone(),
+                exe: exe.to_owned(),
+                answer: "a hello without refresh-dev's mark".into(),
+            });
+        }
+        let theirs = hello.u32().unwrap_or(0);
+        let version = hello.str().unwrap_or_default();
+        if theirs != PROTOCOL {
+            return Err(Error::Version {
+                host: self.host.clone(),
+                ours: PROTOCOL,
+                theirs,
+                our_version: env!("CARGO_PKG_VERSION").to_owned(),
+                their_version: version,
+            });
+        }
+        Ok(version)
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        let _ = self.to.flush();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The new base being put together: removed unless renamed into place.
+struct NewBase {
+    path: PathBuf,
+    file: File,
+    kept: bool,
+}
+
+impl Drop for NewBase {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = sidefile::remove_with_sidecars(&self.path);
+        }
+    }
+}
+
+/// Brings the remote PROD into `base` (created or replaced whole), moving
+/// only the pages that differ from the `base` already there.
+pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<Transfer, Error> {
+    let io_err = |path: &Path, action: &'static str| {
+        let path = path.to_owned();
+        move |e: io::Error| Error::File(FileError::io(&path, action, e))
+    };
+    // A killed fetch's temporary file is provably its own by its pid.
+    let (prefix, suffix) = sidefile::pid_temp_pattern(base, "refresh-base");
+    for leftover in sidefile::dead_pid_leftovers(sqlite_file::fs::parent_dir(base), &prefix, &suffix) {
+        let _ = sidefile::remove_with_sidecars(&leftover);
+    }
+    let old = match sidefile::look(base).map_err(io_err(base, "stat"))? {
+        Found::Nothing => None,
+        Found::Regular(_) => sqlite_file::Header::read(base).ok().map(|h| h.page_size),
+        Found::Link => return Err(SideFileError::Link(base.to_owned()).into()),
+        Found::Other(kind) => {
+            return Err(SideFileError::NotRegular {
+                path: base.to_owned(),
+                kind,
+            }
+            .into())
+        }
+    };
+
+    let mut link = Link::open(fetch)?;
+    let helper_version = link.handshake(fetch.remote_exe)?;
+    link.send(
+        Out::default()
+            .str(&fetch.remote.path)
+            .u64(fetch.wait.as_millis() as u64),
+        Kind::Open,
+    )?;
+    let mut info = link.read(Kind::Info)?;
+    let info_err = |e: io::Error| e;
+    let header = (|| -> io::Result<_> {
+        let page_size = info.u32()?;
+        let pages = info.u64()?;
+        let len = info.u64()?;
+        let mode = info.u32()?;
+        let hash = info.raw(32)?;
+        let millis = info.u64()?;
+        Ok((page_size, pages, len, mode, hash, millis))
+    })()
+    .map_err(info_err);
+    let (page_size, pages, len, mode, whole, remote_millis) = header.map_err(|e| link.cut(e))?;
+    if page_size == 0 || u64::from(page_size) * pages != len {
+        return Err(link.cut(io::Error::other("the helper described an impossible file")));
+    }
+    let started = Instant::now();
+
+    let temp = sidefile::pid_temp(base, "refresh-base");
+    let file = sidefile::create_new(&temp, 0o600)?;
+    let mut new = NewBase {
+        path: temp.clone(),
+        file,
+        kept: false,
+    };
+    let base_used = old == Some(page_size);
+    let base_pages = if base_used {
+        let src = File::open(base).map_err(io_err(base, "open"))?;
+        let base_len = src.metadata().map_err(io_err(base, "stat"))?.len();
+        sqlite_file::fs::copy_range(&src, &new.file, base_len, &mut |_| true)
+            .map_err(io_err(&temp, "copy the base"))?;
+        base_len / u64::from(page_size)
+    } else {
+        0
+    };
+
+    // Round one: a hash per group of the base's pages.
+    let ps = u64::from(page_size);
+    let groups = base_pages.div_ceil(GROUP_PAGES);
+    let mut out = Out::default()
+        .u32(GROUP_PAGES as u32)
+        .u32(if base_used { page_size } else { 0 })
+        .u64(base_pages)
+        .u32(groups as u32);
+    for g in 0..groups {
+        out = out
+            .raw(&hash_pages(&new.file, ps, group_range(g, GROUP_PAGES, base_pages)).map_err(io_err(&temp, "read"))?);
+    }
+    link.send(out, Kind::Groups)?;
+    let mut want = link.read(Kind::Want)?;
+    let wanted: Vec<u64> =
+        (|| -> io::Result<Vec<u64>> { (0..want.u32()?).map(|_| want.u64()).collect() })().map_err(|e| link.cut(e))?;
+    // Round two: a hash per page of the groups that differ.
+    if !wanted.is_empty() {
+        let mut out = Out::default();
+        for &g in &wanted {
+            let (from, to) = group_range(g, GROUP_PAGES, base_pages);
+            for p in from..to {
+                out = out.raw(&hash_pages(&new.file, ps, (p, p + 1)).map_err(io_err(&temp, "read"))?);
+            }
+        }
+        link.send(out, Kind::PageHashes)?;
+    }
+    // The pages.
+    let mut received_pages = 0u64;
+    loop {
+        if observer.cancelled() {
+            return Err(Error::Interrupted);
+        }
+        let frame = match In::read(&mut link.from) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(link.cut(io::Error::new(io::ErrorKind::UnexpectedEof, "the helper ended early"))),
+            Err(e) => return Err(link.cut(e)),
+        };
+        link.received += frame.wire_len();
+        let mut frame = frame;
+        match frame.kind {
+            Kind::Done => break,
+            Kind::Data => {
+                let raw_len = frame.u32().map_err(|e| link.cut(e))? as usize;
+                let raw = zstd::bulk::decompress(frame.rest(), raw_len).map_err(|e| link.cut(e))?;
+                for entry in raw.chunks(4 + page_size as usize) {
+                    if entry.len() != 4 + page_size as usize {
+                        return Err(link.cut(io::Error::other("a page cut short")));
+                    }
+                    let p = u64::from(u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]));
+                    if p >= pages {
+                        return Err(link.cut(io::Error::other("a page past the file's end")));
+                    }
+                    new.file
+                        .write_all_at(&entry[4..], p * ps)
+                        .map_err(io_err(&temp, "write"))?;
+                    received_pages += 1;
+                }
+                observer.received(link.received, received_pages);
+            }
+            Kind::Error => return Err(link.remote_error(frame)),
+            other => return Err(link.cut(io::Error::other(format!("unexpected {other:?}")))),
+        }
+    }
+    let transfer_seconds = started.elapsed().as_secs_f64();
+    let verify_started = Instant::now();
+    new.file.set_len(len).map_err(io_err(&temp, "truncate"))?;
+    new.file.sync_all().map_err(io_err(&temp, "fsync"))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut reader = BufReader::with_capacity(1 << 20, &new.file);
+    reader.seek(SeekFrom::Start(0)).map_err(io_err(&temp, "read"))?;
+    io::copy(&mut reader, &mut hasher).map_err(io_err(&temp, "read"))?;
+    if hasher.finalize().as_bytes()[..] != whole[..] {
+        return Err(Error::Verify {
+            host: link.host.clone(),
+        });
+    }
+    new.file
+        .set_permissions(std::fs::Permissions::from_mode(mode & 0o777))
+        .map_err(io_err(&temp, "chmod"))?;
+    // Only a regular file (or nothing) is ever replaced at the base's name.
+    match sidefile::look(base).map_err(io_err(base, "stat"))? {
+        Found::Nothing | Found::Regular(_) => {}
+        Found::Link => return Err(SideFileError::Link(base.to_owned()).into()),
+        Found::Other(kind) => {
+            return Err(SideFileError::NotRegular {
+                path: base.to_owned(),
+                kind,
+            }
+            .into())
+        }
+    }
+    std::fs::rename(&temp, base).map_err(io_err(base, "rename"))?;
+    new.kept = true;
+    let folder = sqlite_file::fs::parent_dir(base);
+    sqlite_file::fs::fsync_dir(folder).map_err(io_err(folder, "fsync"))?;
+    let _ = link.send(Out::default(), Kind::Bye);
+    Ok(Transfer {
+        from: fetch.remote.to_string(),
+        host: link.host.clone(),
+        helper_version,
+        bytes_sent: link.sent,
+        bytes_received: link.received,
+        pages_total: pages,
+        pages_sent: received_pages,
+        base_used,
+        remote_copy_seconds: remote_millis as f64 / 1000.0,
+        transfer_seconds,
+        verify_seconds: verify_started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The short hash of pages `[from, to)` of `file`.
+fn hash_pages(file: &File, page_size: u64, (from, to): (u64, u64)) -> io::Result<[u8; 16]> {
+    let mut buf = vec![0u8; ((to - from) * page_size) as usize];
+    file.read_exact_at(&mut buf, from * page_size)?;
+    Ok(short_hash(&buf))
+}

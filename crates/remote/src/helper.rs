@@ -1,0 +1,215 @@
+//! The PROD host's side: `refresh-dev remote-helper`, speaking the protocol
+//! on stdin and stdout.
+//!
+//! It first makes a private, consistent copy of PROD (the caller's
+//! `make_copy`: `snapshot`'s rules, so PROD is never written and its folder
+//! is left as found) in a folder only this user can read, outside PROD's
+//! folder; PROD's lock is held only for that local copy, so its writers
+//! never wait for the network. Every later read, hash and page comes from
+//! that copy, which is removed when the helper ends (and, if a helper was
+//! killed, by the next helper of the same user).
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::frame::{short_hash, In, Kind, Out, MAGIC, PROTOCOL};
+
+/// Why the helper could not copy PROD, as the client reports it.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The exit status the client ends with (2 bad input, 3 refused, 4 error).
+    pub exit: u8,
+    pub code: String,
+    pub message: String,
+}
+
+/// Makes a consistent copy of the database at the first path into the
+/// second, waiting up to the duration for PROD's writers.
+pub type MakeCopy<'a> = dyn Fn(&Path, &Path, Duration) -> Result<(), Refusal> + 'a;
+
+/// The helper's private folder: `TMPDIR/refresh-dev-helper.PID`, mode 0700.
+struct Private(PathBuf);
+
+impl Private {
+    fn create() -> io::Result<Private> {
+        let tmp = std::env::temp_dir();
+        // A killed helper's copy of PROD must not stay readable on disk.
+        let uid = my_uid();
+        if let Ok(entries) = std::fs::read_dir(&tmp) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some(pid) = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("refresh-dev-helper."))
+                    .and_then(|p| p.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let ours = std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && Some(m.uid()) == uid);
+                if ours && !sqlite_file::fs::process_alive(pid) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = tmp.join(format!("refresh-dev-helper.{}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(Private(dir))
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// This process's user, as the owner of its `/proc` entry.
+fn my_uid() -> Option<u32> {
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// Serves one client on `input`/`output` until it says goodbye or goes.
+/// `version` is this refresh-dev's version, for the client's messages.
+pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make_copy: &MakeCopy) -> io::Result<()> {
+    Out::default()
+        .raw(MAGIC)
+        .u32(PROTOCOL)
+        .str(version)
+        .str(std::env::consts::OS)
+        .str(std::env::consts::ARCH)
+        .send(Kind::Hello, output)?;
+    let Some(mut open) = In::read(input)? else {
+        return Ok(());
+    };
+    expect(&open, Kind::Open)?;
+    let (path, wait) = (open.str()?, Duration::from_millis(open.u64()?));
+    let private = Private::create()?;
+    let copy = private.0.join("prod.db");
+    let started = Instant::now();
+    if let Err(r) = make_copy(Path::new(&path), &copy, wait) {
+        Out::default()
+            .u8(r.exit)
+            .str(&r.code)
+            .str(&r.message)
+            .send(Kind::Error, output)?;
+        return Ok(());
+    }
+    let copy_seconds = started.elapsed();
+    let header = sqlite_file::Header::read(&copy).map_err(|e| io::Error::other(e.to_string()))?;
+    let page_size = u64::from(header.page_size);
+    let mut file = File::open(&copy)?;
+    let meta = file.metadata()?;
+    let len = meta.len();
+    let pages = len / page_size;
+    let mut whole = blake3::Hasher::new();
+    io::copy(&mut BufReader::with_capacity(1 << 20, &mut file), &mut whole)?;
+    Out::default()
+        .u32(header.page_size)
+        .u64(pages)
+        .u64(len)
+        .u32(meta.permissions().mode() & 0o777)
+        .raw(whole.finalize().as_bytes())
+        .u64(copy_seconds.as_millis() as u64)
+        .send(Kind::Info, output)?;
+
+    let Some(mut groups) = In::read(input)? else {
+        return Ok(());
+    };
+    expect(&groups, Kind::Groups)?;
+    let (group_pages, base_page_size, base_pages) = (u64::from(groups.u32()?.max(1)), groups.u32()?, groups.u64()?);
+    let count = groups.u32()? as u64;
+    let usable = base_page_size == header.page_size;
+    let base_pages = if usable { base_pages } else { 0 };
+    let mut wanted = Vec::new();
+    for g in 0..count.min(base_pages.div_ceil(group_pages)) {
+        let theirs = groups.raw(16)?;
+        let range = group_range(g, group_pages, base_pages);
+        let same_range = range == group_range(g, group_pages, pages);
+        if !same_range || read_hash(&mut file, page_size, range)? != theirs.as_slice() {
+            wanted.push(g);
+        }
+    }
+    let mut want = Out::default().u32(wanted.len() as u32);
+    for g in &wanted {
+        want = want.u64(*g);
+    }
+    want.send(Kind::Want, output)?;
+
+    // Which pages to send: each page of a wanted group whose hash differs,
+    // and every page past the base's end.
+    let mut send: Vec<u64> = Vec::new();
+    if !wanted.is_empty() {
+        let Some(mut hashes) = In::read(input)? else {
+            return Ok(());
+        };
+        expect(&hashes, Kind::PageHashes)?;
+        for &g in &wanted {
+            let (from, to) = group_range(g, group_pages, base_pages);
+            for p in from..to {
+                let theirs = hashes.raw(16)?;
+                if p >= pages {
+                    continue;
+                }
+                if read_hash(&mut file, page_size, (p, p + 1))? != theirs.as_slice() {
+                    send.push(p);
+                }
+            }
+        }
+    }
+    send.extend(base_pages..pages);
+    send_pages(&mut file, page_size, &send, output)?;
+    Out::default().u64(send.len() as u64).send(Kind::Done, output)?;
+    // The client's goodbye, or its end: either way the private copy goes.
+    let _ = In::read(input);
+    drop(private);
+    Ok(())
+}
+
+fn expect(frame: &In, kind: Kind) -> io::Result<()> {
+    if frame.kind == kind {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("expected {kind:?}, got {:?}", frame.kind),
+        ))
+    }
+}
+
+/// Pages `[from, to)` of group `g` in a file of `pages` pages (0-based).
+pub(crate) fn group_range(g: u64, group_pages: u64, pages: u64) -> (u64, u64) {
+    let from = (g * group_pages).min(pages);
+    (from, ((g + 1) * group_pages).min(pages))
+}
+
+/// The short hash of pages `[from, to)` of `file`.
+pub(crate) fn read_hash(file: &mut File, page_size: u64, (from, to): (u64, u64)) -> io::Result<[u8; 16]> {
+    let mut buf = vec![0u8; ((to - from) * page_size) as usize];
+    file.seek(SeekFrom::Start(from * page_size))?;
+    file.read_exact(&mut buf)?;
+    Ok(short_hash(&buf))
+}
+
+/// Sends `pages` (0-based, in order) in zstd-compressed frames of about 1 MiB.
+fn send_pages(file: &mut File, page_size: u64, pages: &[u64], output: &mut impl Write) -> io::Result<()> {
+    let per_frame = ((1 << 20) / page_size).max(1) as usize;
+    let mut page = vec![0u8; page_size as usize];
+    for chunk in pages.chunks(per_frame) {
+        let mut raw = Vec::with_capacity(chunk.len() * (page.len() + 4));
+        for &p in chunk {
+            file.seek(SeekFrom::Start(p * page_size))?;
+            file.read_exact(&mut page)?;
+            raw.extend_from_slice(&(p as u32).to_le_bytes());
+            raw.extend_from_slice(&page);
+        }
+        let packed = zstd::bulk::compress(&raw, 3)?;
+        Out::default()
+            .u32(raw.len() as u32)
+            .raw(&packed)
+            .send(Kind::Data, output)?;
+    }
+    Ok(())
+}
