@@ -544,3 +544,112 @@ fn a_deployment_file_takes_a_remote_source_and_refuses_a_remote_target() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("can only be read"), "{err}");
 }
+
+#[test]
+fn the_snapshot_tool_takes_a_remote_source_into_a_local_dest() {
+    let hosts = Hosts::shop();
+    let copy = hosts.dir.path().join("dev/copy.db");
+    let snapshot = |source: &str, dest: &str, extra: &[&str]| {
+        run(refresh_dev()
+            .args(["snapshot", source, dest, "--ssh"])
+            .arg(&hosts.ssh)
+            .args(["--remote-exe", EXE])
+            .args(extra))
+    };
+    let (code, out, err) = snapshot(&hosts.address(), &copy.display().to_string(), &["--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(json(&out)["pages"].as_u64().is_some_and(|p| p > 0), "{out}");
+    assert_eq!(query_i64(&copy, "SELECT count(*) FROM items"), 20000);
+    assert!(
+        hosts.dir.path().join("dev/.copy.refresh-base.db").exists(),
+        "the base beside DEST"
+    );
+    // DEST stays local.
+    let (code, out, err) = snapshot(&hosts.prod.display().to_string(), "db1:/tmp/x.db", &["--json"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(json(&out)["error"]["code"], "usage");
+}
+
+#[test]
+fn a_rollback_mode_prods_writers_go_on_while_a_slow_link_carries_the_copy() {
+    let hosts = Hosts::new(
+        "delete",
+        "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+         CREATE TABLE meta(commits INTEGER NOT NULL); INSERT INTO meta VALUES (0);
+         CREATE TABLE padding(b BLOB);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO accounts(balance) SELECT 1000 FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+         INSERT INTO padding SELECT randomblob(4000) FROM n;",
+        "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+         CREATE TABLE meta(commits INTEGER NOT NULL); CREATE TABLE padding(b BLOB);",
+    );
+    // A link of about 800 KB/s: 16 KB, then a pause.
+    let relay = "import os, time\nwhile True:\n    b = os.read(0, 16384)\n    if not b:\n        break\n    os.write(1, b)\n    time.sleep(0.02)\n";
+    std::fs::write(hosts.dir.path().join("slow.py"), relay).expect("write");
+    let slow = script(
+        hosts.dir.path(),
+        "slow-ssh",
+        &format!(
+            "for last; do :; done\nsh -c \"$last\" | python3 {}",
+            hosts.dir.path().join("slow.py").display()
+        ),
+    );
+    let stop = hosts.dir.path().join("stop");
+    let _writer = KillOnDrop(Some(
+        app()
+            .args([
+                "transfer",
+                &hosts.prod.display().to_string(),
+                &stop.display().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    ));
+    let commits = || query_i64(&hosts.prod, "SELECT commits FROM meta");
+    let started = Instant::now();
+    while commits() < 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the writer never got going"
+        );
+        std::thread::yield_now();
+    }
+    let mut child = refresh_dev()
+        .args(["run", "--prod", &hosts.address(), "--dev"])
+        .arg(&hosts.dev)
+        .arg("--ssh")
+        .arg(&slow)
+        .args(["--remote-exe", EXE, "--quiet"])
+        .spawn()
+        .expect("spawn");
+    // The transfer runs while the new base's temporary file exists.
+    let receiving = || {
+        std::fs::read_dir(hosts.dev_dir())
+            .expect("read_dir")
+            .flatten()
+            .any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.contains(".refresh-base-") && name.ends_with(".tmp")
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !receiving() && child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "the transfer never started");
+        std::thread::yield_now();
+    }
+    let at_start = commits();
+    while receiving() && child.try_wait().expect("wait").is_none() {
+        std::thread::yield_now();
+    }
+    let during = commits() - at_start;
+    let status = child.wait().expect("wait");
+    std::fs::write(&stop, b"").expect("stop");
+    assert!(status.success());
+    assert!(
+        during >= 20,
+        "PROD's writer committed {during} times while the link carried the copy"
+    );
+    assert_eq!(query_i64(&hosts.dev, "SELECT sum(balance) FROM accounts"), 1_000_000);
+}

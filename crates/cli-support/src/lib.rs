@@ -113,11 +113,15 @@ pub fn print_json(command: &str, value: &impl serde::Serialize) -> bool {
         to_millis(&mut v);
         serde_json::to_string_pretty(&v)
     });
-    match printed {
-        Ok(json) => {
-            println!("{json}");
-            true
-        }
+    let written = printed.map_err(std::io::Error::from).and_then(|json| {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{json}").and_then(|()| out.flush())
+    });
+    match written {
+        Ok(()) => true,
+        // The reader went away (`| head`): nothing is owed to it.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => true,
         Err(e) => {
             eprintln!("{command}: error: cannot print the report: {e}");
             false

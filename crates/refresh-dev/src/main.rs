@@ -84,7 +84,7 @@ enum Command {
         folder: PathBuf,
     },
     /// The `snapshot` tool.
-    Snapshot(snapshot::cli::SnapshotArgs),
+    Snapshot(SnapshotCmd),
     /// The `schema-diff` tool: compare DEV's schema with TARGET's.
     Diff(schema_diff::cli::DiffArgs),
     /// `schema-diff --apply`: DEV's schema onto TARGET, keeping TARGET's rows.
@@ -323,7 +323,7 @@ fn main() -> ExitCode {
         Err(code) => return ExitCode::from(code),
     };
     let exit = match cli.command {
-        Command::Snapshot(args) => snapshot::cli::run(&args),
+        Command::Snapshot(cmd) => snapshot_command(cmd),
         Command::Diff(args) => schema_diff::cli::run(&args, args.mode(schema_diff::cli::Mode::Diff)),
         // `apply` applies unless told `--sql`, which prints and writes nothing.
         Command::Apply(args) => schema_diff::cli::run(&args, args.mode(schema_diff::cli::Mode::Apply)),
@@ -417,6 +417,56 @@ fn main() -> ExitCode {
         }
     };
     exit.into()
+}
+
+/// The `snapshot` tool, whose SOURCE may be on another host.
+#[derive(Debug, Args)]
+struct SnapshotCmd {
+    #[command(flatten)]
+    args: snapshot::cli::SnapshotArgs,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+/// `refresh-dev snapshot`: a remote SOURCE is first received into the base
+/// beside DEST (only the pages that changed since the last time), which is
+/// then copied to DEST by `snapshot`'s rules. DEST stays local.
+fn snapshot_command(cmd: SnapshotCmd) -> Exit {
+    let mut args = cmd.args;
+    args.output.colour_errors();
+    let fail = |e: &dyn std::fmt::Display, exit: Exit, code: &str, file: Option<&Path>| {
+        cli_support::fail(args.output.json, "snapshot", exit.code(), code, &e.to_string(), file);
+        exit
+    };
+    if let Ok(remote::Address::Remote(r)) = remote::Address::of_path(&args.dest) {
+        let message = format!("{r}: a remote file can only be read; DEST stays local: run refresh-dev on its host");
+        return fail(&message, Exit::BadInput, "usage", None);
+    }
+    if let Ok(remote::Address::Remote(r)) = remote::Address::of_path(&args.source) {
+        let base = sqlite_file::sidefile::base(&sqlite_file::fs::resolve_link(&args.dest));
+        let fetch = remote::Fetch {
+            remote: &r,
+            ssh: &cmd.remote.ssh,
+            remote_exe: &cmd.remote.remote_exe,
+            wait: args.timeout,
+        };
+        match remote::fetch(&fetch, &base, &mut ()) {
+            Ok(t) => {
+                if !args.output.quiet && !args.output.json {
+                    eprintln!(
+                        "snapshot: {} of {} received from {} into {}",
+                        t.pages_sent,
+                        cli_support::plural(t.pages_total, "page", "pages"),
+                        t.from,
+                        cli_support::short(&base)
+                    );
+                }
+                args.source = base;
+            }
+            Err(e) => return fail(&e, e.exit(), e.code(), None),
+        }
+    }
+    snapshot::cli::run(&args)
 }
 
 /// The PROD host's side of a remote refresh: a private, consistent copy of
