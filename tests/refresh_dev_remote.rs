@@ -170,6 +170,26 @@ impl Hosts {
     fn dev_dir(&self) -> PathBuf {
         self.dir.path().join("dev")
     }
+
+    /// An ssh stand-in over a link of about 800 KB/s: 16 KB, then a pause.
+    fn slow_ssh(&self) -> PathBuf {
+        let relay = "import os, time\nwhile True:\n    b = os.read(0, 16384)\n    if not b:\n        break\n    os.write(1, b)\n    time.sleep(0.02)\n";
+        let path = self.dir.path().join("slow.py");
+        std::fs::write(&path, relay).expect("write");
+        script(
+            self.dir.path(),
+            "slow-ssh",
+            &format!("for last; do :; done\nsh -c \"$last\" | python3 {}", path.display()),
+        )
+    }
+
+    /// Whether a transfer is running: the new base's temporary file exists.
+    fn receiving(&self) -> bool {
+        std::fs::read_dir(self.dev_dir()).expect("read_dir").flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.contains(".refresh-base-") && name.ends_with(".tmp")
+        })
+    }
 }
 
 #[test]
@@ -584,17 +604,7 @@ fn a_rollback_mode_prods_writers_go_on_while_a_slow_link_carries_the_copy() {
         "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
          CREATE TABLE meta(commits INTEGER NOT NULL); CREATE TABLE padding(b BLOB);",
     );
-    // A link of about 800 KB/s: 16 KB, then a pause.
-    let relay = "import os, time\nwhile True:\n    b = os.read(0, 16384)\n    if not b:\n        break\n    os.write(1, b)\n    time.sleep(0.02)\n";
-    std::fs::write(hosts.dir.path().join("slow.py"), relay).expect("write");
-    let slow = script(
-        hosts.dir.path(),
-        "slow-ssh",
-        &format!(
-            "for last; do :; done\nsh -c \"$last\" | python3 {}",
-            hosts.dir.path().join("slow.py").display()
-        ),
-    );
+    let slow = hosts.slow_ssh();
     let stop = hosts.dir.path().join("stop");
     let _writer = KillOnDrop(Some(
         app()
@@ -624,16 +634,7 @@ fn a_rollback_mode_prods_writers_go_on_while_a_slow_link_carries_the_copy() {
         .args(["--remote-exe", EXE, "--quiet"])
         .spawn()
         .expect("spawn");
-    // The transfer runs while the new base's temporary file exists.
-    let receiving = || {
-        std::fs::read_dir(hosts.dev_dir())
-            .expect("read_dir")
-            .flatten()
-            .any(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.contains(".refresh-base-") && name.ends_with(".tmp")
-            })
-    };
+    let receiving = || hosts.receiving();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !receiving() && child.try_wait().expect("wait").is_none() {
         assert!(Instant::now() < deadline, "the transfer never started");
@@ -652,4 +653,36 @@ fn a_rollback_mode_prods_writers_go_on_while_a_slow_link_carries_the_copy() {
         "PROD's writer committed {during} times while the link carried the copy"
     );
     assert_eq!(query_i64(&hosts.dev, "SELECT sum(balance) FROM accounts"), 1_000_000);
+}
+
+#[test]
+fn ctrl_c_stops_a_transfer_and_leaves_nothing_behind() {
+    let hosts = Hosts::shop();
+    let dev_before = std::fs::read(&hosts.dev).expect("read");
+    let mut child = refresh_dev()
+        .args(["run", "--prod", &hosts.address(), "--dev"])
+        .arg(&hosts.dev)
+        .arg("--ssh")
+        .arg(hosts.slow_ssh())
+        .args(["--remote-exe", EXE, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !hosts.receiving() {
+        assert!(child.try_wait().expect("wait").is_none(), "ended before the transfer");
+        assert!(Instant::now() < deadline, "the transfer never started");
+        std::thread::yield_now();
+    }
+    // SAFETY: kill only sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        json(&String::from_utf8_lossy(&out.stdout))["error"]["code"],
+        "interrupted"
+    );
+    assert!(!hosts.base().exists(), "no half base");
+    assert_dev_untouched(&hosts, &dev_before, "interrupted");
 }

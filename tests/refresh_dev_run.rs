@@ -469,10 +469,12 @@ fn one_run_at_a_time_per_dev_and_the_second_says_who_holds_it() {
     );
     // PROD's application holds an exclusive lock: the first run waits in its snapshot.
     let mut app = HeldConnection::start(&shop.prod, "exclusive");
-    let first = KillOnDrop(Some(
+    let log = shop.dir.path().join("first.log");
+    let mut first = KillOnDrop(Some(
         refresh_dev()
             .args(shop.args("run"))
-            .args(["--quiet", "--timeout", "60"])
+            .args(["--quiet", "--timeout", "60", "--log"])
+            .arg(&log)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -497,7 +499,12 @@ fn one_run_at_a_time_per_dev_and_the_second_says_who_holds_it() {
     );
     assert_eq!(shop.run("rollback", &[]).0, 2, "rollback takes --dev only");
     let (code, _, err) = run(refresh_dev().args(["rollback", "--dev"]).arg(&shop.dev));
-    assert_eq!(code, 3, "{err}");
+    if code != 3 {
+        // Say why the first run let go of its lock, if it did.
+        let status = first.0.as_mut().and_then(|c| c.try_wait().ok().flatten());
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!("rollback: {code}: {err}\nfirst run: {status:?}\nits log:\n{said}");
+    }
 
     assert_eq!(app.ask("end"), "ok");
     assert!(first.wait(), "the first run finishes once PROD is free");
