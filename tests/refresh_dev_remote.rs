@@ -183,6 +183,21 @@ impl Hosts {
         )
     }
 
+    /// PROD's application: transfers between accounts until `stop` exists.
+    fn writer(&self, stop: &Path) -> KillOnDrop {
+        KillOnDrop(Some(
+            app()
+                .args([
+                    "transfer",
+                    &self.prod.display().to_string(),
+                    &stop.display().to_string(),
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn"),
+        ))
+    }
+
     /// Whether a transfer is running: the new base's temporary file exists.
     fn receiving(&self) -> bool {
         std::fs::read_dir(self.dev_dir()).expect("read_dir").flatten().any(|e| {
@@ -205,17 +220,7 @@ fn the_copy_is_consistent_while_prods_application_writes() {
              CREATE TABLE meta(commits INTEGER NOT NULL);",
         );
         let stop = hosts.dir.path().join("stop");
-        let _writer = KillOnDrop(Some(
-            app()
-                .args([
-                    "transfer",
-                    &hosts.prod.display().to_string(),
-                    &stop.display().to_string(),
-                ])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("spawn"),
-        ));
+        let _writer = hosts.writer(&stop);
         let started = Instant::now();
         while query_i64(&hosts.prod, "SELECT commits FROM meta") < 50 {
             assert!(
@@ -606,17 +611,7 @@ fn a_rollback_mode_prods_writers_go_on_while_a_slow_link_carries_the_copy() {
     );
     let slow = hosts.slow_ssh();
     let stop = hosts.dir.path().join("stop");
-    let _writer = KillOnDrop(Some(
-        app()
-            .args([
-                "transfer",
-                &hosts.prod.display().to_string(),
-                &stop.display().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn"),
-    ));
+    let _writer = hosts.writer(&stop);
     let commits = || query_i64(&hosts.prod, "SELECT commits FROM meta");
     let started = Instant::now();
     while commits() < 20 {

@@ -185,6 +185,30 @@ pub struct Report {
     pub seconds: f64,
 }
 
+impl StepReport {
+    /// A step's report with nothing done yet: `index` is 1-based (0 for the
+    /// receiving of a remote PROD that comes before the steps).
+    pub fn new(index: usize, name: String, op: &'static str, from: PathBuf, to: PathBuf, status: Status) -> StepReport {
+        StepReport {
+            index,
+            name,
+            op,
+            from,
+            to,
+            status,
+            seconds: 0.0,
+            bytes: None,
+            error: None,
+            exit_code: None,
+            operations: Vec::new(),
+            snapshot: None,
+            diff: None,
+            apply: None,
+            swap: None,
+        }
+    }
+}
+
 impl Report {
     /// The folders of the run's files, for paths shown relative to the
     /// current folder ([`cli_support::shorten_paths`]).

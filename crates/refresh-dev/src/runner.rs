@@ -234,27 +234,20 @@ fn receive(
     };
     let started = Instant::now();
     let result = remote::fetch(&fetch, base, &mut Heard(events));
-    events.step_finished(&StepReport {
-        index: 0,
-        name: format!("receive {address}"),
-        op: "receive",
-        from: PathBuf::from(address.to_string()),
-        to: base.clone(),
-        status: if result.is_ok() {
+    let mut step = StepReport::new(
+        0,
+        format!("receive {address}"),
+        "receive",
+        PathBuf::from(address.to_string()),
+        base.clone(),
+        if result.is_ok() {
             Status::Succeeded
         } else {
             Status::Failed
         },
-        seconds: started.elapsed().as_secs_f64(),
-        bytes: None,
-        error: None,
-        exit_code: None,
-        operations: Vec::new(),
-        snapshot: None,
-        diff: None,
-        apply: None,
-        swap: None,
-    });
+    );
+    step.seconds = started.elapsed().as_secs_f64();
+    events.step_finished(&step);
     let transfer = result?;
     events.event(
         "info",

@@ -316,17 +316,9 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     for leftover in sidefile::dead_pid_leftovers(sqlite_file::fs::parent_dir(base), &prefix, &suffix) {
         let _ = sidefile::remove_with_sidecars(&leftover);
     }
-    let old = match sidefile::look(base).map_err(io_err(base, "stat"))? {
-        Found::Nothing => None,
-        Found::Regular(_) => sqlite_file::Header::read(base).ok().map(|h| h.page_size),
-        Found::Link => return Err(SideFileError::Link(base.to_owned()).into()),
-        Found::Other(kind) => {
-            return Err(SideFileError::NotRegular {
-                path: base.to_owned(),
-                kind,
-            }
-            .into())
-        }
+    let old = match base_is_regular(base)? {
+        true => sqlite_file::Header::read(base).ok().map(|h| h.page_size),
+        false => None,
     };
 
     let mut link = Link::open(fetch)?;
@@ -454,17 +446,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         .set_permissions(std::fs::Permissions::from_mode(mode & 0o777))
         .map_err(io_err(&temp, "chmod"))?;
     // Only a regular file (or nothing) is ever replaced at the base's name.
-    match sidefile::look(base).map_err(io_err(base, "stat"))? {
-        Found::Nothing | Found::Regular(_) => {}
-        Found::Link => return Err(SideFileError::Link(base.to_owned()).into()),
-        Found::Other(kind) => {
-            return Err(SideFileError::NotRegular {
-                path: base.to_owned(),
-                kind,
-            }
-            .into())
-        }
-    }
+    base_is_regular(base)?;
     std::fs::rename(&temp, base).map_err(io_err(base, "rename"))?;
     new.kept = true;
     let folder = sqlite_file::fs::parent_dir(base);
@@ -483,6 +465,21 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         transfer_seconds,
         verify_seconds: verify_started.elapsed().as_secs_f64(),
     })
+}
+
+/// Whether a regular file lies at the base's name (`false`: nothing); a
+/// link or an odd file there is refused, never followed or replaced.
+fn base_is_regular(base: &Path) -> Result<bool, Error> {
+    match sidefile::look(base).map_err(|e| FileError::io(base, "stat", e))? {
+        Found::Nothing => Ok(false),
+        Found::Regular(_) => Ok(true),
+        Found::Link => Err(SideFileError::Link(base.to_owned()).into()),
+        Found::Other(kind) => Err(SideFileError::NotRegular {
+            path: base.to_owned(),
+            kind,
+        }
+        .into()),
+    }
 }
 
 /// The short hash of pages `[from, to)` of `file`.

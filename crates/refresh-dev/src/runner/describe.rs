@@ -37,23 +37,14 @@ pub(super) fn planned_steps(
 
 /// A step's report before anything is known of how it went.
 pub(super) fn step_report(d: &Deployment, index: usize, step: &crate::Step, status: Status) -> StepReport {
-    StepReport {
-        index: index + 1,
-        name: step.name.clone(),
-        op: step.op.name(),
-        from: d.files[step.op.source()].path.clone(),
-        to: d.files[step.op.target()].path.clone(),
+    StepReport::new(
+        index + 1,
+        step.name.clone(),
+        step.op.name(),
+        d.files[step.op.source()].path.clone(),
+        d.files[step.op.target()].path.clone(),
         status,
-        seconds: 0.0,
-        bytes: None,
-        error: None,
-        exit_code: None,
-        operations: Vec::new(),
-        snapshot: None,
-        diff: None,
-        apply: None,
-        swap: None,
-    }
+    )
 }
 
 /// The file operations a step makes, in words.
