@@ -483,6 +483,13 @@ fn one_run_at_a_time_per_dev_and_the_second_says_who_holds_it() {
     let pid = first.0.as_ref().expect("child").id();
     let lock = shop.dev_dir().join("shop.db.refresh-dev.lock");
     wait_for_lock(&lock, pid);
+    // Past its checks (DEV in use among them: a second refresh-dev reading
+    // DEV at that instant would rightly stop it), it waits in its snapshot.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\"message\":\"started\"")) {
+        assert!(Instant::now() < deadline, "the first run never reached its snapshot");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let (code, out, err) = shop.run("run", &[]);
     assert_eq!(code, 3, "{out}{err}");
     assert!(

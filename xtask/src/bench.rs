@@ -10,14 +10,14 @@ use anyhow::{bail, Context, Result};
 use crate::{build_binaries, root};
 
 /// Wall time and peak RSS of one command.
-struct Measure {
-    label: String,
-    seconds: f64,
-    rss_mib: f64,
+pub(crate) struct Measure {
+    pub label: String,
+    pub seconds: f64,
+    pub rss_mib: f64,
 }
 
 /// Runs `argv` once, returning its wall time and peak RSS (wait4).
-fn measure(label: &str, argv: &[&str]) -> Result<Measure> {
+pub(crate) fn measure(label: &str, argv: &[&str]) -> Result<Measure> {
     let started = Instant::now();
     let child = Command::new(argv[0])
         .args(&argv[1..])
@@ -45,7 +45,7 @@ fn measure(label: &str, argv: &[&str]) -> Result<Measure> {
 
 /// The median of three runs of `argv`, each after `reset` and a `sync`
 /// (so no run pays for another's dirty pages).
-fn median_of_3(label: &str, argv: &[&str], mut reset: impl FnMut() -> Result<()>) -> Result<Measure> {
+pub(crate) fn median_of_3(label: &str, argv: &[&str], mut reset: impl FnMut() -> Result<()>) -> Result<Measure> {
     let mut runs = Vec::new();
     for _ in 0..3 {
         reset()?;
@@ -57,7 +57,7 @@ fn median_of_3(label: &str, argv: &[&str], mut reset: impl FnMut() -> Result<()>
 }
 
 /// A new database at `path` made by `sql`.
-fn db_from_sql(path: &Path, sql: &str) -> Result<()> {
+pub(crate) fn db_from_sql(path: &Path, sql: &str) -> Result<()> {
     remove_db(path);
     let conn = rusqlite::Connection::open(path)?;
     conn.execute_batch(sql)?;
@@ -65,7 +65,7 @@ fn db_from_sql(path: &Path, sql: &str) -> Result<()> {
     Ok(())
 }
 
-fn remove_db(path: &Path) {
+pub(crate) fn remove_db(path: &Path) {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }

@@ -10,8 +10,11 @@
 //!     cargo xtask bench snapshot [MiB]  time `snapshot` beside cp, cat, sqlite3 .backup and VACUUM INTO
 //!     cargo xtask bench apply [MiB]     time `schema-diff --apply` beside the same change as hand-written SQL
 //!     cargo xtask bench run [MiB]       time `refresh-dev run` beside the same refresh by hand (cp/.backup, SQL, mv)
+//!     cargo xtask bench remote [MiB]    a PROD behind a real sshd on 127.0.0.1: first copy beside ssh cat,
+//!                                       a second refresh beside rsync --no-whole-file, a 100 Mbit/s link (default 64 MiB)
 
 mod bench;
+mod bench_remote;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +22,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 const USAGE: &str =
-    "usage: cargo xtask <demo | refresh-dev -- ARGS | fixtures [DIR] | ci | man | fuzz [CASES] | bench [snapshot|apply|run] [SIZE_MIB]>";
+    "usage: cargo xtask <demo | refresh-dev -- ARGS | fixtures [DIR] | ci | man | fuzz [CASES] | bench [snapshot|apply|run|remote] [SIZE_MIB]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,6 +42,8 @@ fn main() -> Result<()> {
         ["bench", "apply", mib] => bench::apply(mib.parse().context("SIZE_MIB must be a number")?),
         ["bench", "run"] => bench::run(1024),
         ["bench", "run", mib] => bench::run(mib.parse().context("SIZE_MIB must be a number")?),
+        ["bench", "remote"] => bench_remote::remote(64),
+        ["bench", "remote", mib] => bench_remote::remote(mib.parse().context("SIZE_MIB must be a number")?),
         ["bench"] => bench::snapshot(1024)
             .and_then(|()| bench::apply(1024))
             .and_then(|()| bench::run(1024)),

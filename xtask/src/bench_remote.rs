@@ -1,0 +1,359 @@
+//! `cargo xtask bench remote [MiB]`: a PROD on "another host" (a real sshd
+//! on 127.0.0.1, its own keys and configuration in target/bench/remote),
+//! read by `refresh-dev` beside `ssh cat`, `rsync --no-whole-file`, and over
+//! a link throttled to 100 Mbit/s. Figures from one run.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::bench::{measure, median_of_3, remove_db};
+use crate::{build_binaries, root};
+
+/// The sshd of the bench, killed when dropped.
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sshd {
+    fn start(dir: &Path) -> Result<Sshd> {
+        let sshd = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .context("no sshd: install openssh-server")?;
+        std::fs::create_dir_all(dir)?;
+        for key in ["host", "user"] {
+            let path = dir.join(key);
+            if !path.exists() {
+                let ok = Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(&path)
+                    .status()
+                    .context("ssh-keygen")?
+                    .success();
+                if !ok {
+                    bail!("ssh-keygen failed");
+                }
+            }
+        }
+        std::fs::copy(dir.join("user.pub"), dir.join("authorized_keys"))?;
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        std::fs::write(
+            dir.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPidFile {}\n",
+                dir.join("host").display(),
+                dir.join("authorized_keys").display(),
+                dir.join("sshd.pid").display()
+            ),
+        )?;
+        let host_key = std::fs::read_to_string(dir.join("host.pub"))?;
+        let key: Vec<&str> = host_key.split_whitespace().take(2).collect();
+        std::fs::write(
+            dir.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {}\n", key.join(" ")),
+        )?;
+        let child = Command::new(sshd)
+            .arg("-f")
+            .arg(dir.join("sshd_config"))
+            .args(["-D", "-e"])
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start sshd")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("sshd did not start on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Sshd {
+            child,
+            port,
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn ssh(&self) -> String {
+        format!(
+            "ssh -F /dev/null -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -p {}",
+            self.dir.join("user").display(),
+            self.dir.join("known_hosts").display(),
+            self.port
+        )
+    }
+}
+
+/// A PROD of about `mib` MiB that compresses as application data does:
+/// words, numbers, and a random tail per row.
+fn build_prod(path: &Path, mib: u64) -> Result<()> {
+    remove_db(path);
+    let conn = rusqlite::Connection::open(path)?;
+    let rows = mib * 1024 * 1024 / 360;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;
+         CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, body TEXT, n INT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+         INSERT INTO items(name, body, n)
+         SELECT 'item-' || i,
+                printf('%s order %d for customer %d shipped to street %d, invoice %s pending',
+                       CASE i % 4 WHEN 0 THEN 'alpha' WHEN 1 THEN 'beta' WHEN 2 THEN 'gamma' ELSE 'delta' END,
+                       i, i % 977, i % 313, hex(randomblob(24))) || ' ' || hex(randomblob(40)),
+                i
+         FROM n;
+         PRAGMA wal_checkpoint(TRUNCATE);"
+    ))?;
+    conn.close().map_err(|(_, e)| e)?;
+    Ok(())
+}
+
+/// `refresh-dev … --json`'s `transfer` object.
+fn transfer(argv: &[&str]) -> Result<serde_json::Value> {
+    let out = Command::new(argv[0]).args(&argv[1..]).output()?;
+    if !out.status.success() {
+        bail!("{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(report["transfer"].clone())
+}
+
+fn moved(t: &serde_json::Value) -> u64 {
+    t["bytes_received"].as_u64().unwrap_or(0) + t["bytes_sent"].as_u64().unwrap_or(0)
+}
+
+/// `cargo xtask bench remote [MiB]`.
+pub fn remote(mib: u64) -> Result<()> {
+    let bin = build_binaries(true)?.join("refresh-dev");
+    let exe = bin.to_str().context("non-UTF-8 path")?;
+    let dir = root().join("target/bench/remote");
+    std::fs::create_dir_all(dir.join("prodhost"))?;
+    std::fs::create_dir_all(dir.join("dev"))?;
+    let sshd = Sshd::start(&dir.join("sshd"))?;
+    let prod = dir.join("prodhost/prod.db");
+    println!("building {} ({mib} MiB)…", prod.display());
+    build_prod(&prod, mib)?;
+    let prod_bytes = std::fs::metadata(&prod)?.len();
+    let user = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?;
+    let address = format!("ssh://{}@127.0.0.1:{}{}", user.trim(), sshd.port, prod.display());
+    let ssh = sshd.ssh();
+    let (cat_copy, copy) = (dir.join("cat.db"), dir.join("dev/copy.db"));
+    let base = dir.join("dev/.copy.refresh-base.db");
+    let s = |p: &Path| p.display().to_string();
+
+    // 1. The first copy, beside `ssh cat PROD > file && sync`.
+    let cat = median_of_3(
+        "ssh cat PROD > file && sync",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "{ssh} {}@127.0.0.1 cat {} > {} && sync",
+                user.trim(),
+                s(&prod),
+                s(&cat_copy)
+            ),
+        ],
+        || {
+            remove_db(&cat_copy);
+            Ok(())
+        },
+    )?;
+    let first = median_of_3(
+        "refresh-dev snapshot (no base) + sync",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "{exe} snapshot {address} {} --ssh '{ssh}' --remote-exe {exe} --quiet && sync",
+                s(&copy)
+            ),
+        ],
+        || {
+            remove_db(&copy);
+            remove_db(&base);
+            Ok(())
+        },
+    )?;
+
+    // 2. About 1% of PROD's pages change: what a second refresh moves,
+    // beside rsync --no-whole-file for the same change over the same link.
+    let conn = rusqlite::Connection::open(&prod)?;
+    let rows: i64 = conn.query_row("SELECT max(id) FROM items", [], |r| r.get(0))?;
+    let from = rows / 3;
+    conn.execute(
+        "UPDATE items SET n = n + 1 WHERE id BETWEEN ?1 AND ?2",
+        [from, from + rows / 100],
+    )?;
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    drop(conn);
+    std::fs::copy(&base, &cat_copy)?; // rsync's own copy of the last version
+    let second_argv = [
+        exe,
+        "run",
+        "--prod",
+        &address,
+        "--dev",
+        &dir.join("dev/dev.db").display().to_string(),
+        "--ssh",
+        &ssh,
+        "--remote-exe",
+        exe,
+        "--json",
+    ];
+    crate::bench::db_from_sql(
+        &dir.join("dev/dev.db"),
+        "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, body TEXT, n INT);",
+    )?;
+    // The run's base is beside dev.db: start it from the same last version.
+    std::fs::copy(&base, dir.join("dev/.dev.refresh-base.db"))?;
+    let started = Instant::now();
+    let second = transfer(&second_argv)?;
+    let second_seconds = started.elapsed().as_secs_f64();
+    let rsync = Command::new("rsync")
+        .args(["-I", "--no-whole-file", "--stats", "-e", &ssh])
+        .arg(format!("{}@127.0.0.1:{}", user.trim(), s(&prod)))
+        .arg(&cat_copy)
+        .output();
+    let rsync_bytes = match rsync {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let total = |what: &str| -> u64 {
+                text.lines()
+                    .find(|l| l.starts_with(what))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|v| v.trim().replace(',', ""))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            Some(total("Total bytes sent") + total("Total bytes received"))
+        }
+        _ => None,
+    };
+
+    // 3. Over a link of 100 Mbit/s (12.5 MB/s each way): a second refresh
+    // beside a first copy.
+    let relay = dir.join("throttle.py");
+    std::fs::write(
+        &relay,
+        "import os, sys, time\nrate = 12.5e6\nstart = time.monotonic(); sent = 0\nwhile True:\n    b = os.read(0, 65536)\n    if not b:\n        break\n    os.write(1, b); sent += len(b)\n    ahead = sent / rate - (time.monotonic() - start)\n    if ahead > 0:\n        time.sleep(ahead)\n",
+    )?;
+    let slow_ssh = dir.join("slow-ssh");
+    std::fs::write(
+        &slow_ssh,
+        format!("#!/bin/sh\n{ssh} \"$@\" | python3 {}\n", relay.display()),
+    )?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&slow_ssh, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let slow = s(&slow_ssh);
+    let slow_first = median_of_3(
+        "first copy at 100 Mbit/s",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "{exe} snapshot {address} {} --ssh {slow} --remote-exe {exe} --quiet",
+                s(&copy)
+            ),
+        ],
+        || {
+            remove_db(&copy);
+            remove_db(&base);
+            Ok(())
+        },
+    )?;
+    // Change 1% again, then refresh over the slow link.
+    let conn = rusqlite::Connection::open(&prod)?;
+    conn.execute(
+        "UPDATE items SET n = n + 1 WHERE id BETWEEN ?1 AND ?2",
+        [2 * from, 2 * from + rows / 100],
+    )?;
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    drop(conn);
+    let slow_second = measure(
+        "second refresh at 100 Mbit/s",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "{exe} snapshot --force {address} {} --ssh {slow} --remote-exe {exe} --quiet",
+                s(&copy)
+            ),
+        ],
+    )?;
+    let client_rss = measure(
+        "peak memory",
+        &[
+            exe,
+            "snapshot",
+            "--force",
+            &address,
+            &s(&copy),
+            "--ssh",
+            &ssh,
+            "--remote-exe",
+            exe,
+            "--quiet",
+        ],
+    )?;
+
+    println!(
+        "\nPROD: {:.1} MiB on the other host (sshd on 127.0.0.1)",
+        prod_bytes as f64 / 1048576.0
+    );
+    println!("| what | figure | against | ratio |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| first copy | {:.3} s | ssh cat > file && sync: {:.3} s | {:.2}x |",
+        first.seconds,
+        cat.seconds,
+        first.seconds / cat.seconds
+    );
+    let pages = format!(
+        "{} of {} pages",
+        second["pages_sent"].as_u64().unwrap_or(0),
+        second["pages_total"].as_u64().unwrap_or(0)
+    );
+    match rsync_bytes {
+        Some(r) => println!(
+            "| second refresh, 1% of rows changed ({pages}) | {} B moved ({:.2}% of PROD), {second_seconds:.3} s | rsync --no-whole-file: {r} B | {:.2}x rsync's bytes |",
+            moved(&second),
+            100.0 * moved(&second) as f64 / prod_bytes as f64,
+            moved(&second) as f64 / r as f64
+        ),
+        None => println!(
+            "| second refresh, 1% of rows changed ({pages}) | {} B moved ({:.2}% of PROD) | rsync: not installed | |",
+            moved(&second),
+            100.0 * moved(&second) as f64 / prod_bytes as f64
+        ),
+    }
+    println!(
+        "| at 100 Mbit/s | second refresh {:.3} s | first copy {:.3} s | {:.1}x faster |",
+        slow_second.seconds,
+        slow_first.seconds,
+        slow_first.seconds / slow_second.seconds
+    );
+    println!(
+        "| peak memory (DEV's side, a refresh with nothing changed) | {:.1} MiB | PROD {:.1} MiB | |",
+        client_rss.rss_mib,
+        prod_bytes as f64 / 1048576.0
+    );
+    println!("(first copy: {:.1} MiB peak on DEV's side)", first.rss_mib);
+    drop(sshd);
+    Ok(())
+}
