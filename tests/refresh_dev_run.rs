@@ -1492,3 +1492,21 @@ fn paths_under_the_current_folder_are_shown_relative() {
         "{err}"
     );
 }
+
+#[test]
+fn the_staging_summary_speaks_of_staging_and_leaves_dev_out_of_it() {
+    let shop = Shop::new();
+    let out = shop.dir.path().join("staged.db");
+    for dry_run in [true, false] {
+        let mut args = vec!["--out", out.to_str().expect("utf-8")];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let (code, said, err) = shop.run("staging", &args);
+        assert_eq!(code, 0, "{err}");
+        assert!(said.contains("staged.db gets PROD's rows in DEV's schema"), "{said}");
+        assert!(said.contains("DEV is not touched"), "{said}");
+        assert!(!said.contains("DEV's own rows are replaced"), "{said}");
+        assert!(!said.contains("--no-backup"), "{said}");
+    }
+}

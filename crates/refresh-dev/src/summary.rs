@@ -50,20 +50,37 @@ impl Report {
             );
         }
 
+        // Refresh Staging writes STAGING and leaves DEV as it is.
+        let staging = (self.command == "staging")
+            .then(|| self.files.iter().find(|f| f.name == "staging"))
+            .flatten()
+            .map(|f| cli_support::short(&f.path));
         if self.changes.is_empty() && !self.plan.is_empty() {
-            let _ = writeln!(out, "  schemas identical: DEV gets PROD's rows as they are");
+            let _ = match &staging {
+                Some(s) => writeln!(
+                    out,
+                    "  schemas identical: {s} gets PROD's rows as they are; DEV is not touched"
+                ),
+                None => writeln!(out, "  schemas identical: DEV gets PROD's rows as they are"),
+            };
         } else if !self.plan.is_empty() || !self.changes.is_empty() {
             let count = |kind: StrategyKind| self.plan.iter().filter(|t| t.strategy.kind() == kind).count() as u64;
             let tables = |n: u64| plural(n, "table", "tables");
-            let _ = writeln!(
-                out,
-                "  DEV keeps its schema ({}: {} created, {} dropped, {} altered, {} rebuilt) and gets PROD's rows",
+            let changes = format!(
+                "{}: {} created, {} dropped, {} altered, {} rebuilt",
                 plural(self.changes.len() as u64, "change", "changes"),
                 tables(count(StrategyKind::Create)),
                 tables(count(StrategyKind::Drop)),
                 tables(count(StrategyKind::Alter)),
                 tables(count(StrategyKind::Rebuild)),
             );
+            let _ = match &staging {
+                Some(s) => writeln!(
+                    out,
+                    "  {s} gets PROD's rows in DEV's schema ({changes}); DEV is not touched"
+                ),
+                None => writeln!(out, "  DEV keeps its schema ({changes}) and gets PROD's rows"),
+            };
         }
         let place = |table: &str, column: &Option<String>| match column {
             Some(c) => format!("{table}.{c}"),
@@ -95,7 +112,9 @@ impl Report {
             .filter(|i| i.kind == ImpactKind::Replaced && i.reason.starts_with("DEV's own rows"))
             .map(|i| format!("{} ({})", i.table, plural(i.rows, "row", "rows")))
             .collect();
-        if !replaced.is_empty() {
+        if staging.is_some() {
+            // DEV's own rows stay in DEV.
+        } else if !replaced.is_empty() {
             let where_it_stays = match &self.backup {
                 Some(b) => format!("kept in the backup {}", cli_support::short(b)),
                 None if self.dry_run => "kept in DEV's backup".to_owned(),
