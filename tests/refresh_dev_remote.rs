@@ -490,10 +490,6 @@ impl Sshd {
     }
 }
 
-fn is_root() -> bool {
-    String::from_utf8_lossy(&Command::new("id").arg("-u").output().expect("id").stdout).trim() == "0"
-}
-
 #[test]
 fn a_real_sshd_serves_a_refresh_and_refuses_a_wrong_key_or_an_unknown_host() {
     let sshd = Sshd::start();
@@ -680,4 +676,32 @@ fn ctrl_c_stops_a_transfer_and_leaves_nothing_behind() {
     );
     assert!(!hosts.base().exists(), "no half base");
     assert_dev_untouched(&hosts, &dev_before, "interrupted");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn no_room_for_the_base_is_refused_before_a_page_moves() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let hosts = Hosts::shop(); // about 2 MiB
+    let disk = Tmpfs::mount(hosts.dir.path(), "1m");
+    let dev = disk.path.join("shop.db");
+    make_db(
+        &dev,
+        "delete",
+        "CREATE TABLE items(id INTEGER PRIMARY KEY, s TEXT, note TEXT DEFAULT '');",
+    );
+    let before = folder(&disk.path);
+    let (code, out, err) = run(refresh_dev()
+        .args(["run", "--prod", &hosts.address(), "--dev"])
+        .arg(&dev)
+        .arg("--ssh")
+        .arg(&hosts.ssh)
+        .args(["--remote-exe", EXE, "--json"]));
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(json(&out)["error"]["code"], "disk_full", "{out}");
+    assert!(err.contains("disk full") && err.contains("bytes needed"), "{err}");
+    assert_eq!(folder(&disk.path), before, "nothing written beside DEV");
 }

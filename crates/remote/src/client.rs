@@ -347,6 +347,20 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     }
     let started = Instant::now();
 
+    // Room for the base's next version beside it, before a byte comes: with
+    // reflinks its unchanged pages share the old base's blocks.
+    let folder = sqlite_file::fs::parent_dir(base);
+    let shared = old.is_some() && sqlite_file::fs::reflinks(folder).unwrap_or(false);
+    let needed = if shared { len / 100 + (1 << 20) } else { len + (1 << 20) };
+    let available = sqlite_file::fs::available_space(folder).map_err(io_err(folder, "statvfs"))?;
+    if available < needed {
+        return Err(FileError::DiskFull {
+            path: folder.to_owned(),
+            needed: Some(needed),
+            available: Some(available),
+        }
+        .into());
+    }
     let temp = sidefile::pid_temp(base, "refresh-base");
     let file = sidefile::create_new(&temp, 0o600)?;
     let mut new = NewBase {
