@@ -1510,3 +1510,34 @@ fn the_staging_summary_speaks_of_staging_and_leaves_dev_out_of_it() {
         assert!(!said.contains("--no-backup"), "{said}");
     }
 }
+
+#[test]
+fn rollback_waits_for_dev_to_be_closed_when_told_to() {
+    let shop = Shop::new();
+    let (code, _, err) = shop.run("run", &["--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let refreshed = std::fs::read(&shop.dev).expect("read");
+    let app = HeldConnection::start(&shop.dev, "idle");
+    let (code, _, err) = run(refresh_dev().args(["rollback", "--wait", "0", "--dev"]).arg(&shop.dev));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("in use") || err.contains("open"), "{err}");
+    assert_eq!(
+        std::fs::read(&shop.dev).expect("read"),
+        refreshed,
+        "refused: DEV as it was"
+    );
+    let child = refresh_dev()
+        .args(["rollback", "--wait", "60", "--quiet", "--dev"])
+        .arg(&shop.dev)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(app);
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_ne!(
+        std::fs::read(&shop.dev).expect("read"),
+        refreshed,
+        "the old DEV is back"
+    );
+}

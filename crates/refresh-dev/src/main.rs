@@ -313,6 +313,10 @@ struct RollbackArgs {
     /// The development database whose newest backup is put back.
     #[arg(long, value_name = "DEV")]
     dev: PathBuf,
+    /// Wait up to SECONDS for DEV to be closed by its application (by default a DEV in use
+    /// is refused at once).
+    #[arg(long, visible_alias = "timeout", value_name = "SECONDS", default_value = "0", value_parser = cli_support::parse_seconds)]
+    wait: Duration,
     #[command(flatten)]
     output: Output,
 }
@@ -663,7 +667,7 @@ fn rollback(args: &RollbackArgs) -> Exit {
         Err(e) => refused("rollback", false, &e),
         Ok(()) => match Terminal::new(&args.output) {
             Ok(mut terminal) => {
-                let report = refresh_dev::rollback(&args.dev, &mut terminal);
+                let report = refresh_dev::rollback(&args.dev, args.wait, &mut terminal);
                 terminal.done(&report);
                 report
             }

@@ -1,15 +1,16 @@
 //! `rollback`: DEV's newest backup put back, under the same lock as a run.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::report::{Outcome, Report};
 use crate::runner::Events;
 use crate::Error;
 
 /// Puts DEV's newest backup back by exchanging the two (`swap::undo`), holding
-/// DEV's lock as a run would. The report says what happened, an error included.
-pub fn rollback(dev: &Path, events: &mut dyn Events) -> Report {
+/// DEV's lock as a run would, waiting up to `wait` for DEV to be closed. The
+/// report says what happened, an error included.
+pub fn rollback(dev: &Path, wait: Duration, events: &mut dyn Events) -> Report {
     let started = Instant::now();
     let mut report = Report::new("rollback", "rollback", false);
     // The file a symbolic link names, whose lock `run` takes.
@@ -17,7 +18,11 @@ pub fn rollback(dev: &Path, events: &mut dyn Events) -> Report {
     let result = sqlite_file::lock::Lock::take(&dev, "rollback")
         .map_err(Error::from)
         .and_then(|lock| {
-            let undone = swap::undo(&dev, &swap::Options::default()).map_err(Error::from);
+            let options = swap::Options {
+                wait,
+                ..swap::Options::default()
+            };
+            let undone = swap::undo(&dev, &options).map_err(Error::from);
             drop(lock);
             undone
         });
