@@ -100,7 +100,8 @@ enum Command {
 
 #[derive(Debug, Clone, Args)]
 struct Pair {
-    /// The production database: read, never written.
+    /// The production database: read, never written. A local path, or a file on another host
+    /// read through ssh: ssh://[user@]host[:port]/path or [user@]host:path (see --ssh).
     #[arg(long, value_name = "PROD")]
     prod: PathBuf,
     /// The development database: its schema is kept (but by replace), its old content is kept
