@@ -307,3 +307,20 @@ pub fn conforms(
     }
     Ok(())
 }
+
+/// A PROD and a DEV for the driver's tests.
+pub trait ProdAndDev {
+    fn prod(&self) -> &Path;
+    fn dev(&self) -> &Path;
+
+    /// `COMMAND --prod PROD --dev DEV`.
+    fn args(&self, command: &str) -> Vec<String> {
+        vec![
+            command.to_owned(),
+            "--prod".into(),
+            self.prod().display().to_string(),
+            "--dev".into(),
+            self.dev().display().to_string(),
+        ]
+    }
+}

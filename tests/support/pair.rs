@@ -30,6 +30,15 @@ pub const DEV_SQL: &str = "CREATE TABLE customers(id INTEGER PRIMARY KEY, name T
     INSERT INTO customers(name, email) VALUES ('dev one', 'a@dev'), ('dev two', 'b@dev');
     CREATE TABLE log(k INTEGER PRIMARY KEY);";
 
+impl ProdAndDev for Pair {
+    fn prod(&self) -> &Path {
+        &self.prod
+    }
+    fn dev(&self) -> &Path {
+        &self.dev
+    }
+}
+
 impl Pair {
     pub fn new(dev_mode: &str) -> Pair {
         let dir = tempdir();
@@ -53,16 +62,6 @@ impl Pair {
 
     pub fn staging(&self) -> PathBuf {
         self.dev_dir().join(".shop.refresh-staging.db")
-    }
-
-    pub fn args(&self, command: &str) -> Vec<String> {
-        vec![
-            command.to_owned(),
-            "--prod".into(),
-            self.prod.display().to_string(),
-            "--dev".into(),
-            self.dev.display().to_string(),
-        ]
     }
 
     pub fn run(&self, command: &str, extra: &[&str]) -> (i32, String, String) {

@@ -27,6 +27,15 @@ pub struct Shop {
     pub dev: PathBuf,
 }
 
+impl ProdAndDev for Shop {
+    fn prod(&self) -> &Path {
+        &self.prod
+    }
+    fn dev(&self) -> &Path {
+        &self.dev
+    }
+}
+
 impl Shop {
     pub fn new() -> Shop {
         Shop::with(&fixture("prod.sql"), &fixture("dev.sql"), "wal")
@@ -55,16 +64,6 @@ impl Shop {
 
     pub fn dev_dir(&self) -> PathBuf {
         self.dir.path().join("dev")
-    }
-
-    pub fn args(&self, command: &str) -> Vec<String> {
-        vec![
-            command.to_owned(),
-            "--prod".into(),
-            self.prod.display().to_string(),
-            "--dev".into(),
-            self.dev.display().to_string(),
-        ]
     }
 
     /// Runs `refresh-dev COMMAND --prod PROD --dev DEV EXTRA...`.

@@ -172,22 +172,26 @@ pub fn remote(mib: u64) -> Result<()> {
             Ok(())
         },
     )?;
-    let first = median_of_3(
-        "refresh-dev snapshot (no base) + sync",
-        &[
-            "sh",
-            "-c",
-            &format!(
-                "{exe} snapshot {address} {} --ssh '{ssh}' --remote-exe {exe} --quiet && sync",
-                s(&copy)
-            ),
-        ],
-        || {
-            remove_db(&copy);
-            remove_db(&base);
-            Ok(())
-        },
-    )?;
+    // A first copy: no base beside DEST, nothing at DEST.
+    let first_copy = |label: &str, ssh: &str, then: &str| {
+        median_of_3(
+            label,
+            &[
+                "sh",
+                "-c",
+                &format!(
+                    "{exe} snapshot {address} {} --ssh '{ssh}' --remote-exe {exe} --quiet{then}",
+                    s(&copy)
+                ),
+            ],
+            || {
+                remove_db(&copy);
+                remove_db(&base);
+                Ok(())
+            },
+        )
+    };
+    let first = first_copy("refresh-dev snapshot (no base) + sync", &ssh, " && sync")?;
 
     // 2. About 1% of PROD's pages change: what a second refresh moves,
     // beside rsync --no-whole-file for the same change over the same link.
@@ -261,22 +265,7 @@ pub fn remote(mib: u64) -> Result<()> {
         std::fs::set_permissions(&slow_ssh, std::fs::Permissions::from_mode(0o755))?;
     }
     let slow = s(&slow_ssh);
-    let slow_first = median_of_3(
-        "first copy at 100 Mbit/s",
-        &[
-            "sh",
-            "-c",
-            &format!(
-                "{exe} snapshot {address} {} --ssh {slow} --remote-exe {exe} --quiet",
-                s(&copy)
-            ),
-        ],
-        || {
-            remove_db(&copy);
-            remove_db(&base);
-            Ok(())
-        },
-    )?;
+    let slow_first = first_copy("first copy at 100 Mbit/s", &slow, "")?;
     // Change 1% again, then refresh over the slow link.
     let conn = rusqlite::Connection::open(&prod)?;
     conn.execute(
