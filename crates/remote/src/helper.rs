@@ -205,7 +205,7 @@ fn send_pages(file: &mut File, page_size: u64, pages: &[u64], output: &mut impl 
             raw.extend_from_slice(&(p as u32).to_le_bytes());
             raw.extend_from_slice(&page);
         }
-        let packed = zstd::bulk::compress(&raw, 3)?;
+        let packed = zstd::bulk::compress(&raw, 1)?;
         Out::default()
             .u32(raw.len() as u32)
             .raw(&packed)
