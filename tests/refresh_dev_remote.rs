@@ -705,3 +705,46 @@ fn no_room_for_the_base_is_refused_before_a_page_moves() {
     assert!(err.contains("disk full") && err.contains("bytes needed"), "{err}");
     assert_eq!(folder(&disk.path), before, "nothing written beside DEV");
 }
+
+#[test]
+fn upload_helper_runs_this_program_there_and_leaves_nothing() {
+    let hosts = Hosts::shop();
+    let remote_tmp = hosts.dir.path().join("remote-tmp");
+    std::fs::create_dir(&remote_tmp).expect("mkdir");
+    let upload = |path: &std::ffi::OsStr| {
+        run(refresh_dev()
+            .env("TMPDIR", &remote_tmp)
+            .env("PATH", path)
+            .args(["run", "--prod", &hosts.address(), "--dev"])
+            .arg(&hosts.dev)
+            .arg("--ssh")
+            .arg(&hosts.ssh)
+            .args(["--upload-helper", "--json"]))
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let (code, out, err) = upload(&path);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        json(&out)["transfer"]["pages_sent"],
+        json(&out)["transfer"]["pages_total"]
+    );
+    assert_eq!(query_i64(&hosts.dev, "SELECT count(*) FROM items"), 20000);
+    assert!(
+        names(&remote_tmp).is_empty(),
+        "the uploaded helper and its copy are gone"
+    );
+    // Another OS or architecture there: refused before anything runs.
+    let bin = hosts.dir.path().join("other-host-bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    script(&bin, "uname", "case \"$1\" in -s) echo Darwin;; -m) echo arm64;; esac");
+    let mut other = std::ffi::OsString::from(&bin);
+    other.push(":");
+    other.push(&path);
+    let dev_before = std::fs::read(&hosts.dev).expect("read");
+    let (code, out, err) = upload(&other);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(json(&out)["error"]["code"], "remote_unreachable");
+    assert!(err.contains("Darwin arm64") && err.contains("built for"), "{err}");
+    assert_eq!(std::fs::read(&hosts.dev).expect("read"), dev_before);
+    assert!(names(&remote_tmp).is_empty());
+}

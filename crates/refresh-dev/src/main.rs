@@ -203,6 +203,11 @@ struct RemoteArgs {
     /// For a remote PROD: the refresh-dev program on PROD's host, which serves the copy.
     #[arg(long, value_name = "PATH", default_value = "refresh-dev")]
     remote_exe: String,
+    /// For a remote PROD: send this refresh-dev to a private temporary folder on PROD's host
+    /// (same OS and architecture, checked first), run it there and remove it, instead of
+    /// --remote-exe.
+    #[arg(long, conflicts_with = "remote_exe")]
+    upload_helper: bool,
 }
 
 impl RemoteArgs {
@@ -210,6 +215,7 @@ impl RemoteArgs {
         refresh_dev::RemoteOptions {
             ssh: self.ssh.clone(),
             remote_exe: self.remote_exe.clone(),
+            upload_helper: self.upload_helper,
         }
     }
 }
@@ -450,6 +456,7 @@ fn snapshot_command(cmd: SnapshotCmd) -> Exit {
             remote: &r,
             ssh: &cmd.remote.ssh,
             remote_exe: &cmd.remote.remote_exe,
+            upload_helper: cmd.remote.upload_helper,
             wait: args.timeout,
         };
         match remote::fetch(&fetch, &base, &mut ()) {

@@ -57,6 +57,8 @@ pub struct RemoteOptions {
     pub ssh: String,
     /// The helper's program on the remote host.
     pub remote_exe: String,
+    /// Send this program to the remote host for the run instead.
+    pub upload_helper: bool,
 }
 
 impl Default for RemoteOptions {
@@ -64,6 +66,7 @@ impl Default for RemoteOptions {
         RemoteOptions {
             ssh: "ssh".into(),
             remote_exe: "refresh-dev".into(),
+            upload_helper: false,
         }
     }
 }
@@ -230,6 +233,7 @@ fn receive(
         remote: address,
         ssh: &options.remote.ssh,
         remote_exe: &options.remote.remote_exe,
+        upload_helper: options.remote.upload_helper,
         wait,
     };
     let started = Instant::now();

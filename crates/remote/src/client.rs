@@ -36,6 +36,10 @@ pub struct Fetch<'a> {
     pub ssh: &'a str,
     /// `--remote-exe`: the helper's program on the remote host.
     pub remote_exe: &'a str,
+    /// `--upload-helper`: send this very program to a private temporary
+    /// folder on the remote host (after checking its OS and architecture),
+    /// run it there, and remove it; `remote_exe` is then not used.
+    pub upload_helper: bool,
     /// How long the helper waits for PROD's writers while it copies PROD.
     pub wait: Duration,
 }
@@ -85,6 +89,9 @@ struct Link {
     host: String,
     sent: u64,
     received: u64,
+    /// Goodbye said: the helper ends of itself (and the remote shell
+    /// removes an uploaded helper), so it is given a moment before a kill.
+    said_bye: bool,
 }
 
 impl Link {
@@ -106,7 +113,23 @@ impl Link {
         if let Some(port) = fetch.remote.port {
             cmd.args(["-p", &port.to_string()]);
         }
-        let remote_command = format!("{} remote-helper", shell_words::quote(fetch.remote_exe));
+        let upload = if fetch.upload_helper {
+            let exe = std::env::current_exe().map_err(|e| Error::Connect {
+                host: host.clone(),
+                message: format!("--upload-helper: cannot find this program: {e}"),
+            })?;
+            let size = std::fs::metadata(&exe).map(|m| m.len()).map_err(|e| Error::Connect {
+                host: host.clone(),
+                message: format!("--upload-helper: {}: {e}", exe.display()),
+            })?;
+            Some((exe, size))
+        } else {
+            None
+        };
+        let remote_command = match &upload {
+            None => format!("{} remote-helper", shell_words::quote(fetch.remote_exe)),
+            Some((_, size)) => upload_command(*size),
+        };
         cmd.arg(&fetch.remote.destination).arg(remote_command);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| Error::Connect {
@@ -138,15 +161,25 @@ impl Link {
                 message: "no pipe to ssh".into(),
             });
         };
+        let mut to = BufWriter::new(stdin);
+        if let Some((exe, _)) = &upload {
+            // The helper speaks first, once it has all of itself: nothing
+            // else is in the pipe meanwhile. A refused upload (another OS)
+            // closes the pipe; the handshake then says why.
+            if let Ok(mut file) = std::fs::File::open(exe) {
+                let _ = io::copy(&mut file, &mut to).and_then(|_| to.flush());
+            }
+        }
         Ok(Link {
             child,
-            to: BufWriter::new(stdin),
+            to,
             from: BufReader::with_capacity(1 << 20, stdout),
             stderr,
             gatherer,
             host,
             sent: 0,
             received: 0,
+            said_bye: false,
         })
     }
 
@@ -231,6 +264,10 @@ impl Link {
                 let (status, said) = self.said();
                 let host = self.host.clone();
                 return Err(match (status, other) {
+                    (Some(UPLOAD_REFUSED), _) => Error::Connect {
+                        host,
+                        message: format!("--upload-helper: {said}"),
+                    },
                     (Some(126 | 127), _) => Error::HelperMissing {
                         host,
                         exe: exe.to_owned(),
@@ -284,9 +321,38 @@ impl Link {
 impl Drop for Link {
     fn drop(&mut self) {
         let _ = self.to.flush();
+        if self.said_bye {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The remote shell's status when `--upload-helper` cannot run there.
+const UPLOAD_REFUSED: i32 = 125;
+
+/// The remote command of `--upload-helper`: check the OS and architecture,
+/// read `size` bytes of program into a private temporary folder, run it as
+/// the helper, and remove the folder however it ends.
+fn upload_command(size: u64) -> String {
+    let os = match std::env::consts::OS {
+        "linux" => "Linux",
+        "macos" => "Darwin",
+        "freebsd" => "FreeBSD",
+        other => other,
+    };
+    let want = format!("{os} {}", std::env::consts::ARCH);
+    format!(
+        "want={want}; have=\"$(uname -s) $(uname -m)\"; \
+         if [ \"$have\" != \"$want\" ]; then echo \"this host is $have, the helper is built for $want\" >&2; exit {UPLOAD_REFUSED}; fi; \
+         d=$(mktemp -d) || exit {UPLOAD_REFUSED}; trap 'rm -rf \"$d\"' EXIT; trap 'exit 129' HUP INT TERM; \
+         head -c {size} > \"$d/refresh-dev\" && chmod 700 \"$d/refresh-dev\" && \"$d/refresh-dev\" remote-helper",
+        want = shell_words::quote(&want)
+    )
 }
 
 /// The new base being put together: removed unless renamed into place.
@@ -465,7 +531,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     new.kept = true;
     let folder = sqlite_file::fs::parent_dir(base);
     sqlite_file::fs::fsync_dir(folder).map_err(io_err(folder, "fsync"))?;
-    let _ = link.send(Out::default(), Kind::Bye);
+    link.said_bye = link.send(Out::default(), Kind::Bye).is_ok();
     Ok(Transfer {
         from: fetch.remote.to_string(),
         host: link.host.clone(),
