@@ -211,18 +211,7 @@ fn run_under_a_busy_writer(prod_mode: &str) {
     let shop = Shop::with(&prod_sql, dev_sql, prod_mode);
     let dev_schema = schema_rows(&shop.dev);
     let stop = shop.dir.path().join("stop-writer");
-    let writer = KillOnDrop(Some(
-        app()
-            .args([
-                "transfer",
-                shop.prod.to_str().expect("utf-8"),
-                stop.to_str().expect("utf-8"),
-                "checkpoint",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn writer"),
-    ));
+    let writer = transfer_writer(&shop.prod, &stop, true);
     let started = Instant::now();
     while query_i64(&shop.prod, "SELECT commits FROM meta") < 50 {
         assert!(

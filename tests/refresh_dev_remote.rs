@@ -185,17 +185,7 @@ impl Hosts {
 
     /// PROD's application: transfers between accounts until `stop` exists.
     fn writer(&self, stop: &Path) -> KillOnDrop {
-        KillOnDrop(Some(
-            app()
-                .args([
-                    "transfer",
-                    &self.prod.display().to_string(),
-                    &stop.display().to_string(),
-                ])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("spawn"),
-        ))
+        transfer_writer(&self.prod, stop, false)
     }
 
     /// Whether a transfer is running: the new base's temporary file exists.

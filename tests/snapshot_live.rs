@@ -6,7 +6,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use std::time::{Duration, Instant};
 
@@ -47,17 +47,7 @@ fn snapshots_under_a_busy_writer(journal_mode: &str, method: &str, checkpoints: 
     let prod = dir.path().join("prod.db");
     bank(&prod, journal_mode);
     let stop = dir.path().join("stop-writer");
-    let mut transfer = vec!["transfer", prod.to_str().expect("utf-8"), stop.to_str().expect("utf-8")];
-    if checkpoints {
-        transfer.push("checkpoint");
-    }
-    let writer = KillOnDrop(Some(
-        app()
-            .args(transfer)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn writer"),
-    ));
+    let writer = transfer_writer(&prod, &stop, checkpoints);
     let started = Instant::now();
     while commits(&prod) < 100 {
         assert!(

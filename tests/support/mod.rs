@@ -91,6 +91,19 @@ pub fn app() -> Command {
     cmd
 }
 
+/// The app stand-in moving amounts between the accounts of `db` (see
+/// sqlite_app.py `transfer`) until `stop` exists; in WAL mode with
+/// automatic checkpoints only when `checkpoint`. Killed if still running
+/// when dropped.
+pub fn transfer_writer(db: &Path, stop: &Path, checkpoint: bool) -> KillOnDrop {
+    let mut cmd = app();
+    cmd.arg("transfer").arg(db).arg(stop);
+    if checkpoint {
+        cmd.arg("checkpoint");
+    }
+    KillOnDrop(Some(cmd.stdout(Stdio::null()).spawn().expect("spawn the writer")))
+}
+
 /// An app process holding a connection to a database in some state, until dropped.
 pub struct HeldConnection {
     child: Child,

@@ -452,14 +452,8 @@ fn snapshot_command(cmd: SnapshotCmd) -> Exit {
     }
     if let Ok(remote::Address::Remote(r)) = remote::Address::of_path(&args.source) {
         let base = sqlite_file::sidefile::base(&sqlite_file::fs::resolve_link(&args.dest));
-        let fetch = remote::Fetch {
-            remote: &r,
-            ssh: &cmd.remote.ssh,
-            remote_exe: &cmd.remote.remote_exe,
-            upload_helper: cmd.remote.upload_helper,
-            wait: args.timeout,
-        };
-        match remote::fetch(&fetch, &base, &mut ()) {
+        let options = cmd.remote.options();
+        match remote::fetch(&options.fetch(&r, args.timeout), &base, &mut ()) {
             Ok(t) => {
                 if !args.output.quiet && !args.output.json {
                     eprintln!(

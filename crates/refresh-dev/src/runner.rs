@@ -61,6 +61,20 @@ pub struct RemoteOptions {
     pub upload_helper: bool,
 }
 
+impl RemoteOptions {
+    /// How `remote::fetch` reads `remote`, its helper waiting up to `wait`
+    /// for PROD's writers.
+    pub fn fetch<'a>(&'a self, remote: &'a remote::RemoteFile, wait: Duration) -> remote::Fetch<'a> {
+        remote::Fetch {
+            remote,
+            ssh: &self.ssh,
+            remote_exe: &self.remote_exe,
+            upload_helper: self.upload_helper,
+            wait,
+        }
+    }
+}
+
 impl Default for RemoteOptions {
     fn default() -> RemoteOptions {
         RemoteOptions {
@@ -229,13 +243,7 @@ fn receive(
         Some(base),
     );
     events.step_started(0, &format!("receive {address}"), "receive");
-    let fetch = remote::Fetch {
-        remote: address,
-        ssh: &options.remote.ssh,
-        remote_exe: &options.remote.remote_exe,
-        upload_helper: options.remote.upload_helper,
-        wait,
-    };
+    let fetch = options.remote.fetch(address, wait);
     let started = Instant::now();
     let result = remote::fetch(&fetch, base, &mut Heard(events));
     let mut step = StepReport::new(

@@ -9,7 +9,7 @@
 //! old base (or none), never a mix.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -20,8 +20,8 @@ use serde::Serialize;
 use sqlite_file::sidefile::{self, Found, SideFileError};
 use sqlite_file::FileError;
 
-use crate::frame::{short_hash, In, Kind, Out, MAGIC, PROTOCOL};
-use crate::helper::group_range;
+use crate::frame::{In, Kind, Out, MAGIC, PROTOCOL};
+use crate::helper::{group_range, hash_pages, whole_hash};
 use crate::{Error, RemoteFile};
 
 /// Pages per group of the first round of hashes.
@@ -209,21 +209,29 @@ impl Link {
         }
     }
 
-    fn read(&mut self, kind: Kind) -> Result<In, Error> {
+    /// The helper's next frame, counted; its error frame is its error, and
+    /// an end or a broken stream is a cut link.
+    fn next(&mut self) -> Result<In, Error> {
         match In::read(&mut self.from) {
             Ok(Some(frame)) => {
                 self.received += frame.wire_len();
-                if frame.kind == Kind::Error && kind != Kind::Error {
-                    return Err(self.remote_error(frame));
+                match frame.kind {
+                    Kind::Error => Err(self.remote_error(frame)),
+                    _ => Ok(frame),
                 }
-                if frame.kind != kind {
-                    return Err(self.cut(io::Error::other(format!("expected {kind:?}, got {:?}", frame.kind))));
-                }
-                Ok(frame)
             }
             Ok(None) => Err(self.cut(io::Error::new(io::ErrorKind::UnexpectedEof, "the helper ended early"))),
             Err(e) => Err(self.cut(e)),
         }
+    }
+
+    /// The helper's next frame, which must be a `kind`.
+    fn read(&mut self, kind: Kind) -> Result<In, Error> {
+        let frame = self.next()?;
+        if frame.kind != kind {
+            return Err(self.cut(io::Error::other(format!("expected {kind:?}, got {:?}", frame.kind))));
+        }
+        Ok(frame)
     }
 
     fn remote_error(&mut self, mut frame: In) -> Error {
@@ -396,7 +404,6 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         Kind::Open,
     )?;
     let mut info = link.read(Kind::Info)?;
-    let info_err = |e: io::Error| e;
     let header = (|| -> io::Result<_> {
         let page_size = info.u32()?;
         let pages = info.u64()?;
@@ -405,8 +412,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         let hash = info.raw(32)?;
         let millis = info.u64()?;
         Ok((page_size, pages, len, mode, hash, millis))
-    })()
-    .map_err(info_err);
+    })();
     let (page_size, pages, len, mode, whole, remote_millis) = header.map_err(|e| link.cut(e))?;
     if page_size == 0 || u64::from(page_size) * pages != len {
         return Err(link.cut(io::Error::other("the helper described an impossible file")));
@@ -478,13 +484,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         if observer.cancelled() {
             return Err(Error::Interrupted);
         }
-        let frame = match In::read(&mut link.from) {
-            Ok(Some(f)) => f,
-            Ok(None) => return Err(link.cut(io::Error::new(io::ErrorKind::UnexpectedEof, "the helper ended early"))),
-            Err(e) => return Err(link.cut(e)),
-        };
-        link.received += frame.wire_len();
-        let mut frame = frame;
+        let mut frame = link.next()?;
         match frame.kind {
             Kind::Done => break,
             Kind::Data => {
@@ -505,7 +505,6 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
                 }
                 observer.received(link.received, received_pages);
             }
-            Kind::Error => return Err(link.remote_error(frame)),
             other => return Err(link.cut(io::Error::other(format!("unexpected {other:?}")))),
         }
     }
@@ -513,11 +512,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     let verify_started = Instant::now();
     new.file.set_len(len).map_err(io_err(&temp, "truncate"))?;
     new.file.sync_all().map_err(io_err(&temp, "fsync"))?;
-    let mut hasher = blake3::Hasher::new();
-    let mut reader = BufReader::with_capacity(1 << 20, &new.file);
-    reader.seek(SeekFrom::Start(0)).map_err(io_err(&temp, "read"))?;
-    io::copy(&mut reader, &mut hasher).map_err(io_err(&temp, "read"))?;
-    if hasher.finalize().as_bytes()[..] != whole[..] {
+    if whole_hash(&new.file).map_err(io_err(&temp, "read"))?[..] != whole[..] {
         return Err(Error::Verify {
             host: link.host.clone(),
         });
@@ -529,7 +524,6 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     base_is_regular(base)?;
     std::fs::rename(&temp, base).map_err(io_err(base, "rename"))?;
     new.kept = true;
-    let folder = sqlite_file::fs::parent_dir(base);
     sqlite_file::fs::fsync_dir(folder).map_err(io_err(folder, "fsync"))?;
     link.said_bye = link.send(Out::default(), Kind::Bye).is_ok();
     Ok(Transfer {
@@ -560,11 +554,4 @@ fn base_is_regular(base: &Path) -> Result<bool, Error> {
         }
         .into()),
     }
-}
-
-/// The short hash of pages `[from, to)` of `file`.
-fn hash_pages(file: &File, page_size: u64, (from, to): (u64, u64)) -> io::Result<[u8; 16]> {
-    let mut buf = vec![0u8; ((to - from) * page_size) as usize];
-    file.read_exact_at(&mut buf, from * page_size)?;
-    Ok(short_hash(&buf))
 }

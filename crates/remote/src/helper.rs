@@ -104,14 +104,13 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     let meta = file.metadata()?;
     let len = meta.len();
     let pages = len / page_size;
-    let mut whole = blake3::Hasher::new();
-    io::copy(&mut BufReader::with_capacity(1 << 20, &mut file), &mut whole)?;
+    let whole = whole_hash(&file)?;
     Out::default()
         .u32(header.page_size)
         .u64(pages)
         .u64(len)
         .u32(meta.permissions().mode() & 0o777)
-        .raw(whole.finalize().as_bytes())
+        .raw(&whole)
         .u64(copy_seconds.as_millis() as u64)
         .send(Kind::Info, output)?;
 
@@ -128,7 +127,7 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
         let theirs = groups.raw(16)?;
         let range = group_range(g, group_pages, base_pages);
         let same_range = range == group_range(g, group_pages, pages);
-        if !same_range || read_hash(&mut file, page_size, range)? != theirs.as_slice() {
+        if !same_range || hash_pages(&file, page_size, range)? != theirs.as_slice() {
             wanted.push(g);
         }
     }
@@ -153,7 +152,7 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
                 if p >= pages {
                     continue;
                 }
-                if read_hash(&mut file, page_size, (p, p + 1))? != theirs.as_slice() {
+                if hash_pages(&file, page_size, (p, p + 1))? != theirs.as_slice() {
                     send.push(p);
                 }
             }
@@ -185,12 +184,20 @@ pub(crate) fn group_range(g: u64, group_pages: u64, pages: u64) -> (u64, u64) {
     (from, ((g + 1) * group_pages).min(pages))
 }
 
-/// The short hash of pages `[from, to)` of `file`.
-pub(crate) fn read_hash(file: &mut File, page_size: u64, (from, to): (u64, u64)) -> io::Result<[u8; 16]> {
+/// The short hash of pages `[from, to)` of `file`: what both sides compare.
+pub(crate) fn hash_pages(file: &File, page_size: u64, (from, to): (u64, u64)) -> io::Result<[u8; 16]> {
+    use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; ((to - from) * page_size) as usize];
-    file.seek(SeekFrom::Start(from * page_size))?;
-    file.read_exact(&mut buf)?;
+    file.read_exact_at(&mut buf, from * page_size)?;
     Ok(short_hash(&buf))
+}
+
+/// The BLAKE3 of all of `file`: the helper's promise, the client's check.
+pub(crate) fn whole_hash(mut file: &File) -> io::Result<[u8; 32]> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut hasher = blake3::Hasher::new();
+    io::copy(&mut BufReader::with_capacity(1 << 20, file), &mut hasher)?;
+    Ok(*hasher.finalize().as_bytes())
 }
 
 /// Sends `pages` (0-based, in order) in zstd-compressed frames of about 1 MiB.

@@ -89,11 +89,7 @@ impl FileError {
     /// (named by `path`'s folder), permission denied, or else I/O.
     pub fn io(path: &Path, action: &'static str, source: std::io::Error) -> FileError {
         match source.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) => FileError::DiskFull {
-                path: crate::fs::parent_dir(path).to_owned(),
-                needed: None,
-                available: None,
-            },
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => FileError::full(path),
             Some(libc::EACCES) | Some(libc::EPERM) => FileError::PermissionDenied {
                 path: path.to_owned(),
                 action,
@@ -106,16 +102,21 @@ impl FileError {
         }
     }
 
+    /// The file system holding `path` is full: named by `path`'s folder.
+    fn full(path: &Path) -> FileError {
+        FileError::DiskFull {
+            path: crate::fs::parent_dir(path).to_owned(),
+            needed: None,
+            available: None,
+        }
+    }
+
     /// A SQLite failure on `path` while doing `action`, classified: a full
     /// disk, a file that is not a database or is corrupt, or else SQLite.
     pub fn sqlite(path: &Path, action: &'static str, source: rusqlite::Error) -> FileError {
         use rusqlite::ErrorCode;
         match source.sqlite_error_code() {
-            Some(ErrorCode::DiskFull) => FileError::DiskFull {
-                path: crate::fs::parent_dir(path).to_owned(),
-                needed: None,
-                available: None,
-            },
+            Some(ErrorCode::DiskFull) => FileError::full(path),
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => FileError::NotADatabase {
                 path: path.to_owned(),
                 reason: format!("corrupt: {source}"),

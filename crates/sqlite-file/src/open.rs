@@ -211,12 +211,7 @@ fn exclusive_lock(db: &Path) -> std::io::Result<Option<std::fs::File>> {
     if !file.metadata()?.is_file() {
         return Ok(None);
     }
-    // SAFETY: a zeroed flock is a valid value to fill in.
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = libc::F_WRLCK as i16;
-    lock.l_whence = libc::SEEK_SET as i16;
-    lock.l_start = crate::users::PENDING_BYTE;
-    lock.l_len = crate::users::LOCK_BYTES;
+    let lock = crate::users::write_lock(crate::users::PENDING_BYTE, crate::users::LOCK_BYTES);
     // SAFETY: F_SETLK reads `lock` and takes the lock on our own fd.
     let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) };
     Ok((rc == 0).then_some(file))

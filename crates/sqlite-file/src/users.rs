@@ -65,19 +65,20 @@ pub fn users(db: &Path) -> io::Result<Vec<User>> {
 /// so may hold POSIX locks on it, which closing any other handle on `db`
 /// would drop. (A plain handle on `db` holds neither sidecar nor lock.)
 pub fn sidecars_held_here(db: &Path) -> bool {
-    let sidecars: Vec<_> = [Sidecar::Wal, Sidecar::Shm]
-        .iter()
-        .filter_map(|&s| std::fs::metadata(sidecar_path(db, s)).ok())
-        .map(|meta| (meta.dev(), meta.ino()))
-        .collect();
+    let sidecars = ids([Sidecar::Wal, Sidecar::Shm].iter().map(|&s| sidecar_path(db, s)));
     holds(Path::new("/proc/self"), &sidecars)
 }
 
 /// The (device, inode) of `db` and of each sidecar that exists.
 fn files_of(db: &Path) -> Vec<(u64, u64)> {
-    [db.to_owned()]
+    ids([db.to_owned()]
         .into_iter()
-        .chain(Sidecar::ALL.iter().map(|&s| sidecar_path(db, s)))
+        .chain(Sidecar::ALL.iter().map(|&s| sidecar_path(db, s))))
+}
+
+/// The (device, inode) of each of `paths` that exists.
+fn ids(paths: impl Iterator<Item = std::path::PathBuf>) -> Vec<(u64, u64)> {
+    paths
         .filter_map(|path| std::fs::metadata(path).ok())
         .map(|meta| (meta.dev(), meta.ino()))
         .collect()
@@ -131,13 +132,19 @@ fn open_regular(path: &Path) -> Option<File> {
     file.metadata().ok()?.is_file().then_some(file)
 }
 
-fn probe(file: &File, start: i64, len: i64) -> Option<u32> {
+/// A POSIX write lock on `len` bytes from `start`, as `fcntl` takes it.
+pub(crate) fn write_lock(start: i64, len: i64) -> libc::flock {
     // SAFETY: a zeroed flock is a valid value to fill in.
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
     lock.l_type = libc::F_WRLCK as i16;
     lock.l_whence = libc::SEEK_SET as i16;
     lock.l_start = start;
     lock.l_len = len;
+    lock
+}
+
+fn probe(file: &File, start: i64, len: i64) -> Option<u32> {
+    let mut lock = write_lock(start, len);
     // SAFETY: F_GETLK only reads and fills `lock`.
     let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) };
     (rc == 0 && lock.l_type != libc::F_UNLCK as i16 && lock.l_pid > 0).then_some(lock.l_pid as u32)
