@@ -634,6 +634,7 @@ fn refused(command: &str, dry_run: bool, e: &refresh_dev::Error) -> Report {
 }
 
 fn print_report(report: &Report, output: &Output) -> Exit {
+    let folders = report.folders();
     if output.print.json {
         if !cli_support::print_json("refresh-dev", report) {
             return Exit::Error;
@@ -646,13 +647,13 @@ fn print_report(report: &Report, output: &Output) -> Exit {
         } else {
             report.summary(colour)
         };
-        print!("{}", cli_support::shorten_paths(&text, &report.folders()));
+        print!("{}", cli_support::shorten_paths(&text, &folders));
     }
     if let Some(e) = &report.error {
         let message = if output.print.json {
             e.message.clone()
         } else {
-            cli_support::shorten_paths(&e.message, &report.folders())
+            cli_support::shorten_paths(&e.message, &folders)
         };
         cli_support::print_error("refresh-dev", &message);
     }

@@ -29,14 +29,13 @@ pub struct MigrationBytes {
 /// rowid). Where this SQLite cannot measure (`dbstat` missing), the tables
 /// that write something get `None`.
 pub(crate) fn measure(plan: &mut [TablePlan], changes: &[Change], dev: &Catalog, hints: &Hints, target: &Connection) {
-    let new_index_on = |t: &TablePlan| {
-        changes
-            .iter()
-            .filter(|c| c.object == Kind::Index && matches!(c.change, ChangeKind::Added | ChangeKind::Modified))
-            .filter_map(|c| dev.objects.iter().find(|o| o.kind == Kind::Index && o.name == c.name))
-            .filter(|index| index.tbl_name.eq_ignore_ascii_case(&t.table))
-            .count() as u64
-    };
+    // How many indexes DEV adds or changes on each table (by DEV's name).
+    let mut new_indexes: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for c in changes.iter().filter(|c| builds_index(c)) {
+        if let Some(index) = dev.objects.iter().find(|o| o.kind == Kind::Index && o.name == c.name) {
+            *new_indexes.entry(index.tbl_name.to_ascii_lowercase()).or_default() += 1;
+        }
+    }
     let pages = |name: &str| -> rusqlite::Result<u64> {
         target
             .prepare_cached("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1 COLLATE NOCASE")?
@@ -51,7 +50,8 @@ pub(crate) fn measure(plan: &mut [TablePlan], changes: &[Change], dev: &Catalog,
     };
     for t in plan.iter_mut() {
         let in_target = hints.table_in_target(&t.table);
-        let measured = match (&t.strategy, new_index_on(t)) {
+        let indexes = new_indexes.get(&t.table.to_ascii_lowercase()).copied().unwrap_or(0);
+        let measured = match (&t.strategy, indexes) {
             (Strategy::Rebuild(_), _) => {
                 objects(&in_target).and_then(|names| names.iter().map(|n| pages(n)).sum::<rusqlite::Result<u64>>())
             }
@@ -62,17 +62,18 @@ pub(crate) fn measure(plan: &mut [TablePlan], changes: &[Change], dev: &Catalog,
     }
 }
 
+/// Whether `c` is an index DEV adds or changes: one the migration builds.
+fn builds_index(c: &Change) -> bool {
+    c.object == Kind::Index && matches!(c.change, ChangeKind::Added | ChangeKind::Modified)
+}
+
 /// What applying DEV's schema writes into TARGET (`target`, whose
 /// comparison `report` is): the sum of the tables' `bytes_written`. Where
 /// one could not be measured, the whole file.
 pub fn migration_bytes(target: &Path, report: &Report) -> MigrationBytes {
     let count = |f: fn(&TablePlan) -> bool| report.plan.iter().filter(|t| f(t)).count();
     let rebuilt = count(|t| matches!(t.strategy, Strategy::Rebuild(_)));
-    let new_indexes = report
-        .changes
-        .iter()
-        .filter(|c| c.object == Kind::Index && matches!(c.change, ChangeKind::Added | ChangeKind::Modified))
-        .count();
+    let new_indexes = report.changes.iter().filter(|c| builds_index(c)).count();
     if rebuilt == 0 && new_indexes == 0 {
         return MigrationBytes {
             bytes: 0,
