@@ -117,6 +117,28 @@ pub struct Step {
     pub op: Operation,
     /// When this step fails, do not run the later ones (the default).
     pub abort_remaining: bool,
+    /// `--rules`: the step's result is masked and subset (a snapshot,
+    /// apply or replace step).
+    pub masking: Option<Masking>,
+}
+
+/// Masking and subsetting of a step's result (`--rules`, `rules = "…"`).
+#[derive(Debug, Clone)]
+pub struct Masking {
+    pub rules: std::sync::Arc<mask::Rules>,
+    /// `--mask-key`; by default the hidden key beside the file the data
+    /// ends in ([`Deployment::key_home`]).
+    pub key: Option<PathBuf>,
+}
+
+impl Masking {
+    /// Reads the rules file (bad input names its line) and the key's path.
+    pub fn read(rules: &Path, key: Option<&Path>) -> Result<Masking, Error> {
+        Ok(Masking {
+            rules: std::sync::Arc::new(mask::Rules::read(rules)?),
+            key: key.map(Path::to_owned),
+        })
+    }
 }
 
 /// Files and steps, validated for shape.
@@ -148,6 +170,7 @@ impl Step {
             name: name.to_owned(),
             op,
             abort_remaining: true,
+            masking: None,
         }
     }
 }
@@ -332,6 +355,38 @@ impl Deployment {
         d
     }
 
+    /// `--rules`: the step whose result ends in the command's output (the
+    /// migration, or the replace's copy) is masked and subset.
+    pub fn with_masking(mut self, masking: Option<Masking>) -> Deployment {
+        if let Some(step) = self
+            .steps
+            .iter_mut()
+            .rev()
+            .find(|s| !matches!(s.op, Operation::Swap { .. }))
+        {
+            step.masking = masking;
+        }
+        self
+    }
+
+    /// The file step `s`'s result ends in: its target, or the file a swap
+    /// puts a temporary target at. Its masking key lives beside it.
+    pub fn key_home(&self, s: usize) -> &Path {
+        let to = self.steps[s].op.target();
+        let to = if self.files[to].temporary {
+            self.steps[s..]
+                .iter()
+                .find_map(|st| match st.op {
+                    Operation::Swap { from, to: into, .. } if from == to => Some(into),
+                    _ => None,
+                })
+                .unwrap_or(to)
+        } else {
+            to
+        };
+        &self.files[to].path
+    }
+
     /// Reads and validates a deployment file. Paths resolve relative to it.
     pub fn from_file(path: &Path) -> Result<Deployment, Error> {
         let bad = |why: String| Error::BadDeployment {
@@ -417,10 +472,20 @@ impl Deployment {
                 None => format!("step {}", n + 1),
             };
             let op = step.operation(&names, base).map_err(|why| format!("{label}: {why}"))?;
+            let masking = match (&step.rules, &step.mask_key, op.name()) {
+                (None, None, _) => None,
+                (None, Some(_), _) => return Err(format!("{label}: `mask_key` needs `rules`")),
+                (Some(_), _, "swap") => return Err(format!("{label}: `rules` does not apply to op = \"swap\"")),
+                (Some(rules), key, _) => Some(
+                    Masking::read(&base.join(rules), key.as_ref().map(|k| base.join(k)).as_deref())
+                        .map_err(|e| format!("{label}: {e}"))?,
+                ),
+            };
             d.steps.push(Step {
                 name: step.name.unwrap_or_else(|| format!("step {}", n + 1)),
                 op,
                 abort_remaining: step.abort_remaining,
+                masking,
             });
         }
         Ok(d)
@@ -496,6 +561,9 @@ struct StepToml {
     rejects: Option<String>,
     #[serde(default)]
     load_extension: Vec<String>,
+    // snapshot, apply and replace: masking and subsetting of the result
+    rules: Option<String>,
+    mask_key: Option<String>,
     // swap and replace
     backup: Option<bool>,
     /// The command line's `--no-backup`, as a key: `no_backup = true`.

@@ -87,6 +87,19 @@ pub enum Error {
     /// Reading a remote PROD: ssh, the helper, the link, the base.
     #[error(transparent)]
     Remote(#[from] remote::Error),
+    /// `--rules`: the rules file, the key, or masked values that break a
+    /// constraint.
+    #[error(transparent)]
+    Mask(mask::Error),
+}
+
+impl From<mask::Error> for Error {
+    fn from(e: mask::Error) -> Self {
+        match e {
+            mask::Error::Interrupted => Error::Interrupted,
+            e => Error::Mask(e),
+        }
+    }
 }
 
 impl Error {
@@ -108,6 +121,9 @@ impl Error {
             Error::SchemaDiff(e) => e.exit(),
             Error::Swap(e) => e.exit(),
             Error::Remote(e) => e.exit(),
+            Error::Mask(mask::Error::Rules { .. } | mask::Error::Key { .. }) => Exit::BadInput,
+            Error::Mask(mask::Error::Constraint { .. } | mask::Error::Interrupted) => Exit::Refused,
+            Error::Mask(_) => Exit::Error,
         }
     }
 }
@@ -133,6 +149,7 @@ impl Error {
             Error::SchemaDiff(e) => e.code(),
             Error::Swap(e) => e.code(),
             Error::Remote(e) => e.code(),
+            Error::Mask(e) => e.code(),
         }
     }
 
@@ -152,6 +169,8 @@ impl Error {
             Error::Snapshot(e) => e.file(),
             Error::SchemaDiff(e) => e.file(),
             Error::Swap(e) => e.file(),
+            Error::Mask(mask::Error::Rules { path, .. } | mask::Error::Key { path, .. }) => Some(path),
+            Error::Mask(mask::Error::Sqlite { path, .. } | mask::Error::Io { path, .. }) => Some(path),
             _ => None,
         }
     }

@@ -10,6 +10,7 @@ use exit_code::Exit;
 use refresh_dev::deployment::{ApplyOptions, SwapOptions};
 use refresh_dev::{runner, Deployment, Report, RunOptions};
 
+mod scan;
 mod terminal;
 use terminal::Terminal;
 
@@ -89,6 +90,13 @@ enum Command {
     Apply(schema_diff::cli::DiffArgs),
     /// The `swap` tool.
     Swap(swap::cli::SwapArgs),
+    /// Writes a starting rules file (for --rules) to stdout: PROD's columns that look like
+    /// personal data, by name (email, phone, name, address, birth, ssn, iban, card, ip…) and by
+    /// sampled values (emails, phone numbers, Luhn-valid card numbers, IBANs, IP addresses).
+    #[command(after_help = "Examples:
+  refresh-dev scan --prod /srv/shop/shop.db > rules.toml
+  refresh-dev plan --prod /srv/shop/shop.db --dev ~/shop/dev.db --rules rules.toml")]
+    Scan(scan::ScanArgs),
     /// Serves a remote PROD's copy over stdin and stdout: what `ssh HOST refresh-dev
     /// remote-helper` runs on PROD's host for a refresh on DEV's host.
     #[command(hide = true)]
@@ -220,6 +228,35 @@ impl RemoteArgs {
     }
 }
 
+/// `--rules` and `--mask-key`, for every command that brings PROD's rows.
+#[derive(Debug, Clone, Args)]
+struct MaskArgs {
+    /// Mask and subset PROD's rows with the rules in FILE (TOML): [mask] "TABLE.COLUMN" = RULE
+    /// (email, name, first_name, last_name, phone, redact, hash, null, { keep_last = N },
+    /// { keep_first = N }, { sql = "EXPR" }); [subset] TABLE = "WHERE …" or { percent = N }.
+    /// Names are the result's (DEV's). The result is built fresh: no original value is left in it.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// The masking key: any file of at least 16 random bytes. By default the hidden
+    /// .DEV.refresh-mask-key beside DEV (mode 0600), made by the first run with --rules.
+    #[arg(long, value_name = "FILE", requires = "rules")]
+    mask_key: Option<PathBuf>,
+}
+
+impl MaskArgs {
+    /// The deployment with its rules read (bad rules are bad input).
+    fn apply(&self, deployment: Result<Deployment, refresh_dev::Error>) -> Result<Deployment, refresh_dev::Error> {
+        let deployment = deployment?;
+        match &self.rules {
+            None => Ok(deployment),
+            Some(rules) => {
+                let masking = refresh_dev::deployment::Masking::read(rules, self.mask_key.as_deref())?;
+                Ok(deployment.with_masking(Some(masking)))
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 struct Running {
     /// On failure, keep the staging file (and rejects) for inspection.
@@ -242,6 +279,8 @@ struct RunArgs {
     #[command(flatten)]
     running: Running,
     #[command(flatten)]
+    masking: MaskArgs,
+    #[command(flatten)]
     output: Output,
 }
 
@@ -260,6 +299,8 @@ struct PlanArgs {
     #[command(flatten)]
     timeout: Timeout,
     #[command(flatten)]
+    masking: MaskArgs,
+    #[command(flatten)]
     output: Output,
 }
 
@@ -273,6 +314,8 @@ struct ReplaceArgs {
     swapping: Swapping,
     #[command(flatten)]
     running: Running,
+    #[command(flatten)]
+    masking: MaskArgs,
     #[command(flatten)]
     output: Output,
 }
@@ -290,6 +333,8 @@ struct StagingArgs {
     migration: Migration,
     #[command(flatten)]
     running: Running,
+    #[command(flatten)]
+    masking: MaskArgs,
     #[command(flatten)]
     output: Output,
 }
@@ -338,6 +383,7 @@ fn main() -> ExitCode {
         Command::Swap(args) => swap::cli::run(&args),
         Command::Rollback(args) => rollback(&args),
         Command::RemoteHelper => remote_helper(),
+        Command::Scan(args) => scan::scan(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(shell, &mut Cli::command(), "refresh-dev", &mut std::io::stdout());
@@ -352,12 +398,12 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => {
             let command = if args.dry_run.dry_run { "plan" } else { "run" };
-            let deployment = refresh_dev(
+            let deployment = args.masking.apply(refresh_dev(
                 &args.pair,
                 &args.migration,
                 &args.swapping,
                 args.running.timeout.timeout,
-            );
+            ));
             deploy(
                 deployment,
                 args.dry_run.options(
@@ -370,7 +416,12 @@ fn main() -> ExitCode {
             )
         }
         Command::Plan(args) => {
-            let deployment = refresh_dev(&args.pair, &args.migration, &args.swapping, args.timeout.timeout);
+            let deployment = args.masking.apply(refresh_dev(
+                &args.pair,
+                &args.migration,
+                &args.swapping,
+                args.timeout.timeout,
+            ));
             let options = RunOptions {
                 dry_run: true,
                 keep_staging: false,
@@ -382,12 +433,12 @@ fn main() -> ExitCode {
             deploy(deployment, options, &args.output)
         }
         Command::Replace(args) => deploy(
-            Ok(Deployment::replace(
+            args.masking.apply(Ok(Deployment::replace(
                 &args.pair.prod,
                 &args.pair.dev,
                 args.swapping.options(),
                 args.running.timeout.timeout,
-            )),
+            ))),
             args.dry_run.options(
                 "replace",
                 args.running.keep_staging,
@@ -397,7 +448,7 @@ fn main() -> ExitCode {
             &args.output,
         ),
         Command::Staging(args) => {
-            let deployment = apply_options(&args.migration).map(|apply| {
+            let deployment = args.masking.apply(apply_options(&args.migration).map(|apply| {
                 Deployment::refresh_staging(
                     &args.pair.prod,
                     &args.pair.dev,
@@ -405,7 +456,7 @@ fn main() -> ExitCode {
                     apply,
                     args.running.timeout.timeout,
                 )
-            });
+            }));
             deploy(
                 deployment,
                 args.dry_run.options(

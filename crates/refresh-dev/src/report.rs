@@ -131,6 +131,28 @@ pub struct StepReport {
     pub apply: Option<schema_diff::apply::ApplyReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap: Option<swap::Report>,
+    /// `--rules`: what the step masked and kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masking: Option<MaskingReport>,
+}
+
+/// `--rules`: the rules, the key, and what they do (planned) or did (run).
+#[derive(Debug, Clone, Serialize)]
+pub struct MaskingReport {
+    pub rules: PathBuf,
+    /// The masking key file (mode 0600).
+    pub key: PathBuf,
+    /// `existing` (kept from an earlier run), `new` (made by this run), or
+    /// `throwaway` (a plan with no key yet: its examples use a key never kept).
+    pub key_state: &'static str,
+    /// A plan: one masked example per column (never an original), the rows
+    /// the subset keeps per table against PROD's, the constraints masked
+    /// values break, and the columns that look personal but have no rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned: Option<mask::Preview>,
+    /// A run: the values masked per column and the rows kept per table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub built: Option<mask::Built>,
 }
 
 /// The whole deployment.
@@ -178,6 +200,9 @@ pub struct Report {
     /// A remote PROD: what was moved over the link, into which base.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer: Option<remote::Transfer>,
+    /// `--rules`: masking and subsetting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masking: Option<MaskingReport>,
     /// The command to run next, in full (a plan's run), for the summary.
     #[serde(skip)]
     pub next: Option<String>,
@@ -205,6 +230,7 @@ impl StepReport {
             diff: None,
             apply: None,
             swap: None,
+            masking: None,
         }
     }
 }
@@ -317,6 +343,7 @@ impl Report {
             kept: Vec::new(),
             rollback: None,
             transfer: None,
+            masking: None,
             next: None,
             seconds: 0.0,
         }

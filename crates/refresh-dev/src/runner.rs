@@ -23,6 +23,7 @@ use crate::Error;
 
 mod describe;
 mod execute;
+mod masking;
 mod preflight;
 mod space;
 
@@ -150,6 +151,8 @@ struct Prepared {
     readers_left: Vec<PathBuf>,
     /// `RunOptions::allow_behind`, for the steps that check on a copy.
     allow_behind: bool,
+    /// Per masked step (`--rules`): its key.
+    masks: BTreeMap<usize, masking::Masked>,
     blockers: Vec<Error>,
 }
 
@@ -157,6 +160,12 @@ struct Prepared {
 pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Events) -> Report {
     let started = Instant::now();
     let mut report = Report::new(&options.command, &deployment.built_by, options.dry_run);
+    if let Err(e) = masking::refuse_remote(deployment) {
+        abort(&mut report, &e, events);
+        report.steps = planned_steps(deployment, &BTreeMap::new(), Status::Skipped);
+        report.seconds = started.elapsed().as_secs_f64();
+        return report;
+    }
     // A remote PROD first comes into its base beside DEV: every check and
     // step after reads that local copy.
     if let Some((i, address)) = deployment.remote_source() {

@@ -61,6 +61,10 @@ impl Report {
                     out,
                     "  schemas identical: {s} gets PROD's rows as they are; DEV is not touched"
                 ),
+                None if self.masking.is_some() => writeln!(
+                    out,
+                    "  schemas identical: DEV gets PROD's rows, masked and subset by the rules"
+                ),
                 None => writeln!(out, "  schemas identical: DEV gets PROD's rows as they are"),
             };
         } else if !self.plan.is_empty() || !self.changes.is_empty() {
@@ -146,6 +150,9 @@ impl Report {
         {
             let _ = writeln!(out, "  {} {w}", paint.yellow("warning:"));
         }
+        if let Some(m) = &self.masking {
+            self.masking_summary(m, &paint, &mut out);
+        }
         // Every failed check but the error itself (printed once, on stderr).
         for c in self
             .preflight
@@ -209,5 +216,82 @@ impl Report {
         }
         let _ = writeln!(out, "  (-v for the full report)");
         out
+    }
+
+    /// `--rules`: the masked columns (with an example, planned), the rows
+    /// the subset keeps, the columns that look personal and have no rule.
+    fn masking_summary(&self, m: &crate::report::MaskingReport, paint: &Paint, out: &mut String) {
+        let key = match m.key_state {
+            "throwaway" => "no key yet: examples use a throwaway key; the run makes one",
+            "new" => "a new key, mode 0600",
+            _ => "the kept key",
+        };
+        let _ = writeln!(
+            out,
+            "  masking: rules {}, {key} ({})",
+            cli_support::short(&m.rules),
+            cli_support::short(&m.key)
+        );
+        if let Some(p) = &m.planned {
+            for e in p.masked.iter().take(SHOWN) {
+                let example = match (&e.example, &e.note) {
+                    (Some(x), _) => format!("e.g. {x:?}"),
+                    (None, Some(n)) => n.clone(),
+                    (None, None) => String::new(),
+                };
+                let _ = writeln!(out, "    {}.{}: {}, {example}", e.table, e.column, e.rule);
+            }
+            if p.masked.len() > SHOWN {
+                let _ = writeln!(out, "    … {} more masked columns", p.masked.len() - SHOWN);
+            }
+        }
+        let subset = m
+            .planned
+            .as_ref()
+            .map(|p| &p.subset)
+            .or(m.built.as_ref().map(|b| &b.subset));
+        for t in subset.into_iter().flatten().filter(|t| t.kept < t.rows) {
+            let _ = writeln!(
+                out,
+                "  {} {}: {} of {} rows kept, {} left out ({})",
+                paint.yellow("subset:"),
+                t.table,
+                t.kept,
+                t.rows,
+                t.rows - t.kept,
+                t.why
+            );
+        }
+        if let Some(b) = &m.built {
+            let values: i64 = b.masked.iter().map(|c| c.values).sum();
+            let _ = writeln!(
+                out,
+                "    masked {} in {}; no original value of them is left in DEV",
+                plural(values.max(0), "value", "values"),
+                plural(b.masked.len() as u64, "column", "columns")
+            );
+            for w in b.warnings.iter().take(SHOWN) {
+                let _ = writeln!(out, "  {} {w}", paint.yellow("warning:"));
+            }
+        }
+        if let Some(p) = &m.planned {
+            for w in p.warnings.iter().chain(&p.not_counted).take(SHOWN) {
+                let _ = writeln!(out, "  {} {w}", paint.yellow("warning:"));
+            }
+            let unruled: Vec<String> = p
+                .unruled
+                .iter()
+                .map(|f| format!("{}.{} ({})", f.table, f.column, f.kind))
+                .collect();
+            if !unruled.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: copied as they are; give them a rule in {}",
+                    paint.yellow("no rule:"),
+                    unruled.join(", "),
+                    cli_support::short(&m.rules)
+                );
+            }
+        }
     }
 }

@@ -484,7 +484,7 @@ impl Default for Reading {
 
 /// Opens `path` read-only, leaving it and its folder as found, with the
 /// extensions loaded (collations, functions, virtual table modules).
-pub(crate) fn open(path: &Path, reading: &Reading) -> Result<(ReadOnlyDb, Header), Error> {
+pub fn open(path: &Path, reading: &Reading) -> Result<(ReadOnlyDb, Header), Error> {
     // SQLite reads an empty file as an empty database: so does schema-diff.
     let header = sqlite_file::inspect(path, true)
         .map_err(|e| match sqlite_file::FileError::of_input(path, e) {

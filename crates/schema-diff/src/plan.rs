@@ -348,6 +348,30 @@ pub fn is_migration_table(name: &str, hints: &Hints) -> bool {
         || hints.migration_tables.iter().any(|p| crate::glob_match(p, name))
 }
 
+/// Where the rows of DEV's table `table` come from, and why: DEV's for a
+/// table only in DEV (`in_target` false), a `--dev-data` table or a
+/// migration history; TARGET's otherwise (and for `--prod-data`).
+pub fn rows_from(table: &str, in_target: bool, hints: &Hints) -> (RowsFrom, String) {
+    let matches = |patterns: &[String]| patterns.iter().any(|p| crate::glob_match(p, table));
+    if !in_target {
+        (RowsFrom::Dev, "only in DEV: its rows are new development".to_owned())
+    } else if matches(&hints.prod_data) {
+        (RowsFrom::Target, "--prod-data: TARGET's rows".to_owned())
+    } else if matches(&hints.dev_data) {
+        (RowsFrom::Dev, "--dev-data: DEV's rows".to_owned())
+    } else if is_migration_table(table, hints) {
+        (
+            RowsFrom::Dev,
+            "a migration-history table: it describes DEV's schema".to_owned(),
+        )
+    } else {
+        (
+            RowsFrom::Target,
+            "in both: TARGET's rows, matched by column name".to_owned(),
+        )
+    }
+}
+
 /// Builds the plan from the diff, counting on TARGET (and DEV for DEV's rows).
 pub fn plan(
     diff: &SchemaDiff,
@@ -369,24 +393,7 @@ pub fn plan(
         let Some(table) = dev.table(&object.name) else { continue };
         let old_name = hints.table_in_target(&table.name);
         let old = target.table(&old_name);
-        let matches = |patterns: &[String]| patterns.iter().any(|p| crate::glob_match(p, &table.name));
-        let (rows_from, rows_from_reason) = if old.is_none() {
-            (RowsFrom::Dev, "only in DEV: its rows are new development".to_owned())
-        } else if matches(&hints.prod_data) {
-            (RowsFrom::Target, "--prod-data: TARGET's rows".to_owned())
-        } else if matches(&hints.dev_data) {
-            (RowsFrom::Dev, "--dev-data: DEV's rows".to_owned())
-        } else if is_migration_table(&table.name, hints) {
-            (
-                RowsFrom::Dev,
-                "a migration-history table: it describes DEV's schema".to_owned(),
-            )
-        } else {
-            (
-                RowsFrom::Target,
-                "in both: TARGET's rows, matched by column name".to_owned(),
-            )
-        };
+        let (rows_from, rows_from_reason) = rows_from(&table.name, old.is_some(), hints);
         if rows_from == RowsFrom::Target && table.name.to_ascii_lowercase().contains("migration") {
             plan.warnings.push(format!(
                 "{}: looks like a migration history but is not treated as one, so it gets PROD's rows; pass --migration-table {} to take DEV's",

@@ -317,6 +317,14 @@ pub fn base(dev: &Path) -> PathBuf {
     hidden_name(dev, "refresh-base")
 }
 
+/// The masking key of the data that ends in `dev` (`refresh-dev --rules`):
+/// `dev/.shop.db.refresh-mask-key`, mode 0600. Made by the first run that
+/// masks, kept across refreshes so masked values stay the same.
+pub fn mask_key(dev: &Path) -> PathBuf {
+    let name = dev.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    parent_dir(dev).join(format!(".{name}.refresh-mask-key"))
+}
+
 /// A plan's temporary copy of PROD beside `dev`, named after this process.
 pub fn plan_copy(dev: &Path) -> PathBuf {
     hidden_name(dev, &format!("refresh-plan-{}", std::process::id()))

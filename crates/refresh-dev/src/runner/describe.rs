@@ -126,9 +126,12 @@ pub(super) fn operations(d: &Deployment, op: &Operation, diff: Option<&schema_di
     }
 }
 
-/// Report fields filled from the steps: the backup and the rejects.
+/// Report fields filled from the steps: the backup, the rejects, the masking.
 pub(super) fn finish(report: &mut Report) {
     for step in &report.steps {
+        if let Some(m) = &step.masking {
+            report.masking = Some(m.clone());
+        }
         if let Some(b) = step.swap.as_ref().and_then(|s| s.backup.clone()) {
             report.backup = Some(b);
         }

@@ -123,6 +123,7 @@ pub(super) fn run_step(
             sr.operations
                 .push(format!("created {} ({})", r.dest.display(), size(r.bytes)));
             sr.snapshot = Some(r);
+            masking::build(d, index, &path(*to), events, prepared, sr, created)?;
         }
         Operation::Apply { schema, to, options } => {
             // Decided by the preflight, which checked nothing lies there.
@@ -203,6 +204,7 @@ pub(super) fn run_step(
                 return Err(Error::Interrupted);
             }
             sr.apply = Some(r);
+            masking::build(d, index, &path(*to), events, prepared, sr, created)?;
         }
         Operation::Swap { from, to, swap } => {
             if events.cancelled() {
@@ -230,6 +232,7 @@ pub(super) fn run_step(
             sr.operations
                 .push(format!("created {} ({})", staging.display(), size(r.bytes)));
             sr.snapshot = Some(r);
+            masking::build(d, index, &staging, events, prepared, sr, created)?;
             if events.cancelled() {
                 return Err(Error::Interrupted);
             }

@@ -107,6 +107,7 @@ pub(super) fn preflight(
         leftovers: Vec::new(),
         readers_left: Vec::new(),
         allow_behind: options.allow_behind,
+        masks: BTreeMap::new(),
         blockers: Vec::new(),
     };
     let targets = lock_targets(d, &prepared.temporaries);
@@ -131,12 +132,14 @@ pub(super) fn preflight(
     side_files(d, &records, options, report, &mut prepared)?;
     lock_and_clean(d, &targets, &walk.written, options, events, report, &mut prepared)?;
     not_in_use(d, &walk.present, options, report, &mut prepared)?;
+    masking::check_rules(d, options, report, &mut prepared)?;
     // Cheap before costly: room for the copies, then the counts, then room
     // for the migrations' journals as the counts measured them.
     if !options.dry_run {
         free_space(d, None, options, report, &mut prepared)?;
     }
     let migrations = count_migrations(d, options, events, report, &mut prepared)?;
+    preview_copies(d, options, events, report, &mut prepared)?;
     report.space.clear();
     free_space(d, Some(&migrations), options, report, &mut prepared)?;
     Ok(prepared)
@@ -584,6 +587,64 @@ pub(super) fn not_in_use(
     Ok(())
 }
 
+/// A temporary snapshot of the rollback-mode `data` of step `s` beside
+/// file `to`, named after this process, for counting without holding
+/// PROD's lock: PROD's writers wait for one copy at most.
+fn counting_copy(d: &Deployment, s: usize, to: usize, data: &Path, events: &mut dyn Events) -> Result<PathBuf, Error> {
+    let temp = sidefile::plan_copy(&d.files[to].path);
+    // As long a wait for PROD's writer as the step making the copy allows.
+    let timeout = d.steps[..=s]
+        .iter()
+        .rev()
+        .find_map(|p| match p.op {
+            Operation::Snapshot { to: made, timeout, .. } if made == to => Some(timeout),
+            Operation::Replace { timeout, .. } => Some(timeout),
+            _ => None,
+        })
+        .unwrap_or(Duration::from_secs(60));
+    let options = snapshot::Options {
+        timeout,
+        ..snapshot::Options::default()
+    };
+    let copy = snapshot::Snapshot::new(data, &temp, options);
+    copy.run(&mut Adapter(events))?;
+    Ok(temp)
+}
+
+/// A plan's preview of the rules of each masked copy (`snapshot` or
+/// `replace` with `--rules`), read from PROD (its copy, in rollback mode).
+pub(super) fn preview_copies(
+    d: &Deployment,
+    options: &RunOptions,
+    events: &mut dyn Events,
+    report: &mut Report,
+    prepared: &mut Prepared,
+) -> Result<(), Error> {
+    if !options.dry_run {
+        return Ok(());
+    }
+    for (s, step) in d.steps.iter().enumerate() {
+        let (Some(_), Operation::Snapshot { from, to, .. } | Operation::Replace { from, to, .. }) =
+            (&step.masking, &step.op)
+        else {
+            continue;
+        };
+        let Some(disk) = &prepared.disk[*from] else { continue };
+        let data = d.files[*from].path.clone();
+        let counted_on = if disk.header.journal == JournalFlag::Wal {
+            data.clone()
+        } else {
+            counting_copy(d, s, *to, &data, events)?
+        };
+        let previewed = masking::preview(d, s, &counted_on, options, report, prepared);
+        if counted_on != data {
+            sidefile::remove_with_sidecars(&counted_on)?;
+        }
+        previewed?;
+    }
+    Ok(())
+}
+
 /// Each migration compared and its data impact counted before any write:
 /// on PROD itself in WAL mode (its writers never wait for readers), on a
 /// temporary snapshot when planning a rollback-mode PROD (its writers wait
@@ -657,34 +718,23 @@ pub(super) fn count_migrations(
         let counted_on = if wal {
             data_path.clone()
         } else {
-            let temp = sidefile::plan_copy(&d.files[to].path);
-            // As long a wait for PROD's writer as the step making the copy allows.
-            let timeout = d.steps[..s]
-                .iter()
-                .rev()
-                .find_map(|p| match p.op {
-                    Operation::Snapshot { to: made, timeout, .. } if made == to => Some(timeout),
-                    _ => None,
-                })
-                .unwrap_or(Duration::from_secs(60));
-            let options = snapshot::Options {
-                timeout,
-                ..snapshot::Options::default()
-            };
-            let copy = snapshot::Snapshot::new(&data_path, &temp, options);
-            copy.run(&mut Adapter(events))?;
-            temp
+            counting_copy(d, s, to, &data_path, events)?
         };
         let diff = schema_diff::compare(&d.files[schema_file].path, &counted_on, hints, reading);
         let measured = diff
             .as_ref()
             .ok()
             .map(|diff| schema_diff::space::migration_bytes(&counted_on, diff));
+        let previewed = match (&diff, options.dry_run) {
+            (Ok(_), true) => masking::preview(d, s, &counted_on, options, report, prepared),
+            _ => Ok(()),
+        };
         if counted_on != data_path {
             // Named after this process: provably its own.
             sidefile::remove_with_sidecars(&counted_on)?;
         }
         let diff = diff?;
+        previewed?;
         if let Some(measured) = measured {
             migrations.insert(s, measured);
         }
