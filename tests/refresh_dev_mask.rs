@@ -119,7 +119,10 @@ fn holding(dir: &Path, needles: &[String]) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read_dir") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.contains(".bak-") || path.is_dir() {
             continue;
         }
@@ -146,7 +149,11 @@ fn strings(db: &Path, sql: &str) -> Vec<String> {
 fn run_leaves_no_original_byte_and_masks_deterministically() {
     let pii = Pii::new("wal");
     // The ghost row is really in PROD's free pages: the test can fail.
-    assert!(!holding(&pii.dir.path().join("prod"), &["ghost-original@realmail.example".to_owned()]).is_empty());
+    assert!(!holding(
+        &pii.dir.path().join("prod"),
+        &["ghost-original@realmail.example".to_owned()]
+    )
+    .is_empty());
     let prod_before = folder(&pii.dir.path().join("prod"));
     let (code, out, err) = pii.with_rules("run", &["--json"]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -158,14 +165,19 @@ fn run_leaves_no_original_byte_and_masks_deterministically() {
     assert_eq!(holding(&pii.dev_dir(), &originals()), Vec::<(String, String)>::new());
     assert_eq!(integrity(&pii.dev), "ok");
     // The key: made beside DEV, mode 0600.
-    assert_eq!(std::fs::metadata(pii.key()).expect("key").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(pii.key()).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
     // Joins on masked columns still match; NULL stays NULL; the card keeps its last 4.
     let matched = query_i64(
         &pii.dev,
         "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.ship_email = c.email",
     );
     assert_eq!(matched, query_i64(&pii.dev, "SELECT count(*) FROM orders"));
-    assert!(strings(&pii.dev, "SELECT card FROM customers").iter().all(|c| c.ends_with("1111") && c.len() == 16));
+    assert!(strings(&pii.dev, "SELECT card FROM customers")
+        .iter()
+        .all(|c| c.ends_with("1111") && c.len() == 16));
     let emails = strings(&pii.dev, "SELECT email FROM customers ORDER BY id");
     assert_eq!(emails.len(), 60);
     let distinct: std::collections::BTreeSet<_> = emails.iter().map(|e| e.to_lowercase()).collect();
@@ -186,7 +198,10 @@ fn subset_is_closed_over_foreign_keys_and_the_sample_is_stable() {
     assert_eq!(code, 0, "{out}\n{err}");
     let report = json(&out);
     // No foreign-key violation PROD did not have.
-    assert_eq!(strings(&pii.dev, "SELECT \"table\" FROM pragma_foreign_key_check"), Vec::<String>::new());
+    assert_eq!(
+        strings(&pii.dev, "SELECT \"table\" FROM pragma_foreign_key_check"),
+        Vec::<String>::new()
+    );
     // Every kept order matches the filter or is the parent of a kept event.
     let stray = query_i64(
         &pii.dev,
@@ -194,7 +209,10 @@ fn subset_is_closed_over_foreign_keys_and_the_sample_is_stable() {
     );
     assert_eq!(stray, 0);
     // Every order matching the filter is kept (300 orders, 3 months of 12).
-    assert_eq!(query_i64(&pii.dev, "SELECT count(*) FROM orders WHERE placed_at >= '2026-10-01'"), 75);
+    assert_eq!(
+        query_i64(&pii.dev, "SELECT count(*) FROM orders WHERE placed_at >= '2026-10-01'"),
+        75
+    );
     // Items (no filter) follow their orders out; customers (no filter) all stay.
     assert_eq!(
         query_i64(&pii.dev, "SELECT count(*) FROM items"),
@@ -214,7 +232,10 @@ fn subset_is_closed_over_foreign_keys_and_the_sample_is_stable() {
     let ids = strings(&pii.dev, "SELECT CAST(id AS TEXT) FROM events ORDER BY id");
     let (code, _, err) = pii.with_rules("run", &[]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(strings(&pii.dev, "SELECT CAST(id AS TEXT) FROM events ORDER BY id"), ids);
+    assert_eq!(
+        strings(&pii.dev, "SELECT CAST(id AS TEXT) FROM events ORDER BY id"),
+        ids
+    );
 }
 
 #[test]
@@ -232,7 +253,10 @@ fn plan_shows_masked_examples_kept_rows_and_unruled_columns_and_makes_no_key() {
     assert_eq!(masked.len(), 4);
     for e in masked {
         let example = e["example"].as_str().expect("an example");
-        assert!(!example.contains("realmail") && !example.contains("Original"), "{example}");
+        assert!(
+            !example.contains("realmail") && !example.contains("Original"),
+            "{example}"
+        );
     }
     let email = masked.iter().find(|e| e["column"] == "email").expect("email");
     assert!(email["example"].as_str().is_some_and(|x| x.contains('@')));
@@ -244,10 +268,20 @@ fn plan_shows_masked_examples_kept_rows_and_unruled_columns_and_makes_no_key() {
         .as_array()
         .expect("unruled")
         .iter()
-        .map(|f| format!("{}.{}", f["table"].as_str().unwrap_or(""), f["column"].as_str().unwrap_or("")))
+        .map(|f| {
+            format!(
+                "{}.{}",
+                f["table"].as_str().unwrap_or(""),
+                f["column"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     assert_eq!(unruled, ["customers.phone"]);
-    assert_eq!(folder(&pii.dev_dir()), dev_before, "a plan writes nothing, not even a key");
+    assert_eq!(
+        folder(&pii.dev_dir()),
+        dev_before,
+        "a plan writes nothing, not even a key"
+    );
     // The human plan says the same, with no original value.
     let (code, out, _) = pii.with_rules("plan", &[]);
     assert_eq!(code, 0);
@@ -262,7 +296,11 @@ fn bad_rules_exit_2_naming_the_line_and_change_nothing() {
     let pii = Pii::new("wal");
     let dev_before = folder(&pii.dev_dir());
     let cases = [
-        ("[mask]\n\"customers.email\" = \"email\"\n\"nosuch.email\" = \"email\"\n", ":3:", "no table nosuch"),
+        (
+            "[mask]\n\"customers.email\" = \"email\"\n\"nosuch.email\" = \"email\"\n",
+            ":3:",
+            "no table nosuch",
+        ),
         ("[mask]\n\"customers.mail\" = \"email\"\n", ":2:", "no column mail"),
         ("[mask]\n\"customers.email\" = \"emial\"\n", ":2:", "unknown rule"),
         ("\n[subset]\norders = \"placed_at >>= 1\"\n", ":3:", "not a valid WHERE"),
@@ -274,7 +312,10 @@ fn bad_rules_exit_2_naming_the_line_and_change_nothing() {
         for command in ["run", "plan"] {
             let (code, out, err) = pii.with_rules(command, &[]);
             assert_eq!(code, 2, "{command} {text}: {out}\n{err}");
-            assert!(err.contains(&format!("rules.toml{line}")) && err.contains(words), "{text}: {err}");
+            assert!(
+                err.contains(&format!("rules.toml{line}")) && err.contains(words),
+                "{text}: {err}"
+            );
             assert_eq!(err.lines().count(), 1, "one line: {err}");
         }
         let mut now = folder(&pii.dev_dir());
@@ -292,17 +333,30 @@ fn masked_values_breaking_a_check_are_found_by_plan_and_refused_by_run() {
     let dev_before = folder(&pii.dev_dir());
     let (code, out, err) = pii.with_rules("plan", &[]);
     assert_eq!(code, 3, "{out}\n{err}");
-    assert!(err.contains("customers") && err.contains("CHECK") && err.contains("\"customers.name\" = name"), "{err}");
+    assert!(
+        err.contains("customers") && err.contains("CHECK") && err.contains("\"customers.name\" = name"),
+        "{err}"
+    );
     assert!(err.contains("sql ="), "suggests an sql rule: {err}");
     let (code, out, err) = pii.with_rules("run", &[]);
     assert_eq!(code, 3, "{out}\n{err}");
-    assert_eq!(folder(&pii.dev_dir()), dev_before, "DEV, its folder and no key: as they were");
+    assert_eq!(
+        folder(&pii.dev_dir()),
+        dev_before,
+        "DEV, its folder and no key: as they were"
+    );
     // An sql rule that keeps the constraint passes.
-    let rules = RULES.replace("\"customers.name\"    = \"name\"", "\"customers.name\" = { sql = \"'person ' || id\" }");
+    let rules = RULES.replace(
+        "\"customers.name\"    = \"name\"",
+        "\"customers.name\" = { sql = \"'person ' || id\" }",
+    );
     std::fs::write(&pii.rules, rules).expect("write");
     let (code, out, err) = pii.with_rules("run", &[]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(strings(&pii.dev, "SELECT name FROM customers WHERE id = 7"), ["person 7"]);
+    assert_eq!(
+        strings(&pii.dev, "SELECT name FROM customers WHERE id = 7"),
+        ["person 7"]
+    );
 }
 
 #[test]
@@ -313,8 +367,11 @@ fn rejects_and_reports_show_only_masked_values() {
     let conn = rusqlite::Connection::open(&pii.prod).expect("open");
     conn.execute_batch(leads).expect("leads");
     for i in 1..=20 {
-        conn.execute("INSERT INTO leads VALUES (?1, ?2)", (i, format!("lead{i:03}@realmail.example")))
-            .expect("lead");
+        conn.execute(
+            "INSERT INTO leads VALUES (?1, ?2)",
+            (i, format!("lead{i:03}@realmail.example")),
+        )
+        .expect("lead");
     }
     drop(conn);
     std::fs::remove_file(&pii.dev).expect("rm");
@@ -323,11 +380,21 @@ fn rejects_and_reports_show_only_masked_values() {
         "delete",
         &format!("{SCHEMA}CREATE TABLE leads (id INTEGER PRIMARY KEY, email TEXT CHECK (id % 2 = 0));"),
     );
-    std::fs::write(&pii.rules, RULES.replace("[subset]", "\"leads.email\" = \"email\"\n\n[subset]")).expect("rules");
+    std::fs::write(
+        &pii.rules,
+        RULES.replace("[subset]", "\"leads.email\" = \"email\"\n\n[subset]"),
+    )
+    .expect("rules");
     let log = pii.dir.path().join("run.log");
     let (code, out, err) = pii.with_rules(
         "run",
-        &["--on-violation", "skip", "--json", "--log", log.to_str().expect("utf-8")],
+        &[
+            "--on-violation",
+            "skip",
+            "--json",
+            "--log",
+            log.to_str().expect("utf-8"),
+        ],
     );
     assert_eq!(code, 0, "{out}\n{err}");
     let report = json(&out);
@@ -336,7 +403,9 @@ fn rejects_and_reports_show_only_masked_values() {
     let mut needles = originals();
     needles.extend((1..=20).map(|i| format!("lead{i:03}@realmail.example")));
     assert_eq!(holding(&pii.dev_dir(), &needles), Vec::<(String, String)>::new());
-    assert!(strings(&rejects, "SELECT email FROM leads").iter().all(|e| e.contains("@example.")));
+    assert!(strings(&rejects, "SELECT email FROM leads")
+        .iter()
+        .all(|e| e.contains("@example.")));
     for text in [out, err, std::fs::read_to_string(&log).expect("log")] {
         assert!(!text.contains("realmail"), "{text}");
     }
@@ -353,7 +422,11 @@ fn replace_and_staging_mask_too_and_a_renamed_column_is_followed() {
     // DEV renamed customers.email to contact; the rules use DEV's name.
     let pii = Pii::new("wal");
     std::fs::remove_file(&pii.dev).expect("rm");
-    make_db(&pii.dev, "delete", &SCHEMA.replace("email TEXT UNIQUE", "contact TEXT UNIQUE"));
+    make_db(
+        &pii.dev,
+        "delete",
+        &SCHEMA.replace("email TEXT UNIQUE", "contact TEXT UNIQUE"),
+    );
     std::fs::write(&pii.rules, RULES.replace("customers.email", "customers.contact")).expect("rules");
     let (code, out, err) = pii.with_rules("plan", &["--rename", "customers.email=contact", "--json"]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -365,14 +438,24 @@ fn replace_and_staging_mask_too_and_a_renamed_column_is_followed() {
         .find(|e| e["column"] == "contact")
         .expect("contact")
         .clone();
-    assert!(contact["example"].as_str().is_some_and(|x| x.contains("@example.")), "{contact}");
+    assert!(
+        contact["example"].as_str().is_some_and(|x| x.contains("@example.")),
+        "{contact}"
+    );
     let out_file = pii.dir.path().join("dev/staged.db");
     let (code, out, err) = pii.with_rules(
         "staging",
-        &["--rename", "customers.email=contact", "--out", out_file.to_str().expect("utf-8")],
+        &[
+            "--rename",
+            "customers.email=contact",
+            "--out",
+            out_file.to_str().expect("utf-8"),
+        ],
     );
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(strings(&out_file, "SELECT contact FROM customers").iter().all(|c| c.contains("@example.")));
+    assert!(strings(&out_file, "SELECT contact FROM customers")
+        .iter()
+        .all(|c| c.contains("@example.")));
     assert_eq!(holding(&pii.dev_dir(), &originals()), Vec::<(String, String)>::new());
 }
 
@@ -381,12 +464,26 @@ fn a_deployment_file_masks_its_step() {
     let pii = Pii::new("wal");
     let toml = format!(
         "[files]\nprod = \"{}\"\ndev = \"shop.db\"\nstaging = {{ path = \"stage.db\", temporary = true }}\n\n\
-         [[step]]\nop = \"snapshot\"\nfrom = \"prod\"\nto = \"staging\"\n\n\
-         [[step]]\nop = \"apply\"\nschema = \"dev\"\nto = \"staging\"\nrules = \"rules.toml\"\n\n\
+         [[step]]\nop = \"snapshot\"\nfrom = \"prod\"\nto = \"staging\"\nrules = \"rules.toml\"\n\n\
+         [[step]]\nop = \"apply\"\nschema = \"dev\"\nto = \"staging\"\n\n\
          [[step]]\nop = \"swap\"\nfrom = \"staging\"\nto = \"dev\"\n",
         pii.prod.display()
     );
     let file = pii.dev_dir().join("deploy.toml");
+    // Rules go where the rows are copied, not on the migration.
+    let misplaced = toml
+        .replace("to = \"staging\"\nrules = \"rules.toml\"\n", "to = \"staging\"\n")
+        .replace(
+            "schema = \"dev\"\nto = \"staging\"\n",
+            "schema = \"dev\"\nto = \"staging\"\nrules = \"rules.toml\"\n",
+        );
+    std::fs::write(&file, &misplaced).expect("write");
+    let (code, _, err) = run(refresh_dev().arg("deploy").arg(&file));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("step 2") && err.contains("snapshot or replace step"),
+        "{err}"
+    );
     std::fs::write(&file, toml).expect("write");
     let (code, out, err) = run(refresh_dev().arg("deploy").arg(&file));
     assert_eq!(code, 0, "{out}\n{err}");
@@ -421,12 +518,105 @@ fn scan_writes_a_starting_rules_file_that_plan_accepts() {
     ] {
         assert!(out.contains(line), "{line} in\n{out}");
     }
-    assert!(!out.contains("\"misc.d\"") && !out.contains("orders.placed_at"), "dates are not phones:\n{out}");
-    assert_eq!(folder(&pii.dir.path().join("prod")), prod_before, "PROD's folder as found");
+    assert!(
+        !out.contains("\"misc.d\"") && !out.contains("orders.placed_at"),
+        "dates are not phones:\n{out}"
+    );
+    assert_eq!(
+        folder(&pii.dir.path().join("prod")),
+        prod_before,
+        "PROD's folder as found"
+    );
     // The starting file is a valid rules file for DEV (which has no misc: drop those lines).
-    let rules: String = out.lines().filter(|l| !l.starts_with("\"misc.")).map(|l| format!("{l}\n")).collect();
+    let rules: String = out
+        .lines()
+        .filter(|l| !l.starts_with("\"misc."))
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::write(&pii.rules, rules).expect("write");
     let (code, out, err) = pii.with_rules("plan", &[]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(!out.contains("no rule:"), "{out}");
+}
+
+/// An ssh stand-in in `dir` that drops ssh's options and the host and runs
+/// the remote command here: "PROD's host" is another folder.
+fn fake_ssh(dir: &Path) -> PathBuf {
+    let path = dir.join("fake-ssh");
+    std::fs::write(&path, "#!/bin/sh\nfor last; do :; done\nexec sh -c \"$last\"\n").expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+#[test]
+fn with_a_remote_prod_the_rows_are_masked_and_subset_on_its_host() {
+    let pii = Pii::new("wal");
+    let ssh = fake_ssh(pii.dir.path());
+    let address = format!("db1:{}", pii.prod.display());
+    let remote = |extra: &[&str]| {
+        run(refresh_dev()
+            .args(["run", "--prod", &address, "--dev"])
+            .arg(&pii.dev)
+            .arg("--ssh")
+            .arg(&ssh)
+            .args(["--remote-exe", env!("CARGO_BIN_EXE_refresh-dev"), "--json"])
+            .args(extra))
+    };
+    let rules = pii.rules.to_string_lossy().into_owned();
+    let (code, out, err) = remote(&["--rules", &rules]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report = json(&out);
+    let schema = report_schema();
+    conforms(&report, &schema, &schema, "").expect("report conforms to its schema");
+    // The base is the masked subset: no original crossed, and fewer rows did.
+    let bases: Vec<String> = names(&pii.dev_dir())
+        .into_iter()
+        .filter(|n| n.starts_with(".shop.refresh-base"))
+        .collect();
+    assert_eq!(bases.len(), 1, "{bases:?}");
+    assert!(
+        bases[0].starts_with(".shop.refresh-base-"),
+        "named after the rules and key: {bases:?}"
+    );
+    assert_eq!(holding(&pii.dev_dir(), &originals()), Vec::<(String, String)>::new());
+    let base = pii.dev_dir().join(&bases[0]);
+    assert_eq!(
+        query_i64(&base, "SELECT count(*) FROM orders"),
+        query_i64(&pii.dev, "SELECT count(*) FROM orders")
+    );
+    assert!(query_i64(&pii.dev, "SELECT count(*) FROM events") < 200);
+    let subset = report["masking"]["built"]["subset"]
+        .as_array()
+        .expect("subset counted on PROD's host");
+    assert!(subset.iter().any(|t| t["table"] == "orders" && t["rows"] == 300));
+    let received = report["transfer"]["bytes_received"].as_u64().expect("bytes");
+    assert!(
+        received < std::fs::metadata(&pii.prod).expect("prod").len(),
+        "{received}"
+    );
+    // The key stayed here, and the same values come back on the next refresh.
+    assert!(pii.key().exists());
+    let emails = strings(&pii.dev, "SELECT email FROM customers ORDER BY id");
+    let (code, out, err) = remote(&["--rules", &rules]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(strings(&pii.dev, "SELECT email FROM customers ORDER BY id"), emails);
+    // Other rules: the base of the old ones is discarded, not reused.
+    std::fs::write(
+        &pii.rules,
+        "[mask]\n\"customers.email\" = \"hash\"\n\"orders.ship_email\" = \"hash\"\n",
+    )
+    .expect("rules");
+    let (code, out, err) = remote(&["--rules", &rules]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let now: Vec<String> = names(&pii.dev_dir())
+        .into_iter()
+        .filter(|n| n.starts_with(".shop.refresh-base"))
+        .collect();
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, bases);
+    assert_eq!(json(&out)["transfer"]["base_used"], false);
+    assert_eq!(
+        holding(&pii.dev_dir(), &originals()[..60]),
+        Vec::<(String, String)>::new()
+    );
 }

@@ -12,8 +12,11 @@
 //!     cargo xtask bench run [MiB]       time `refresh-dev run` beside the same refresh by hand (cp/.backup, SQL, mv)
 //!     cargo xtask bench remote [MiB]    a PROD behind a real sshd on 127.0.0.1: first copy beside ssh cat,
 //!                                       a second refresh beside rsync --no-whole-file, a 100 Mbit/s link (default 64 MiB)
+//!     cargo xtask bench mask [MiB]      masking 3 columns of 1M rows beside cp + a hand-written keyed-hash UPDATE;
+//!                                       a 5% subset of a PROD of MiB (default 1024) beside the full refresh
 
 mod bench;
+mod bench_mask;
 mod bench_remote;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +25,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 const USAGE: &str =
-    "usage: cargo xtask <demo | refresh-dev -- ARGS | fixtures [DIR] | ci | man | fuzz [CASES] | bench [snapshot|apply|run|remote] [SIZE_MIB]>";
+    "usage: cargo xtask <demo | refresh-dev -- ARGS | fixtures [DIR] | ci | man | fuzz [CASES] | bench [snapshot|apply|run|remote|mask] [SIZE_MIB]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +45,9 @@ fn main() -> Result<()> {
         ["bench", "apply", mib] => bench::apply(mib.parse().context("SIZE_MIB must be a number")?),
         ["bench", "run"] => bench::run(1024),
         ["bench", "run", mib] => bench::run(mib.parse().context("SIZE_MIB must be a number")?),
+        ["bench", "mask"] => bench_mask::mask(1024),
+        ["bench", "mask", mib] => bench_mask::mask(mib.parse().context("SIZE_MIB must be a number")?),
+        ["hand-mask", db] => bench_mask::hand_mask(Path::new(db)),
         ["bench", "remote"] => bench_remote::remote(64),
         ["bench", "remote", mib] => bench_remote::remote(mib.parse().context("SIZE_MIB must be a number")?),
         ["bench"] => bench::snapshot(1024)

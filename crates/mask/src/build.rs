@@ -1,10 +1,13 @@
-//! The masked subset, built into a fresh file: each kept row is copied once,
-//! with its masked columns already masked, so no page of the result ever
-//! held an original value (not a free page, not a journal page: the new
-//! file is written without a journal, and deleted whole if the build
-//! fails). The schema is created from the stored `CREATE` texts verbatim:
-//! tables before their rows, indexes and triggers after them (so no trigger
-//! fires on the copy).
+//! The masked subset, built into a fresh file: each kept row is read once
+//! from the source (in one read transaction: a consistent point in time)
+//! and written once, with its masked columns already masked, so no page of
+//! the result ever held an original value (not a free page, not a journal
+//! page: the new file is written without a journal, and deleted whole if
+//! the build fails). Only the kept rows are written: a 5% subset writes
+//! about 5% of the source. The source is only read, through the caller's
+//! read-only connection. The schema is created from the stored `CREATE`
+//! texts verbatim: tables before their rows, indexes and triggers after
+//! them (so no trigger fires on the copy).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,8 +25,10 @@ use crate::Error;
 
 /// What to build.
 pub struct Build<'a> {
-    /// The copy to read (a staging file: never PROD itself).
-    pub source: &'a Path,
+    /// The data, opened read-only by the caller (its `main` database).
+    pub source: &'a Connection,
+    /// Its path, for messages.
+    pub source_path: &'a Path,
     /// The new file: must not exist.
     pub dest: &'a Path,
     pub rules: &'a Rules,
@@ -37,7 +42,7 @@ pub struct Build<'a> {
 }
 
 /// One masked column, and how many values it masked.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MaskedColumn {
     pub table: String,
     pub column: String,
@@ -47,7 +52,7 @@ pub struct MaskedColumn {
 }
 
 /// What a build did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Built {
     pub masked: Vec<MaskedColumn>,
     /// Per table: rows in the source and rows kept (empty without `[subset]`).
@@ -55,6 +60,51 @@ pub struct Built {
     pub warnings: Vec<String>,
     /// The new file's size.
     pub bytes: u64,
+}
+
+/// A build asked of another host (the remote helper on PROD's host, so
+/// that no original value crosses the network): the rules in the data's
+/// names, the key, and the tables that are never subset.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Job {
+    pub rules: Rules,
+    /// [`Key::to_hex`].
+    pub key: String,
+    pub exempt: Vec<String>,
+    /// Check the rules against the source's schema first (a copy whose
+    /// schema is the result's); a migration's rules were checked against
+    /// DEV's by the caller.
+    pub check: bool,
+}
+
+impl Job {
+    /// Builds the masked subset of `source` into the new file `dest`.
+    /// Rules naming a column the source lacks (a column DEV adds) mask
+    /// nothing there.
+    pub fn run(&self, source: &Path, dest: &Path) -> Result<Built, Error> {
+        let key = Key::from_hex(&self.key).ok_or_else(|| Error::Key {
+            path: dest.to_owned(),
+            why: "the job's key is not 32 bytes in hex".into(),
+        })?;
+        let conn = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| Error::sqlite(source, "open", e))?;
+        if self.check {
+            self.rules.check(&conn, &self.exempt)?;
+        }
+        build(
+            &Build {
+                source: &conn,
+                source_path: source,
+                dest,
+                rules: &self.rules,
+                key: &key,
+                exempt: &self.exempt,
+                mode: 0o600,
+                stop: None,
+            },
+            &mut |_| {},
+        )
+    }
 }
 
 /// Registers `refresh_mask(RULE_INDEX, VALUE)` on `conn`: the masked value
@@ -123,35 +173,41 @@ pub fn build(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error> 
 }
 
 fn build_into(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error> {
-    let src_err = |action| sqlite(b.source, action);
+    // One read transaction: every table as of one point in time.
+    b.source
+        .execute_batch("BEGIN")
+        .map_err(sqlite(b.source_path, "begin"))?;
+    let result = build_in(b, progress);
+    let _ = b.source.execute_batch("COMMIT");
+    result
+}
+
+fn build_in(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error> {
+    let src = b.source;
+    let src_err = |action| sqlite(b.source_path, action);
     let dest_err = |action| sqlite(b.dest, action);
-    // The source's settings, read first: the new file takes them before it
-    // holds anything.
-    let settings: (String, i64, i64, i64, i64, String) = {
-        let c = Connection::open_with_flags(
-            b.source,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(src_err("open"))?;
-        let get = |p: &str| c.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, Value>(0));
-        let int = |v: Value| match v {
-            Value::Integer(i) => i,
-            _ => 0,
-        };
-        let text = |v: Value| match v {
-            Value::Text(s) => s,
-            _ => String::new(),
-        };
-        (
-            text(get("encoding").map_err(src_err("read settings"))?),
-            int(get("page_size").map_err(src_err("read settings"))?),
-            int(get("auto_vacuum").map_err(src_err("read settings"))?),
-            int(get("user_version").map_err(src_err("read settings"))?),
-            int(get("application_id").map_err(src_err("read settings"))?),
-            text(get("journal_mode").map_err(src_err("read settings"))?),
-        )
-    };
-    let (encoding, page_size, auto_vacuum, user_version, application_id, journal_mode) = settings;
+    let int = |p: &str| src.query_row(&format!("PRAGMA main.{p}"), [], |r| r.get::<_, i64>(0));
+    let encoding: String = src
+        .query_row("PRAGMA main.encoding", [], |r| r.get(0))
+        .map_err(src_err("read settings"))?;
+    let journal_mode: String = src
+        .query_row("PRAGMA main.journal_mode", [], |r| r.get(0))
+        .map_err(src_err("read settings"))?;
+    let [page_size, auto_vacuum, user_version, application_id] =
+        ["page_size", "auto_vacuum", "user_version", "application_id"].map(int);
+    let (page_size, auto_vacuum, user_version, application_id) = (
+        page_size.map_err(src_err("read settings"))?,
+        auto_vacuum.map_err(src_err("read settings"))?,
+        user_version.map_err(src_err("read settings"))?,
+        application_id.map_err(src_err("read settings"))?,
+    );
+    let tables = schema::tables(src, "main").map_err(src_err("read the schema"))?;
+    register_mask(src, b.rules, b.key).map_err(src_err("register the masking"))?;
+    progress("choosing the rows to keep");
+    let selection = subset::select(src, "main", &tables, b.rules, b.exempt).map_err(src_err("select the subset"))?;
+    let mut warnings = subset::dev_rows_without_parent(src, "main", &tables, &selection, b.exempt)
+        .map_err(src_err("count DEV's rows"))?;
+
     drop(
         sqlite_file::sidefile::create_new(b.dest, b.mode).map_err(|e| Error::Io {
             path: b.dest.to_owned(),
@@ -159,32 +215,17 @@ fn build_into(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error>
             source: std::io::Error::other(e.to_string()),
         })?,
     );
-    let mut conn = Connection::open_with_flags(
+    let conn = Connection::open_with_flags(
         b.dest,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(dest_err("open"))?;
-    if let Some(stop) = b.stop.clone() {
-        conn.progress_handler(10_000, Some(move || stop.load(Ordering::Relaxed)))
-            .map_err(dest_err("set up"))?;
-    }
+    let stopped = || b.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
     conn.execute_batch(&format!(
         "PRAGMA encoding = '{encoding}'; PRAGMA page_size = {page_size}; PRAGMA auto_vacuum = {auto_vacuum};
-         PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA foreign_keys = OFF;"
+         PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA foreign_keys = OFF; BEGIN;"
     ))
     .map_err(dest_err("set up"))?;
-    conn.execute(
-        "ATTACH ?1 AS src",
-        [format!("file:{}?mode=ro", sqlite_file::uri_path(b.source))],
-    )
-    .map_err(src_err("attach"))?;
-    let tables = schema::tables(&conn, "src").map_err(src_err("read the schema"))?;
-    register_mask(&conn, b.rules, b.key).map_err(dest_err("register the masking"))?;
-    progress("choosing the rows to keep");
-    let selection = subset::select(&conn, "src", &tables, b.rules, b.exempt).map_err(src_err("select the subset"))?;
-    let mut warnings = subset::dev_rows_without_parent(&conn, "src", &tables, &selection, b.exempt)
-        .map_err(src_err("count DEV's rows"))?;
-    conn.execute_batch("BEGIN").map_err(dest_err("begin"))?;
     for t in tables.iter().filter(|t| t.kind != TableKind::Shadow) {
         if let Some(sql) = &t.sql {
             conn.execute_batch(sql).map_err(dest_err("create a table"))?;
@@ -204,45 +245,69 @@ fn build_into(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error>
             conn.execute_batch(&format!("DELETE FROM main.{}", quote(&t.name)))
                 .map_err(dest_err("copy a virtual table's storage"))?;
         }
-        let sql = format!(
-            "INSERT INTO main.{} ({}) SELECT {} FROM src.{} AS c{filter}",
-            quote(&t.name),
-            into.join(", "),
-            select.join(", "),
-            quote(&t.name)
-        );
-        if let Err(e) = conn.execute_batch(&sql) {
-            if b.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+        let marks: Vec<String> = (1..=into.len()).map(|i| format!("?{i}")).collect();
+        let mut insert = conn
+            .prepare(&format!(
+                "INSERT INTO main.{} ({}) VALUES ({})",
+                quote(&t.name),
+                into.join(", "),
+                marks.join(", ")
+            ))
+            .map_err(dest_err("copy rows"))?;
+        let mut read = src
+            .prepare(&format!(
+                "SELECT {} FROM main.{} AS c{filter}",
+                select.join(", "),
+                quote(&t.name)
+            ))
+            .map_err(src_err("read rows"))?;
+        let mut rows = read.raw_query();
+        let mut n: u64 = 0;
+        loop {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(_) if stopped() => return Err(Error::Interrupted),
+                Err(e) => return Err(Error::sqlite(b.source_path, "read rows", e)),
+            };
+            for i in 0..into.len() {
+                let v = row.get_ref(i).map_err(src_err("read rows"))?;
+                insert
+                    .raw_bind_parameter(i + 1, rusqlite::types::ToSqlOutput::Borrowed(v))
+                    .map_err(dest_err("copy rows"))?;
+            }
+            if let Err(e) = insert.raw_execute() {
+                let rules: Vec<String> = b
+                    .rules
+                    .masks
+                    .iter()
+                    .filter(|m| m.table.eq_ignore_ascii_case(&t.name))
+                    .map(|m| format!("\"{}.{}\" = {}", m.table, m.column, m.rule.describe()))
+                    .collect();
+                if !rules.is_empty() && matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::ConstraintViolation))
+                {
+                    return Err(Error::Constraint {
+                        table: t.name.clone(),
+                        rules,
+                        message: crate::message(&e),
+                    });
+                }
+                return Err(Error::sqlite(b.dest, "copy rows", e));
+            }
+            n += 1;
+            if n.is_multiple_of(10_000) && stopped() {
                 return Err(Error::Interrupted);
             }
-            let rules: Vec<String> = b
-                .rules
-                .masks
-                .iter()
-                .filter(|m| m.table.eq_ignore_ascii_case(&t.name))
-                .map(|m| format!("\"{}.{}\" = {}", m.table, m.column, m.rule.describe()))
-                .collect();
-            if !rules.is_empty() && matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::ConstraintViolation)) {
-                return Err(Error::Constraint {
-                    table: t.name.clone(),
-                    rules,
-                    message: crate::message(&e),
-                });
-            }
-            return Err(Error::sqlite(b.dest, "copy rows", e));
         }
+        drop(rows);
         for m in b.rules.masks.iter().filter(|m| m.table.eq_ignore_ascii_case(&t.name)) {
             let values: i64 = conn
                 .query_row(
-                    &format!(
-                        "SELECT count(c.{}) FROM src.{} AS c{filter}",
-                        quote(&m.column),
-                        quote(&t.name)
-                    ),
+                    &format!("SELECT count({}) FROM main.{}", quote(&m.column), quote(&t.name)),
                     [],
                     |r| r.get(0),
                 )
-                .map_err(src_err("count masked values"))?;
+                .map_err(dest_err("count masked values"))?;
             masked.push(MaskedColumn {
                 table: t.name.clone(),
                 column: m.column.clone(),
@@ -252,26 +317,37 @@ fn build_into(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error>
         }
     }
     // AUTOINCREMENT counters as they were, then indexes, views, triggers.
-    let has = |db: &str, name: &str| -> rusqlite::Result<bool> {
-        conn.query_row(
-            &format!("SELECT count(*) FROM {db}.sqlite_schema WHERE name = ?1"),
-            [name],
-            |r| r.get::<_, i64>(0),
-        )
+    let has = |c: &Connection, name: &str| -> rusqlite::Result<bool> {
+        c.query_row("SELECT count(*) FROM main.sqlite_schema WHERE name = ?1", [name], |r| {
+            r.get::<_, i64>(0)
+        })
         .map(|n| n > 0)
     };
-    if has("src", "sqlite_sequence").map_err(src_err("read the schema"))?
-        && has("main", "sqlite_sequence").map_err(dest_err("read the schema"))?
+    if has(src, "sqlite_sequence").map_err(src_err("read the schema"))?
+        && has(&conn, "sqlite_sequence").map_err(dest_err("read the schema"))?
     {
-        conn.execute_batch(
-            "DELETE FROM main.sqlite_sequence; INSERT INTO main.sqlite_sequence (name, seq) SELECT name, seq FROM src.sqlite_sequence",
-        )
-        .map_err(dest_err("copy AUTOINCREMENT counters"))?;
+        conn.execute_batch("DELETE FROM main.sqlite_sequence")
+            .map_err(dest_err("copy AUTOINCREMENT counters"))?;
+        let mut st = src
+            .prepare("SELECT name, seq FROM main.sqlite_sequence")
+            .map_err(src_err("read AUTOINCREMENT counters"))?;
+        let counters: Vec<(Value, Value)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(src_err("read AUTOINCREMENT counters"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(src_err("read AUTOINCREMENT counters"))?;
+        for (name, seq) in counters {
+            conn.execute(
+                "INSERT INTO main.sqlite_sequence (name, seq) VALUES (?1, ?2)",
+                (name, seq),
+            )
+            .map_err(dest_err("copy AUTOINCREMENT counters"))?;
+        }
     }
     progress("creating indexes and triggers");
     let others: Vec<(String, String)> = {
-        let mut st = conn
-            .prepare("SELECT name, sql FROM src.sqlite_schema WHERE type IN ('index', 'view', 'trigger') AND sql IS NOT NULL ORDER BY rowid")
+        let mut st = src
+            .prepare("SELECT name, sql FROM main.sqlite_schema WHERE type IN ('index', 'view', 'trigger') AND sql IS NOT NULL ORDER BY rowid")
             .map_err(src_err("read the schema"))?;
         let rows = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -280,7 +356,7 @@ fn build_into(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error>
             .map_err(src_err("read the schema"))?
     };
     for (name, sql) in others {
-        if has("main", &name).map_err(dest_err("read the schema"))? {
+        if has(&conn, &name).map_err(dest_err("read the schema"))? {
             continue;
         }
         conn.execute_batch(&sql).map_err(|e| match e.sqlite_error_code() {
@@ -297,14 +373,13 @@ fn build_into(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error>
             _ => Error::sqlite(b.dest, "create an index, view or trigger", e),
         })?;
     }
-    if has("src", "sqlite_stat1").map_err(src_err("read the schema"))? {
+    if has(src, "sqlite_stat1").map_err(src_err("read the schema"))? {
         conn.execute_batch("ANALYZE main").map_err(dest_err("analyze"))?;
     }
     conn.execute_batch(&format!(
         "PRAGMA main.user_version = {user_version}; PRAGMA main.application_id = {application_id}; COMMIT"
     ))
     .map_err(dest_err("commit"))?;
-    conn.execute_batch("DETACH src").map_err(src_err("detach"))?;
     let mode = if journal_mode.eq_ignore_ascii_case("wal") {
         "WAL"
     } else {

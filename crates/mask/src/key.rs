@@ -42,6 +42,33 @@ impl Key {
         }
     }
 
+    /// The key itself, in hex: for the remote helper, inside the protocol
+    /// (never on a command line, never in a file on PROD's host).
+    pub fn to_hex(&self) -> String {
+        self.bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The key [`to_hex`](Key::to_hex) wrote.
+    pub fn from_hex(hex: &str) -> Option<Key> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Key {
+            bytes,
+            throwaway: false,
+        })
+    }
+
+    /// A name for the key that does not reveal it: a copy masked under
+    /// another key is recognised by it.
+    pub fn id(&self) -> String {
+        blake3::keyed_hash(&self.bytes, b"refresh-dev key id").to_hex()[..16].to_owned()
+    }
+
     /// New random key material, from the kernel (`/dev/urandom`).
     pub fn random_material() -> std::io::Result<Vec<u8>> {
         let mut material = vec![0u8; 32];
@@ -186,6 +213,11 @@ impl Key {
             Rule::Null | Rule::Sql(_) => Value::Null,
         }
     }
+}
+
+/// A short, stable name for `text` (16 hex digits of its hash).
+pub fn tag(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex()[..16].to_owned()
 }
 
 /// A 12-character token of the keyed hash: lowercase letters and digits,

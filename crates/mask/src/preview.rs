@@ -78,8 +78,17 @@ fn shown(v: Value) -> String {
 /// Previews `rules` on database `main` of `data` (PROD or its copy, names
 /// already in DEV's words where a table keeps its name), with `result`
 /// the result's schema (DEV) for the constraints and the unruled columns.
-/// `exempt`: tables whose rows are DEV's.
-pub fn preview(data: &Connection, result: &Connection, rules: &Rules, key: &Key, exempt: &[String]) -> Preview {
+/// `exempt`: tables whose rows are DEV's. `masked_already`: `data` is a
+/// copy masked and subset on PROD's host (its values are shown as they
+/// are, and its subset is the caller's to report).
+pub fn preview(
+    data: &Connection,
+    result: &Connection,
+    rules: &Rules,
+    key: &Key,
+    exempt: &[String],
+    masked_already: bool,
+) -> Preview {
     let mut p = Preview {
         masked: Vec::new(),
         subset: Vec::new(),
@@ -101,6 +110,7 @@ pub fn preview(data: &Connection, result: &Connection, rules: &Rules, key: &Key,
     }
     for (i, m) in rules.masks.iter().enumerate() {
         let expr = match &m.rule {
+            _ if masked_already => quote(&m.column),
             Rule::Sql(expr) => format!("({expr})"),
             Rule::Null => "NULL".into(),
             _ => format!("refresh_mask({i}, {})", quote(&m.column)),
@@ -129,7 +139,11 @@ pub fn preview(data: &Connection, result: &Connection, rules: &Rules, key: &Key,
         if !rules.masks.iter().any(|m| m.table.eq_ignore_ascii_case(&t.name)) {
             continue;
         }
-        match breaking(data, t, rules) {
+        let unmasked = Rules {
+            masks: Vec::new(),
+            ..rules.clone()
+        };
+        match breaking(data, t, if masked_already { &unmasked } else { rules }) {
             Ok(Some(line)) => p.breaks.push(line),
             Ok(None) => {}
             Err(e) => p
@@ -137,7 +151,7 @@ pub fn preview(data: &Connection, result: &Connection, rules: &Rules, key: &Key,
                 .push(format!("{}: the masked values' constraints: {e}", t.name)),
         }
     }
-    if !rules.subsets.is_empty() {
+    if !rules.subsets.is_empty() && !masked_already {
         match subset::select(data, "main", &data_tables, rules, exempt) {
             Ok(s) => {
                 p.subset = s.tables.clone();
@@ -211,7 +225,7 @@ fn breaking(data: &Connection, t: &schema::Table, rules: &Rules) -> Result<Optio
         }
         tried += 1;
         // Memory stays flat: the scratch table holds one batch at a time.
-        if tried % 1000 == 0 {
+        if tried.is_multiple_of(1000) {
             scratch
                 .execute_batch(&format!("DELETE FROM main.{}", quote(&t.name)))
                 .map_err(|e| e.to_string())?;

@@ -12,7 +12,7 @@ use crate::schema::{self, TableKind};
 use crate::Error;
 
 /// How one column is masked.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Rule {
     /// A realistic fake email, `first.last.TOKEN@example.com`.
     Email,
@@ -72,7 +72,7 @@ impl Rule {
 }
 
 /// Which rows of a table a subset keeps before foreign keys are followed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Filter {
     /// The rows a WHERE over the table selects.
     Where(String),
@@ -90,7 +90,7 @@ impl Filter {
 }
 
 /// One `[mask]` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Mask {
     pub table: String,
     pub column: String,
@@ -100,7 +100,7 @@ pub struct Mask {
 }
 
 /// One `[subset]` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Subset {
     pub table: String,
     pub filter: Filter,
@@ -108,7 +108,7 @@ pub struct Subset {
 }
 
 /// A rules file, read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rules {
     pub path: PathBuf,
     pub masks: Vec<Mask>,

@@ -52,7 +52,7 @@ pub enum Keep {
 }
 
 /// A table's part in the subset.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TableSubset {
     pub table: String,
     /// Rows in the source.
@@ -61,8 +61,12 @@ pub struct TableSubset {
     pub kept: i64,
     /// Why rows were left out, or kept whole.
     pub why: String,
-    #[serde(skip)]
+    #[serde(skip, default = "all")]
     pub keep: Keep,
+}
+
+fn all() -> Keep {
+    Keep::All
 }
 
 /// The rows every table keeps.

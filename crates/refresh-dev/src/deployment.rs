@@ -117,8 +117,8 @@ pub struct Step {
     pub op: Operation,
     /// When this step fails, do not run the later ones (the default).
     pub abort_remaining: bool,
-    /// `--rules`: the step's result is masked and subset (a snapshot,
-    /// apply or replace step).
+    /// `--rules`: the rows this step copies are masked and subset as they
+    /// are copied (a snapshot or replace step).
     pub masking: Option<Masking>,
 }
 
@@ -260,21 +260,32 @@ impl Deployment {
                     _ => {}
                 }
             }
-            let Some(mut to) = into else {
+            if into.is_none() {
                 return Err(refuse());
-            };
-            // A temporary copy ends in the file a swap puts it at.
-            if self.files[to].temporary {
-                if let Some(swapped_to) = self.steps.iter().find_map(|s| match s.op {
-                    Operation::Swap { from, to: into, .. } if from == to => Some(into),
-                    _ => None,
-                }) {
-                    to = swapped_to;
-                }
             }
+            let to = self.remote_home(i).unwrap_or(i);
             self.files[i].path = sqlite_file::sidefile::base(&self.files[to].path);
         }
         Ok(())
+    }
+
+    /// The file the data of remote file `i` ends in (DEV, for the pattern:
+    /// the staging copy is swapped into DEV), beside which its base lives.
+    pub fn remote_home(&self, i: usize) -> Option<usize> {
+        let mut to = self.steps.iter().find_map(|s| match s.op {
+            Operation::Snapshot { from, to, .. } | Operation::Replace { from, to, .. } if from == i => Some(to),
+            _ => None,
+        })?;
+        // A temporary copy ends in the file a swap puts it at.
+        if self.files[to].temporary {
+            if let Some(swapped_to) = self.steps.iter().find_map(|s| match s.op {
+                Operation::Swap { from, to: into, .. } if from == to => Some(into),
+                _ => None,
+            }) {
+                to = swapped_to;
+            }
+        }
+        Some(to)
     }
 
     /// The first two sub-deployments of the pattern: a snapshot of PROD into
@@ -355,18 +366,30 @@ impl Deployment {
         d
     }
 
-    /// `--rules`: the step whose result ends in the command's output (the
-    /// migration, or the replace's copy) is masked and subset.
+    /// `--rules`: the step that copies PROD masks and subsets its rows as
+    /// it copies them (names in the rules are the result's: DEV's, followed
+    /// back through the migration's hints).
     pub fn with_masking(mut self, masking: Option<Masking>) -> Deployment {
         if let Some(step) = self
             .steps
             .iter_mut()
-            .rev()
-            .find(|s| !matches!(s.op, Operation::Swap { .. }))
+            .find(|s| matches!(s.op, Operation::Snapshot { .. } | Operation::Replace { .. }))
         {
             step.masking = masking;
         }
         self
+    }
+
+    /// The migration applied later onto what step `s` copies, if any: the
+    /// rules of `s` name its schema's tables and columns.
+    pub fn migration_of(&self, s: usize) -> Option<(usize, &ApplyOptions)> {
+        let Operation::Snapshot { to: copy, .. } = self.steps[s].op else {
+            return None;
+        };
+        self.steps[s..].iter().find_map(|st| match &st.op {
+            Operation::Apply { schema, to, options } if *to == copy => Some((*schema, options)),
+            _ => None,
+        })
     }
 
     /// The file step `s`'s result ends in: its target, or the file a swap
@@ -475,7 +498,11 @@ impl Deployment {
             let masking = match (&step.rules, &step.mask_key, op.name()) {
                 (None, None, _) => None,
                 (None, Some(_), _) => return Err(format!("{label}: `mask_key` needs `rules`")),
-                (Some(_), _, "swap") => return Err(format!("{label}: `rules` does not apply to op = \"swap\"")),
+                (Some(_), _, "swap" | "apply") => {
+                    return Err(format!(
+                        "{label}: `rules` goes on the snapshot or replace step that copies PROD (its rows are masked as they are copied)"
+                    ))
+                }
                 (Some(rules), key, _) => Some(
                     Masking::read(&base.join(rules), key.as_ref().map(|k| base.join(k)).as_deref())
                         .map_err(|e| format!("{label}: {e}"))?,
@@ -561,7 +588,7 @@ struct StepToml {
     rejects: Option<String>,
     #[serde(default)]
     load_extension: Vec<String>,
-    // snapshot, apply and replace: masking and subsetting of the result
+    // snapshot and replace: masking and subsetting of the rows copied
     rules: Option<String>,
     mask_key: Option<String>,
     // swap and replace

@@ -504,7 +504,7 @@ fn snapshot_command(cmd: SnapshotCmd) -> Exit {
     if let Ok(remote::Address::Remote(r)) = remote::Address::of_path(&args.source) {
         let base = sqlite_file::sidefile::base(&sqlite_file::fs::resolve_link(&args.dest));
         let options = cmd.remote.options();
-        match remote::fetch(&options.fetch(&r, args.timeout), &base, &mut ()) {
+        match remote::fetch(&options.fetch(&r, args.timeout, &[]), &base, &mut ()) {
             Ok(t) => {
                 if !args.output.quiet && !args.output.json {
                     eprintln!(
@@ -527,19 +527,45 @@ fn snapshot_command(cmd: SnapshotCmd) -> Exit {
 /// PROD by `snapshot`'s rules, then hashes and pages over stdin/stdout.
 fn remote_helper() -> Exit {
     use remote::helper::Refusal;
-    let make_copy = |prod: &Path, copy: &Path, wait: Duration| -> Result<(), Refusal> {
-        let options = snapshot::Options {
-            timeout: wait,
-            ..snapshot::Options::default()
+    // A plain copy, or (a job: `--rules`) a masked subset built from the
+    // copy, which then goes: original values never leave this host.
+    let make_copy = |prod: &Path, copy: &Path, wait: Duration, job: &[u8]| -> Result<Vec<u8>, Refusal> {
+        let refusal = |exit: Exit, code: &str, message: String| Refusal {
+            exit: exit.code(),
+            code: code.to_owned(),
+            message,
         };
-        snapshot::Snapshot::new(prod, copy, options)
-            .run(&mut snapshot::Quiet)
-            .map(|_| ())
-            .map_err(|e| Refusal {
-                exit: e.exit().code(),
-                code: e.code().to_owned(),
-                message: e.to_string(),
-            })
+        let job: Option<mask::Job> = if job.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::from_slice(job)
+                    .map_err(|e| refusal(Exit::BadInput, "usage", format!("masking job: {e}")))?,
+            )
+        };
+        let snapshot_into = |to: &Path| {
+            let options = snapshot::Options {
+                timeout: wait,
+                ..snapshot::Options::default()
+            };
+            snapshot::Snapshot::new(prod, to, options)
+                .run(&mut snapshot::Quiet)
+                .map(|_| ())
+                .map_err(|e| refusal(e.exit(), e.code(), e.to_string()))
+        };
+        let Some(job) = job else {
+            snapshot_into(copy)?;
+            return Ok(Vec::new());
+        };
+        let original = copy.with_file_name("original.db");
+        snapshot_into(&original)?;
+        let built = job.run(&original, copy);
+        let _ = sqlite_file::sidefile::remove_with_sidecars(&original);
+        let built = built.map_err(|e| {
+            let e = refresh_dev::Error::from(e);
+            refusal(e.exit(), e.code(), format!("on {}: {e}", prod.display()))
+        })?;
+        serde_json::to_vec(&built).map_err(|e| refusal(Exit::Error, "internal", e.to_string()))
     };
     let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
     match remote::helper::serve(

@@ -65,13 +65,14 @@ pub struct RemoteOptions {
 impl RemoteOptions {
     /// How `remote::fetch` reads `remote`, its helper waiting up to `wait`
     /// for PROD's writers.
-    pub fn fetch<'a>(&'a self, remote: &'a remote::RemoteFile, wait: Duration) -> remote::Fetch<'a> {
+    pub fn fetch<'a>(&'a self, remote: &'a remote::RemoteFile, wait: Duration, job: &'a [u8]) -> remote::Fetch<'a> {
         remote::Fetch {
             remote,
             ssh: &self.ssh,
             remote_exe: &self.remote_exe,
             upload_helper: self.upload_helper,
             wait,
+            job,
         }
     }
 }
@@ -160,26 +161,52 @@ struct Prepared {
 pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Events) -> Report {
     let started = Instant::now();
     let mut report = Report::new(&options.command, &deployment.built_by, options.dry_run);
-    if let Err(e) = masking::refuse_remote(deployment) {
-        abort(&mut report, &e, events);
+    let stop = |report: &mut Report, e: &Error, events: &mut dyn Events| {
+        abort(report, e, events);
         report.steps = planned_steps(deployment, &BTreeMap::new(), Status::Skipped);
         report.seconds = started.elapsed().as_secs_f64();
-        return report;
-    }
+    };
+    // `--rules`: the keys first (a remote helper masks with them).
+    let mut masks = match masking::keys(deployment, options) {
+        Ok(m) => m,
+        Err(e) => {
+            stop(&mut report, &e, events);
+            return report;
+        }
+    };
     // A remote PROD first comes into its base beside DEV: every check and
     // step after reads that local copy.
+    let mut received = None;
     if let Some((i, address)) = deployment.remote_source() {
-        match receive(deployment, i, address, options, events) {
-            Ok(transfer) => report.transfer = Some(transfer),
+        let mut d = deployment.clone();
+        let job = match masking::remote_job(&mut d, i, &masks) {
+            Ok(job) => job,
             Err(e) => {
-                abort(&mut report, &e, events);
-                report.steps = planned_steps(deployment, &BTreeMap::new(), Status::Skipped);
-                report.seconds = started.elapsed().as_secs_f64();
+                stop(&mut report, &e, events);
                 return report;
             }
-        }
+        };
+        received = Some((d, i, address.clone(), job));
     }
-    let prepared = preflight(deployment, options, events, &mut report);
+    let deployment = match &received {
+        Some((d, i, address, job)) => {
+            let job_bytes = job.as_ref().map(|(_, b)| b.as_slice()).unwrap_or(&[]);
+            let transfer = receive(d, *i, address, options, events, job_bytes).and_then(|t| match job {
+                Some((s, _)) => masking::remote_done(d, *s, &t, &mut masks, &mut report).map(|()| t),
+                None => Ok(t),
+            });
+            match transfer {
+                Ok(transfer) => report.transfer = Some(transfer),
+                Err(e) => {
+                    stop(&mut report, &e, events);
+                    return report;
+                }
+            }
+            d
+        }
+        None => deployment,
+    };
+    let prepared = preflight(deployment, options, masks, events, &mut report);
     let mut prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
@@ -219,6 +246,7 @@ fn receive(
     address: &remote::RemoteFile,
     options: &RunOptions,
     events: &mut dyn Events,
+    job: &[u8],
 ) -> Result<remote::Transfer, Error> {
     struct Heard<'a>(&'a mut dyn Events);
     impl remote::Observer for Heard<'_> {
@@ -252,7 +280,10 @@ fn receive(
         Some(base),
     );
     events.step_started(0, &format!("receive {address}"), "receive");
-    let fetch = options.remote.fetch(address, wait);
+    if let Some(home) = deployment.remote_home(i) {
+        masking::discard_other_bases(&deployment.files[home].path, base, events);
+    }
+    let fetch = options.remote.fetch(address, wait, job);
     let started = Instant::now();
     let result = remote::fetch(&fetch, base, &mut Heard(events));
     let mut step = StepReport::new(

@@ -42,6 +42,10 @@ pub struct Fetch<'a> {
     pub upload_helper: bool,
     /// How long the helper waits for PROD's writers while it copies PROD.
     pub wait: Duration,
+    /// What the helper does to its copy before serving it (opaque to this
+    /// crate: the caller's helper reads it); empty for a plain copy. It
+    /// travels inside the protocol, never on a command line.
+    pub job: &'a [u8],
 }
 
 /// What a fetch moved, for the report's `transfer` object.
@@ -64,6 +68,9 @@ pub struct Transfer {
     pub transfer_seconds: f64,
     /// Checking the result against the helper's hash, and the rename.
     pub verify_seconds: f64,
+    /// What the helper said of the job (opaque bytes: the caller reads them).
+    #[serde(skip)]
+    pub job_result: Vec<u8>,
 }
 
 /// Told as a fetch goes, and asked whether to stop.
@@ -400,7 +407,8 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     link.send(
         Out::default()
             .str(&fetch.remote.path)
-            .u64(fetch.wait.as_millis() as u64),
+            .u64(fetch.wait.as_millis() as u64)
+            .bytes(fetch.job),
         Kind::Open,
     )?;
     let mut info = link.read(Kind::Info)?;
@@ -411,9 +419,10 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         let mode = info.u32()?;
         let hash = info.raw(32)?;
         let millis = info.u64()?;
-        Ok((page_size, pages, len, mode, hash, millis))
+        let job_result = info.bytes()?;
+        Ok((page_size, pages, len, mode, hash, millis, job_result))
     })();
-    let (page_size, pages, len, mode, whole, remote_millis) = header.map_err(|e| link.cut(e))?;
+    let (page_size, pages, len, mode, whole, remote_millis, job_result) = header.map_err(|e| link.cut(e))?;
     if page_size == 0 || u64::from(page_size) * pages != len {
         return Err(link.cut(io::Error::other("the helper described an impossible file")));
     }
@@ -538,6 +547,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         remote_copy_seconds: remote_millis as f64 / 1000.0,
         transfer_seconds,
         verify_seconds: verify_started.elapsed().as_secs_f64(),
+        job_result,
     })
 }
 

@@ -6,7 +6,7 @@
 use std::io::{self, Read, Write};
 
 /// The protocol's version: both sides must speak the same one.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 /// What the helper says first, before its version.
 pub const MAGIC: &[u8; 20] = b"refresh-dev remote\0\x01";
 /// The largest frame either side accepts.

@@ -27,8 +27,11 @@ pub struct Refusal {
 }
 
 /// Makes a consistent copy of the database at the first path into the
-/// second, waiting up to the duration for PROD's writers.
-pub type MakeCopy<'a> = dyn Fn(&Path, &Path, Duration) -> Result<(), Refusal> + 'a;
+/// second, waiting up to the duration for PROD's writers, doing what the
+/// client's job (opaque bytes, empty for a plain copy) asks of it. Returns
+/// the job's result for the client (opaque bytes). Any other file it makes
+/// goes in the copy's folder, which is private and removed with the copy.
+pub type MakeCopy<'a> = dyn Fn(&Path, &Path, Duration, &[u8]) -> Result<Vec<u8>, Refusal> + 'a;
 
 /// The helper's private folder: `TMPDIR/refresh-dev-helper.PID`, mode 0700.
 struct Private(PathBuf);
@@ -85,18 +88,21 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
         return Ok(());
     };
     expect(&open, Kind::Open)?;
-    let (path, wait) = (open.str()?, Duration::from_millis(open.u64()?));
+    let (path, wait, job) = (open.str()?, Duration::from_millis(open.u64()?), open.bytes()?);
     let private = Private::create()?;
     let copy = private.0.join("prod.db");
     let started = Instant::now();
-    if let Err(r) = make_copy(Path::new(&path), &copy, wait) {
-        Out::default()
-            .u8(r.exit)
-            .str(&r.code)
-            .str(&r.message)
-            .send(Kind::Error, output)?;
-        return Ok(());
-    }
+    let done = match make_copy(Path::new(&path), &copy, wait, &job) {
+        Ok(done) => done,
+        Err(r) => {
+            Out::default()
+                .u8(r.exit)
+                .str(&r.code)
+                .str(&r.message)
+                .send(Kind::Error, output)?;
+            return Ok(());
+        }
+    };
     let copy_seconds = started.elapsed();
     let header = sqlite_file::Header::read(&copy).map_err(|e| io::Error::other(e.to_string()))?;
     let page_size = u64::from(header.page_size);
@@ -112,6 +118,7 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
         .u32(meta.permissions().mode() & 0o777)
         .raw(&whole)
         .u64(copy_seconds.as_millis() as u64)
+        .bytes(&done)
         .send(Kind::Info, output)?;
 
     let Some(mut groups) = In::read(input)? else {

@@ -317,6 +317,46 @@ pub fn base(dev: &Path) -> PathBuf {
     hidden_name(dev, "refresh-base")
 }
 
+/// The base of a remote PROD masked and subset on its host under the rules
+/// and key named by `tag`: `dev/.shop.refresh-base-{tag}.db`. A base made
+/// under other rules, another key, or none, has another name.
+pub fn masked_base(dev: &Path, tag: &str) -> PathBuf {
+    hidden_name(dev, &format!("refresh-base-{tag}"))
+}
+
+/// Every base beside `dev` ([`base`] and each [`masked_base`]): regular
+/// files only, never a temporary fetch's file.
+pub fn bases(dev: &Path) -> Vec<PathBuf> {
+    let stem = dev
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = dev
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let prefix = format!(".{stem}.refresh-base");
+    let Ok(entries) = std::fs::read_dir(parent_dir(dev)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(middle) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(&ext)) else {
+                return false;
+            };
+            let tagged = middle
+                .strip_prefix('-')
+                .is_some_and(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit()));
+            (middle.is_empty() || tagged) && e.file_type().is_ok_and(|t| t.is_file())
+        })
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
 /// The masking key of the data that ends in `dev` (`refresh-dev --rules`):
 /// `dev/.shop.db.refresh-mask-key`, mode 0600. Made by the first run that
 /// masks, kept across refreshes so masked values stay the same.

@@ -117,13 +117,27 @@ pub(super) fn run_step(
             timeout,
         } => {
             record_made(prepared, &path(*to))?;
+            if step.masking.is_some() {
+                let made = masking::snapshot(
+                    d,
+                    index,
+                    &path(*from),
+                    &path(*to),
+                    *timeout,
+                    events,
+                    prepared,
+                    sr,
+                    created,
+                );
+                created.push(path(*to));
+                return made;
+            }
             let r = snapshot_into(&path(*from), &path(*to), *verify, *timeout, events)?;
             created.push(path(*to));
             sr.bytes = Some(r.bytes);
             sr.operations
                 .push(format!("created {} ({})", r.dest.display(), size(r.bytes)));
             sr.snapshot = Some(r);
-            masking::build(d, index, &path(*to), events, prepared, sr, created)?;
         }
         Operation::Apply { schema, to, options } => {
             // Decided by the preflight, which checked nothing lies there.
@@ -204,7 +218,6 @@ pub(super) fn run_step(
                 return Err(Error::Interrupted);
             }
             sr.apply = Some(r);
-            masking::build(d, index, &path(*to), events, prepared, sr, created)?;
         }
         Operation::Swap { from, to, swap } => {
             if events.cancelled() {
@@ -227,12 +240,25 @@ pub(super) fn run_step(
         } => {
             let staging = sidefile::staging(&path(*to));
             record_made(prepared, &staging)?;
-            let r = snapshot_into(&path(*from), &staging, false, *timeout, events)?;
-            sr.bytes = Some(r.bytes);
-            sr.operations
-                .push(format!("created {} ({})", staging.display(), size(r.bytes)));
-            sr.snapshot = Some(r);
-            masking::build(d, index, &staging, events, prepared, sr, created)?;
+            if step.masking.is_some() {
+                masking::snapshot(
+                    d,
+                    index,
+                    &path(*from),
+                    &staging,
+                    *timeout,
+                    events,
+                    prepared,
+                    sr,
+                    created,
+                )?;
+            } else {
+                let r = snapshot_into(&path(*from), &staging, false, *timeout, events)?;
+                sr.bytes = Some(r.bytes);
+                sr.operations
+                    .push(format!("created {} ({})", staging.display(), size(r.bytes)));
+                sr.snapshot = Some(r);
+            }
             if events.cancelled() {
                 return Err(Error::Interrupted);
             }

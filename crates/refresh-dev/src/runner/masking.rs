@@ -1,18 +1,24 @@
-//! `--rules`: the masking and subsetting of a step's result, decided with
-//! the other checks before any write (the rules against the result's
-//! schema, the key), previewed by a plan on PROD's rows, and built by the
-//! step into a fresh file that replaces its copy. The SQL is the `mask`
-//! crate's; this module says which files and when.
+//! `--rules`: the masking and subsetting of the rows a step copies from
+//! PROD, decided with the other checks before any write (the rules against
+//! the result's schema, the key), previewed by a plan on PROD's rows, and
+//! done as the rows are copied: the step's copy is built fresh from PROD
+//! (read in one read transaction, or from a private copy of a rollback-mode
+//! PROD), only the kept rows, already masked. With a remote PROD the same
+//! build runs on PROD's host. The SQL is the `mask` crate's; this module
+//! says which files and when.
 
 use super::*;
 use crate::report::MaskingReport;
 
-/// A masked step's key, as the preflight found it.
+/// A masked step's key, found before anything runs.
 pub(super) struct Masked {
     key: mask::Key,
     key_path: PathBuf,
     /// Material for a new key file, written when the step first builds.
     new_key: Option<Vec<u8>>,
+    /// The rows came masked and subset from PROD's host (a remote PROD):
+    /// nothing is left to build here.
+    remote_done: bool,
 }
 
 impl Masked {
@@ -27,33 +33,157 @@ impl Masked {
     }
 }
 
-/// Masking runs where the data is copied: with a remote PROD that is the
-/// PROD host, which this version does not do. Refused before anything
-/// moves, so no original value crosses the network.
-pub(super) fn refuse_remote(d: &Deployment) -> Result<(), Error> {
-    match d.remote_source() {
-        Some((_, address)) if d.steps.iter().any(|s| s.masking.is_some()) => Err(Error::Usage(format!(
-            "{address}: --rules with a remote PROD is not supported yet (masking must run on PROD's host so that no original value crosses the network); copy PROD with `refresh-dev snapshot {address} LOCAL.db` on a trusted host first"
-        ))),
-        _ => Ok(()),
+/// Each masked step's key: the existing key file, new material the run
+/// writes when it first builds, or (a plan with no key yet) a throwaway key.
+/// A key file that is a link or too short is bad input.
+pub(super) fn keys(d: &Deployment, options: &RunOptions) -> Result<BTreeMap<usize, Masked>, Error> {
+    let mut keys = BTreeMap::new();
+    for (s, step) in d.steps.iter().enumerate() {
+        let Some(masking) = &step.masking else { continue };
+        let key_path = masking.key.clone().unwrap_or_else(|| sidefile::mask_key(d.key_home(s)));
+        let found = sidefile::look(&key_path).map_err(|e| FileError::io(&key_path, "stat", e))?;
+        let masked = match found {
+            sidefile::Found::Nothing if masking.key.is_some() => {
+                return Err(mask::Error::Key {
+                    path: key_path,
+                    why: "no such file (--mask-key names an existing key; leave it out to have one made beside DEV)"
+                        .into(),
+                }
+                .into())
+            }
+            sidefile::Found::Nothing if options.dry_run => Masked {
+                key: mask::Key::throwaway().map_err(|e| FileError::io(&key_path, "make a throwaway key", e))?,
+                key_path,
+                new_key: None,
+                remote_done: false,
+            },
+            sidefile::Found::Nothing => {
+                let material = mask::Key::random_material().map_err(|e| FileError::io(&key_path, "make a key", e))?;
+                Masked {
+                    key: mask::Key::from_bytes(&material),
+                    key_path,
+                    new_key: Some(material),
+                    remote_done: false,
+                }
+            }
+            _ => Masked {
+                key: mask::Key::read(&key_path)?,
+                key_path,
+                new_key: None,
+                remote_done: false,
+            },
+        };
+        keys.insert(s, masked);
+    }
+    Ok(keys)
+}
+
+/// With a remote PROD, masking and subsetting run on PROD's host, so that
+/// original values and left-out rows never cross the network: the job the
+/// helper is given (the rules in PROD's names, the key, the tables never
+/// subset), and the base it goes into, named after the rules and the key
+/// (a base left by other rules, another key or none is discarded). `None`
+/// without masking.
+pub(super) fn remote_job(
+    d: &mut Deployment,
+    remote: usize,
+    keys: &BTreeMap<usize, Masked>,
+) -> Result<Option<(usize, Vec<u8>)>, Error> {
+    let masked: Vec<usize> = keys.keys().copied().collect();
+    let &[s] = masked.as_slice() else {
+        if masked.len() > 1 {
+            return Err(Error::Usage(
+                "with a remote PROD, one step may have rules (they run on PROD's host)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let (Some(masking), Some(masked)) = (&d.steps[s].masking, keys.get(&s)) else {
+        return Ok(None);
+    };
+    let hints = hints_of(d, s);
+    // The rules are the result's: checked against DEV's schema before anything moves.
+    let (exempt, check) = match d.migration_of(s) {
+        Some((schema, _)) => {
+            let path = &d.files[schema].path;
+            let db = open(path)?;
+            let names = table_names(&db, path)?;
+            let exempt = exempt(&names, &names, &hints, false);
+            masking.rules.check(db.conn(), &exempt)?;
+            (exempt.iter().map(|t| hints.table_in_target(t)).collect(), false)
+        }
+        // A plain copy's schema is PROD's: the helper checks the rules there.
+        None => (Vec::new(), true),
+    };
+    let job = mask::Job {
+        rules: in_data_names(&masking.rules, &hints),
+        key: masked.key.to_hex(),
+        exempt,
+        check,
+    };
+    let bytes = serde_json::to_vec(&job).map_err(|e| Error::Usage(format!("the masking job: {e}")))?;
+    let tag = blake3_tag(&masking.rules.fingerprint, &masked.key.id());
+    let dev = d.key_home(s).to_owned();
+    d.files[remote].path = sidefile::masked_base(&dev, &tag);
+    Ok(Some((s, bytes)))
+}
+
+/// A short name for the rules and the key together.
+fn blake3_tag(rules: &str, key: &str) -> String {
+    mask::key::tag(&format!("{rules}:{key}"))
+}
+
+/// Bases beside `base`'s DEV other than `base`: made under other rules,
+/// another key, or none. Removed (only regular files no process has open).
+pub(super) fn discard_other_bases(dev: &Path, base: &Path, events: &mut dyn Events) {
+    for other in sidefile::bases(dev) {
+        if other != base {
+            match sidefile::remove_with_sidecars(&other) {
+                Ok(_) => events.event("info", None, "discarded a base made under other rules", Some(&other)),
+                Err(e) => events.event("warn", None, &format!("not removed: {e}"), Some(&other)),
+            }
+        }
     }
 }
 
-/// The file whose schema the result has (DEV's for a migration, the source's
-/// for a copy), and the file whose rows it holds.
-fn schema_and_data(d: &Deployment, prepared: &Prepared, s: usize) -> (usize, usize) {
-    match d.steps[s].op {
-        Operation::Apply { schema, .. } => (schema, prepared.origins[s].target),
-        Operation::Snapshot { from, .. } | Operation::Replace { from, .. } => (from, from),
-        Operation::Swap { from, .. } => (from, from),
-    }
+/// What the helper did on PROD's host, from its answer.
+pub(super) fn remote_done(
+    d: &Deployment,
+    s: usize,
+    transfer: &remote::Transfer,
+    keys: &mut BTreeMap<usize, Masked>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let built: mask::Built = serde_json::from_slice(&transfer.job_result).map_err(|e| {
+        Error::Usage(format!(
+            "{}: the helper's answer to the masking job: {e}",
+            transfer.from
+        ))
+    })?;
+    let (Some(masking), Some(masked)) = (&d.steps[s].masking, keys.get_mut(&s)) else {
+        return Ok(());
+    };
+    masked.remote_done = true;
+    report.masking = Some(MaskingReport {
+        rules: masking.rules.path.clone(),
+        key: masked.key_path.clone(),
+        key_state: masked.state(),
+        planned: None,
+        built: Some(built),
+    });
+    Ok(())
 }
 
-fn hints_of(op: &Operation) -> schema_diff::Hints {
-    match op {
-        Operation::Apply { options, .. } => options.hints.clone(),
-        _ => schema_diff::Hints::default(),
-    }
+/// The file whose schema the result has (DEV's, where a migration follows
+/// the copy; else the copied file's), and the file whose rows are copied.
+fn schema_and_data(d: &Deployment, s: usize) -> (usize, usize) {
+    let from = d.steps[s].op.source();
+    (d.migration_of(s).map_or(from, |(schema, _)| schema), from)
+}
+
+/// The migration's hints: they lead the rules' names (DEV's) to PROD's.
+fn hints_of(d: &Deployment, s: usize) -> schema_diff::Hints {
+    d.migration_of(s).map(|(_, o)| o.hints.clone()).unwrap_or_default()
 }
 
 fn open(path: &Path) -> Result<sqlite_file::ReadOnlyDb, Error> {
@@ -85,15 +215,10 @@ fn exempt(result: &[String], data: &[String], hints: &schema_diff::Hints, migrat
 /// that is not valid SQL is bad input, exit 2, before anything is written)
 /// and finds its key: the existing one, a new one the run will write, or
 /// (a plan with no key yet) a throwaway one.
-pub(super) fn check_rules(
-    d: &Deployment,
-    options: &RunOptions,
-    report: &mut Report,
-    prepared: &mut Prepared,
-) -> Result<(), Error> {
+pub(super) fn check_rules(d: &Deployment, report: &mut Report, prepared: &mut Prepared) -> Result<(), Error> {
     for (s, step) in d.steps.iter().enumerate() {
         let Some(masking) = &step.masking else { continue };
-        let (schema, data) = schema_and_data(d, prepared, s);
+        let (schema, data) = schema_and_data(d, s);
         if prepared.disk[schema].is_some() && prepared.disk[data].is_some() {
             let (schema_path, data_path) = (&d.files[schema].path, &d.files[data].path);
             let db = open(schema_path)?;
@@ -103,39 +228,11 @@ pub(super) fn check_rules(
             } else {
                 table_names(&open(data_path)?, data_path)?
             };
-            let migrating = matches!(step.op, Operation::Apply { .. });
-            let exempt = exempt(&result, &in_data, &hints_of(&step.op), migrating);
+            let migrating = d.migration_of(s).is_some();
+            let exempt = exempt(&result, &in_data, &hints_of(d, s), migrating);
             masking.rules.check(db.conn(), &exempt)?;
         }
-        let key_path = masking.key.clone().unwrap_or_else(|| sidefile::mask_key(d.key_home(s)));
-        let masked = match sidefile::look(&key_path) {
-            Ok(sidefile::Found::Nothing) if masking.key.is_some() => {
-                return Err(mask::Error::Key {
-                    path: key_path,
-                    why: "no such file (--mask-key names an existing key; leave it out to have one made beside DEV)"
-                        .into(),
-                }
-                .into())
-            }
-            Ok(sidefile::Found::Nothing) if options.dry_run => Masked {
-                key: mask::Key::throwaway().map_err(|e| FileError::io(&key_path, "make a throwaway key", e))?,
-                key_path,
-                new_key: None,
-            },
-            Ok(sidefile::Found::Nothing) => {
-                let material = mask::Key::random_material().map_err(|e| FileError::io(&key_path, "make a key", e))?;
-                Masked {
-                    key: mask::Key::from_bytes(&material),
-                    key_path,
-                    new_key: Some(material),
-                }
-            }
-            _ => Masked {
-                key: mask::Key::read(&key_path)?,
-                key_path,
-                new_key: None,
-            },
-        };
+        let Some(masked) = prepared.masks.get(&s) else { continue };
         check(
             report,
             "rules",
@@ -153,14 +250,15 @@ pub(super) fn check_rules(
                 }
             ),
         );
+        // What a remote helper already built stays in the report.
+        let built = report.masking.take().and_then(|m| m.built);
         report.masking = Some(MaskingReport {
             rules: masking.rules.path.clone(),
             key: masked.key_path.clone(),
             key_state: masked.state(),
             planned: None,
-            built: None,
+            built,
         });
-        prepared.masks.insert(s, masked);
     }
     Ok(())
 }
@@ -194,11 +292,11 @@ pub(super) fn preview(
     let (Some(masking), Some(masked)) = (&d.steps[s].masking, prepared.masks.get(&s)) else {
         return Ok(());
     };
-    let (schema, _) = schema_and_data(d, prepared, s);
-    let hints = hints_of(&d.steps[s].op);
+    let (schema, _) = schema_and_data(d, s);
+    let hints = hints_of(d, s);
     let result = open(&d.files[schema].path)?;
     let data_db = open(data)?;
-    let migrating = matches!(d.steps[s].op, Operation::Apply { .. });
+    let migrating = d.migration_of(s).is_some();
     let result_tables = table_names(&result, &d.files[schema].path)?;
     let data_tables = table_names(&data_db, data)?;
     let exempt: Vec<String> = exempt(&result_tables, &data_tables, &hints, migrating)
@@ -206,7 +304,14 @@ pub(super) fn preview(
         .map(|t| hints.table_in_target(t))
         .collect();
     let rules = in_data_names(&masking.rules, &hints);
-    let mut preview = mask::preview(data_db.conn(), result.conn(), &rules, &masked.key, &exempt);
+    let mut preview = mask::preview(
+        data_db.conn(),
+        result.conn(),
+        &rules,
+        &masked.key,
+        &exempt,
+        masked.remote_done,
+    );
     // Shown in the rules' names (DEV's).
     for (example, rule) in preview.masked.iter_mut().zip(&masking.rules.masks) {
         example.table = rule.table.clone();
@@ -214,6 +319,10 @@ pub(super) fn preview(
     }
     let breaks = preview.breaks.clone();
     if let Some(m) = report.masking.as_mut() {
+        // Counted on PROD's host, before its rows were left out.
+        if let Some(built) = &m.built {
+            preview.subset = built.subset.clone();
+        }
         m.planned = Some(preview);
     }
     if let Some(first) = breaks.first() {
@@ -224,42 +333,26 @@ pub(super) fn preview(
     Ok(())
 }
 
-/// Step `s`'s result at `target` (a copy this run made), masked and subset:
-/// built into a new file beside it, which then replaces it. The rejects
-/// file, if the step made one, is masked the same way.
-pub(super) fn build(
+/// Step `s`'s copy of `from` into the new file `to`, masked and subset as
+/// it is made: only the kept rows, already masked, so no page of `to` ever
+/// held an original value. A WAL-mode PROD is read in one read transaction
+/// (its writers go on); a rollback-mode PROD is first copied privately
+/// beside `to` (its writers wait for that copy only), which then goes.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn snapshot(
     d: &Deployment,
     s: usize,
-    target: &Path,
+    from: &Path,
+    to: &Path,
+    timeout: Duration,
     events: &mut dyn Events,
     prepared: &mut Prepared,
     sr: &mut StepReport,
     created: &mut Vec<PathBuf>,
 ) -> Result<(), Error> {
-    let Some(masking) = &d.steps[s].masking else {
-        return Ok(());
+    let (Some(masking), Some(masked)) = (&d.steps[s].masking, prepared.masks.get_mut(&s)) else {
+        return Err(Error::Usage("internal: a masked copy without its rules".into()));
     };
-    let Some(masked) = prepared.masks.get_mut(&s) else {
-        return Ok(());
-    };
-    // DEV's tables (as the migration decided) are never subset.
-    let exempt: Vec<String> = match prepared.diffs.get(&s) {
-        Some(diff) => diff
-            .plan
-            .iter()
-            .filter(|t| {
-                t.rows_from != schema_diff::plan::RowsFrom::Target && t.strategy != schema_diff::plan::Strategy::Drop
-            })
-            .map(|t| t.table.clone())
-            .collect(),
-        None => {
-            let db = open(target)?;
-            let names = table_names(&db, target)?;
-            exempt(&names, &names, &schema_diff::Hints::default(), false)
-        }
-    };
-    // The copy has the result's schema now: the rules are checked on it too.
-    masking.rules.check(open(target)?.conn(), &exempt)?;
     let key_state = masked.state();
     if let Some(material) = masked.new_key.take() {
         for lock in &mut prepared.locks {
@@ -272,28 +365,51 @@ pub(super) fn build(
             masked.key_path.display()
         ));
     }
-    let key = masked.key.clone();
-    let rejects = sr.apply.as_ref().and_then(|a| a.rejects.clone());
-    let hints = hints_of(&d.steps[s].op);
-    let mut jobs = vec![(target.to_owned(), (*masking.rules).clone(), exempt)];
-    if let Some(r) = rejects {
-        // The rejects hold PROD's rows as they were: PROD's names, no subset.
-        let mut rules = in_data_names(&masking.rules, &hints);
-        rules.subsets.clear();
-        jobs.push((r, rules, Vec::new()));
+    if masked.remote_done {
+        let r = snapshot_into(from, to, false, timeout, events)?;
+        sr.operations.push(format!(
+            "created {} ({}): its rows came masked and subset from PROD's host",
+            to.display(),
+            size(r.bytes)
+        ));
+        sr.bytes = Some(r.bytes);
+        sr.snapshot = Some(r);
+        return Ok(());
     }
-    for (n, (file, rules, exempt)) in jobs.into_iter().enumerate() {
-        let dest = sidefile::pid_temp(&file, "mask");
-        for lock in &mut prepared.locks {
-            lock.record_made(&dest)?;
+    let key = masked.key.clone();
+    let key_path = masked.key_path.clone();
+    let hints = hints_of(d, s);
+    let rules = in_data_names(&masking.rules, &hints);
+    let exempt: Vec<String> = match d.migration_of(s) {
+        Some((schema, _)) => {
+            let path = &d.files[schema].path;
+            let names = table_names(&open(path)?, path)?;
+            exempt(&names, &names, &hints, false)
+                .iter()
+                .map(|t| hints.table_in_target(t))
+                .collect()
         }
-        let mode = std::fs::metadata(&file)
-            .map(|m| m.permissions().mode() & 0o777)
-            .map_err(|e| FileError::io(&file, "stat", e))?;
-        let built = mask::build(
+        None => Vec::new(),
+    };
+    let disk = prepared.disk[d.steps[s].op.source()].as_ref();
+    let mode = disk.map_or(0o600, |o| o.mode);
+    let wal = disk.is_some_and(|o| o.header.journal == JournalFlag::Wal);
+    // A rollback-mode PROD is never read under its lock for longer than a copy.
+    let private = (!wal).then(|| sidefile::pid_temp(to, "mask-source"));
+    if let Some(p) = &private {
+        for lock in &mut prepared.locks {
+            lock.record_made(p)?;
+        }
+        snapshot_into(from, p, false, timeout, events)?;
+    }
+    let source = private.as_deref().unwrap_or(from);
+    let built = open(source).and_then(|db| {
+        events.detail(&format!("masking and subsetting the rows of {}", from.display()));
+        mask::build(
             &mask::Build {
-                source: &file,
-                dest: &dest,
+                source: db.conn(),
+                source_path: source,
+                dest: to,
                 rules: &rules,
                 key: &key,
                 exempt: &exempt,
@@ -301,45 +417,37 @@ pub(super) fn build(
                 stop: events.stop_flag(),
             },
             &mut |what| events.detail(what),
-        );
-        let built = match built {
-            Err(_) if events.cancelled() => return Err(Error::Interrupted),
-            b => b?,
-        };
-        // The copy with the original values goes; the new file takes its name.
-        std::fs::rename(&dest, &file).map_err(|e| {
-            let _ = sidefile::remove_with_sidecars(&dest);
-            FileError::io(&file, "replace with its masked copy", e)
-        })?;
-        sqlite_file::fs::fsync_dir(parent_dir(&file)).map_err(|e| FileError::io(&file, "fsync its folder", e))?;
-        if n == 0 {
-            sr.operations.push(format!(
-                "masked {} and kept {} into a fresh {} ({})",
-                cli_support::plural(built.masked.len() as u64, "column", "columns"),
-                if built.subset.is_empty() {
-                    "every row".to_owned()
-                } else {
-                    let rows: i64 = built.subset.iter().map(|t| t.kept).sum();
-                    let of: i64 = built.subset.iter().map(|t| t.rows).sum();
-                    format!("{rows} of {of} rows")
-                },
-                file.display(),
-                size(built.bytes)
-            ));
-            sr.masking = Some(MaskingReport {
-                rules: masking.rules.path.clone(),
-                key: masked_path(prepared, s),
-                key_state,
-                planned: None,
-                built: Some(built),
-            });
-        } else {
-            sr.operations.push(format!("masked the rejects in {}", file.display()));
-        }
+        )
+        .map_err(Error::from)
+    });
+    if let Some(p) = &private {
+        sidefile::remove_with_sidecars(p)?;
     }
+    let built = match built {
+        Err(_) if events.cancelled() => return Err(Error::Interrupted),
+        b => b?,
+    };
+    sr.bytes = Some(built.bytes);
+    sr.operations.push(format!(
+        "created {} ({}) from {}: {} masked, {}",
+        to.display(),
+        size(built.bytes),
+        from.display(),
+        cli_support::plural(built.masked.len() as u64, "column", "columns"),
+        if built.subset.is_empty() {
+            "every row kept".to_owned()
+        } else {
+            let rows: i64 = built.subset.iter().map(|t| t.kept).sum();
+            let of: i64 = built.subset.iter().map(|t| t.rows).sum();
+            format!("{rows} of {of} rows kept")
+        },
+    ));
+    sr.masking = Some(MaskingReport {
+        rules: masking.rules.path.clone(),
+        key: key_path,
+        key_state,
+        planned: None,
+        built: Some(built),
+    });
     Ok(())
-}
-
-fn masked_path(prepared: &Prepared, s: usize) -> PathBuf {
-    prepared.masks.get(&s).map(|m| m.key_path.clone()).unwrap_or_default()
 }

@@ -92,6 +92,7 @@ pub(super) fn dead_records(
 pub(super) fn preflight(
     d: &Deployment,
     options: &RunOptions,
+    masks: BTreeMap<usize, masking::Masked>,
     events: &mut dyn Events,
     report: &mut Report,
 ) -> Result<Prepared, Error> {
@@ -107,7 +108,7 @@ pub(super) fn preflight(
         leftovers: Vec::new(),
         readers_left: Vec::new(),
         allow_behind: options.allow_behind,
-        masks: BTreeMap::new(),
+        masks,
         blockers: Vec::new(),
     };
     let targets = lock_targets(d, &prepared.temporaries);
@@ -132,7 +133,7 @@ pub(super) fn preflight(
     side_files(d, &records, options, report, &mut prepared)?;
     lock_and_clean(d, &targets, &walk.written, options, events, report, &mut prepared)?;
     not_in_use(d, &walk.present, options, report, &mut prepared)?;
-    masking::check_rules(d, options, report, &mut prepared)?;
+    masking::check_rules(d, report, &mut prepared)?;
     // Cheap before costly: room for the copies, then the counts, then room
     // for the migrations' journals as the counts measured them.
     if !options.dry_run {
@@ -725,16 +726,11 @@ pub(super) fn count_migrations(
             .as_ref()
             .ok()
             .map(|diff| schema_diff::space::migration_bytes(&counted_on, diff));
-        let previewed = match (&diff, options.dry_run) {
-            (Ok(_), true) => masking::preview(d, s, &counted_on, options, report, prepared),
-            _ => Ok(()),
-        };
         if counted_on != data_path {
             // Named after this process: provably its own.
             sidefile::remove_with_sidecars(&counted_on)?;
         }
         let diff = diff?;
-        previewed?;
         if let Some(measured) = measured {
             migrations.insert(s, measured);
         }

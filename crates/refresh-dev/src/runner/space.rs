@@ -55,6 +55,17 @@ pub(super) fn free_space(
             }
             Operation::Swap { .. } => {}
         }
+        // `--rules`: the masked copy is at most the copy's size (counted
+        // above); a rollback-mode PROD is first copied privately beside it.
+        if let (Some(_), Operation::Snapshot { to, .. } | Operation::Replace { to, .. }) = (&step.masking, &step.op) {
+            if let Some(o) = prepared.disk[src]
+                .as_ref()
+                .filter(|o| o.header.journal != JournalFlag::Wal)
+            {
+                let why = format!("a private copy of {} to mask from", d.files[src].path.display());
+                need(parent_dir(&d.files[*to].path), o.bytes + o.wal_bytes, why);
+            }
+        }
     }
     for (_, (folder, needed, why)) in needs {
         let available = available_space(&folder).map_err(|e| {
