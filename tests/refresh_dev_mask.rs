@@ -620,3 +620,35 @@ fn with_a_remote_prod_the_rows_are_masked_and_subset_on_its_host() {
         Vec::<(String, String)>::new()
     );
 }
+
+#[test]
+fn devs_own_rows_that_reference_rows_the_subset_left_out_are_kept_and_reported() {
+    let pii = Pii::new("wal");
+    // A table only in DEV, whose rows reference orders: some of them left out.
+    std::fs::remove_file(&pii.dev).expect("rm");
+    make_db(
+        &pii.dev,
+        "delete",
+        &format!(
+            "PRAGMA foreign_keys = OFF; {SCHEMA}CREATE TABLE dev_notes (id INTEGER PRIMARY KEY, order_id INTEGER REFERENCES orders(id), note TEXT);
+             INSERT INTO dev_notes VALUES (1, 1, 'about order 1'), (2, 2, 'about order 2'), (3, 299, 'late');"
+        ),
+    );
+    std::fs::write(&pii.rules, "[subset]\norders = \"id >= 290\"\n").expect("rules");
+    let (code, out, err) = pii.with_rules("run", &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        query_i64(&pii.dev, "SELECT count(*) FROM dev_notes"),
+        3,
+        "DEV's rows are kept"
+    );
+    assert!(
+        out.contains("dev_notes -> orders: 2 of DEV's rows reference a row the subset left out: kept"),
+        "{out}"
+    );
+    // A filter on a table whose rows are DEV's is bad input: they are never subset.
+    std::fs::write(&pii.rules, "[subset]\ndev_notes = \"id = 1\"\n").expect("rules");
+    let (code, _, err) = pii.with_rules("plan", &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rules.toml:2") && err.contains("never subset"), "{err}");
+}

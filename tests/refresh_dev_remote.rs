@@ -238,14 +238,45 @@ fn the_copy_is_consistent_while_prods_application_writes() {
 }
 
 #[test]
-fn plan_with_a_remote_prod_counts_and_writes_nothing_to_dev() {
-    let hosts = Hosts::shop();
-    let dev_before = std::fs::read(&hosts.dev).expect("read");
-    let (code, report, err) = hosts.run("plan");
+fn plan_with_a_remote_prod_counts_on_its_host_and_moves_no_table_data() {
+    // DEV adds a CHECK that 1 row in 7 of PROD's breaks.
+    let hosts = Hosts::new(
+        "wal",
+        "CREATE TABLE items(id INTEGER PRIMARY KEY, s TEXT, qty INTEGER);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+         INSERT INTO items SELECT i, hex(randomblob(50)), i % 7 - 1 FROM n;",
+        "CREATE TABLE items(id INTEGER PRIMARY KEY, s TEXT, qty INTEGER CHECK (qty >= 0), note TEXT DEFAULT '');",
+    );
+    let dev_folder = folder(&hosts.dev_dir());
+    let prod_bytes = std::fs::metadata(&hosts.prod).expect("prod").len();
+    let (code, report, err) = hosts.run_with("plan", &hosts.ssh, &["--on-violation", "skip"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(report["result"], "succeeded");
-    assert!(report["transfer"].is_object(), "{report:#}");
-    assert_eq!(std::fs::read(&hosts.dev).expect("read"), dev_before);
+    let schema = report_schema();
+    conforms(&report, &schema, &schema, "report").unwrap_or_else(|why| panic!("{why}"));
+    let t = &report["transfer"];
+    assert_eq!(t["pages_sent"], 0, "{t}");
+    let moved = t["bytes_received"].as_u64().expect("n") + t["bytes_sent"].as_u64().expect("n");
+    assert!(
+        moved * 10 < prod_bytes,
+        "{moved} bytes moved for a {prod_bytes}-byte PROD"
+    );
+    // Counted there as a local plan counts: the same data impact and room.
+    let violation = report["data_impact"]
+        .as_array()
+        .expect("impact")
+        .iter()
+        .find(|i| i["kind"] == "violation")
+        .expect("a violation");
+    assert_eq!(violation["rows"], 2857, "{violation}");
+    assert_eq!(report["files"][0]["bytes"], prod_bytes);
+    assert_eq!(report["files"][0]["path"], format!("ssh://db1{}", hosts.prod.display()));
+    // DEV's folder as it was: no base, no image, nothing.
+    assert_eq!(folder(&hosts.dev_dir()), dev_folder);
+    // Without --on-violation skip, the plan says the run would be refused, naming PROD.
+    let (code, _, err) = hosts.run("plan");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("ssh://db1") && err.contains("2857 rows"), "{err}");
+    assert_eq!(folder(&hosts.dev_dir()), dev_folder);
 }
 
 /// DEV byte for byte, its folder with nothing new but possibly the base.

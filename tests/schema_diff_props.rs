@@ -321,6 +321,7 @@ proptest! {
                 &ApplyOptions {
                     on_violation,
                     rejects: Some(rejects.clone()),
+                    subset: false,
                     ..ApplyOptions::default()
                 },
             );

@@ -39,6 +39,10 @@ pub struct Build<'a> {
     pub mode: u32,
     /// Set to stop the build (its statements are interrupted).
     pub stop: Option<Arc<AtomicBool>>,
+    /// Copy the rows of these tables only (an image of the schema, with a
+    /// migration history's rows, for comparing on another host: no other
+    /// table data moves); `None`: every table's kept rows.
+    pub only_rows_of: Option<&'a [String]>,
 }
 
 /// One masked column, and how many values it masked.
@@ -101,10 +105,39 @@ impl Job {
                 exempt: &self.exempt,
                 mode: 0o600,
                 stop: None,
+                only_rows_of: None,
             },
             &mut |_| {},
         )
     }
+}
+
+/// An image of `source`'s schema (its `CREATE` texts and settings) in the
+/// new file `dest`, with the rows of the tables in `with_rows` only (a
+/// migration history).
+pub fn schema_image(source: &Connection, source_path: &Path, dest: &Path, with_rows: &[String]) -> Result<(), Error> {
+    let rules = Rules {
+        path: source_path.to_owned(),
+        masks: Vec::new(),
+        subsets: Vec::new(),
+        fingerprint: String::new(),
+    };
+    let key = Key::from_bytes(b"schema image: no value is masked");
+    build(
+        &Build {
+            source,
+            source_path,
+            dest,
+            rules: &rules,
+            key: &key,
+            exempt: &[],
+            mode: 0o600,
+            stop: None,
+            only_rows_of: Some(with_rows),
+        },
+        &mut |_| {},
+    )
+    .map(|_| ())
 }
 
 /// Registers `refresh_mask(RULE_INDEX, VALUE)` on `conn`: the masked value
@@ -177,9 +210,32 @@ fn build_into(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error>
     b.source
         .execute_batch("BEGIN")
         .map_err(sqlite(b.source_path, "begin"))?;
+    // Stopping interrupts the statement reading the source (a long
+    // selection or copy), from a watcher, as the stop flag is set.
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = b.stop.clone().map(|stop| {
+        let handle = b.source.get_interrupt_handle();
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if stop.load(Ordering::Relaxed) {
+                    handle.interrupt();
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    });
     let result = build_in(b, progress);
+    done.store(true, Ordering::Relaxed);
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
     let _ = b.source.execute_batch("COMMIT");
-    result
+    match result {
+        Err(_) if b.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) => Err(Error::Interrupted),
+        r => r,
+    }
 }
 
 fn build_in(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error> {
@@ -205,8 +261,7 @@ fn build_in(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error> {
     register_mask(src, b.rules, b.key).map_err(src_err("register the masking"))?;
     progress("choosing the rows to keep");
     let selection = subset::select(src, "main", &tables, b.rules, b.exempt).map_err(src_err("select the subset"))?;
-    let mut warnings = subset::dev_rows_without_parent(src, "main", &tables, &selection, b.exempt)
-        .map_err(src_err("count DEV's rows"))?;
+    let mut warnings = Vec::new();
 
     drop(
         sqlite_file::sidefile::create_new(b.dest, b.mode).map_err(|e| Error::Io {
@@ -235,7 +290,11 @@ fn build_in(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error> {
         }
     }
     let mut masked = Vec::new();
-    for t in tables.iter().filter(|t| t.kind != TableKind::Virtual) {
+    let copied = |t: &Table| {
+        b.only_rows_of
+            .is_none_or(|only| only.iter().any(|o| o.eq_ignore_ascii_case(&t.name)))
+    };
+    for t in tables.iter().filter(|t| t.kind != TableKind::Virtual && copied(t)) {
         progress(&format!("copying the rows of {}", t.name));
         let (into, select) = masked_columns(t, b.rules);
         let condition = selection.condition(t, "c");
@@ -373,7 +432,7 @@ fn build_in(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error> {
             _ => Error::sqlite(b.dest, "create an index, view or trigger", e),
         })?;
     }
-    if has(src, "sqlite_stat1").map_err(src_err("read the schema"))? {
+    if has(src, "sqlite_stat1").map_err(src_err("read the schema"))? && b.only_rows_of.is_none() {
         conn.execute_batch("ANALYZE main").map_err(dest_err("analyze"))?;
     }
     conn.execute_batch(&format!(

@@ -28,7 +28,7 @@ pub mod subset;
 
 use std::path::{Path, PathBuf};
 
-pub use build::{build, Build, Built, Job, MaskedColumn};
+pub use build::{build, schema_image, Build, Built, Job, MaskedColumn};
 pub use key::Key;
 pub use preview::{preview, Break, Example, Preview};
 pub use rules::{Filter, Rule, Rules};

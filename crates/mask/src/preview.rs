@@ -153,13 +153,7 @@ pub fn preview(
     }
     if !rules.subsets.is_empty() && !masked_already {
         match subset::select(data, "main", &data_tables, rules, exempt) {
-            Ok(s) => {
-                p.subset = s.tables.clone();
-                match subset::dev_rows_without_parent(data, "main", &data_tables, &s, exempt) {
-                    Ok(w) => p.warnings.extend(w),
-                    Err(e) => p.not_counted.push(format!("DEV's rows: {}", crate::message(&e))),
-                }
-            }
+            Ok(s) => p.subset = s.tables,
             Err(e) => p.not_counted.push(format!("the subset: {}", crate::message(&e))),
         }
     }

@@ -702,6 +702,7 @@ impl StepToml {
                         on_violation: self.on_violation.unwrap_or_default(),
                         hints,
                         rejects: self.rejects.as_ref().map(|r| base.join(r)),
+                        subset: false,
                         reading: schema_diff::Reading {
                             extensions: self.load_extension.iter().map(|e| base.join(e)).collect(),
                             ..schema_diff::Reading::default()
@@ -807,9 +808,17 @@ mod tests {
     #[test]
     fn the_readme_documents_a_file_that_parses() {
         let readme = include_str!("../../../README.md");
-        let start = readme.find("```toml\n").expect("a toml block in the README") + 8;
-        let end = start + readme[start..].find("```").expect("its end");
-        let d = parse(&readme[start..end]).expect("the README's example is valid");
+        let block = |section: &str| {
+            let from = readme.find(section).expect("the section");
+            let start = from + readme[from..].find("```toml\n").expect("a toml block in the section") + 8;
+            let end = start + readme[start..].find("```").expect("its end");
+            &readme[start..end]
+        };
+        let d = parse(block("### Deployment files")).expect("the README's example is valid");
+        // The README's rules file too.
+        let rules = mask::Rules::parse(Path::new("rules.toml"), block("### Masking and subsetting"))
+            .expect("the README's rules are valid");
+        assert_eq!((rules.masks.len(), rules.subsets.len()), (5, 2));
         let ops: Vec<&str> = d.steps.iter().map(|s| s.op.name()).collect();
         assert_eq!(ops, ["snapshot", "apply", "swap"]);
         for example in ["refresh-dev.toml", "replace.toml", "refresh-staging.toml"] {

@@ -27,6 +27,7 @@
 //! decide what DEV's schema should be: it applies DEV's own, verbatim.
 
 pub mod deployment;
+pub mod helper_job;
 pub mod report;
 pub mod rollback;
 pub mod runner;

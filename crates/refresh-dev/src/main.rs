@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use exit_code::Exit;
 use refresh_dev::deployment::{ApplyOptions, SwapOptions};
+use refresh_dev::helper_job::HelperJob;
 use refresh_dev::{runner, Deployment, Report, RunOptions};
 
 mod scan;
@@ -130,6 +131,7 @@ fn apply_options(migration: &Migration) -> Result<ApplyOptions, refresh_dev::Err
         on_violation: migration.on_violation,
         hints,
         rejects: None,
+        subset: false,
         reading: schema_diff::Reading {
             extensions: migration.load_extension.clone(),
             ..schema_diff::Reading::default()
@@ -535,13 +537,10 @@ fn remote_helper() -> Exit {
             code: code.to_owned(),
             message,
         };
-        let job: Option<mask::Job> = if job.is_empty() {
+        let job: Option<HelperJob> = if job.is_empty() {
             None
         } else {
-            Some(
-                serde_json::from_slice(job)
-                    .map_err(|e| refusal(Exit::BadInput, "usage", format!("masking job: {e}")))?,
-            )
+            Some(serde_json::from_slice(job).map_err(|e| refusal(Exit::BadInput, "usage", format!("the job: {e}")))?)
         };
         let snapshot_into = |to: &Path| {
             let options = snapshot::Options {
@@ -553,19 +552,28 @@ fn remote_helper() -> Exit {
                 .map(|_| ())
                 .map_err(|e| refusal(e.exit(), e.code(), e.to_string()))
         };
-        let Some(job) = job else {
-            snapshot_into(copy)?;
-            return Ok(Vec::new());
-        };
-        let original = copy.with_file_name("original.db");
-        snapshot_into(&original)?;
-        let built = job.run(&original, copy);
-        let _ = sqlite_file::sidefile::remove_with_sidecars(&original);
-        let built = built.map_err(|e| {
-            let e = refresh_dev::Error::from(e);
-            refusal(e.exit(), e.code(), format!("on {}: {e}", prod.display()))
-        })?;
-        serde_json::to_vec(&built).map_err(|e| refusal(Exit::Error, "internal", e.to_string()))
+        let failed = |e: refresh_dev::Error| refusal(e.exit(), e.code(), format!("on {}: {e}", prod.display()));
+        let answer =
+            |json: serde_json::Result<Vec<u8>>| json.map_err(|e| refusal(Exit::Error, "internal", e.to_string()));
+        match job {
+            None => {
+                snapshot_into(copy)?;
+                Ok(Vec::new())
+            }
+            // Masked and subset here: original values never leave this host.
+            Some(HelperJob::Mask(job)) => {
+                let original = copy.with_file_name("original.db");
+                snapshot_into(&original)?;
+                let built = job.run(&original, copy);
+                let _ = sqlite_file::sidefile::remove_with_sidecars(&original);
+                answer(serde_json::to_vec(&built.map_err(|e| failed(e.into()))?))
+            }
+            // Counted here on the copy: no table data moves.
+            Some(HelperJob::Plan(job)) => {
+                snapshot_into(copy)?;
+                answer(serde_json::to_vec(&job.answer(copy).map_err(failed)?))
+            }
+        }
     };
     let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
     match remote::helper::serve(

@@ -210,6 +210,53 @@ pub struct Report {
     pub seconds: f64,
 }
 
+impl Report {
+    /// Names `local` as `shown` in what the report says: a remote PROD's
+    /// local stand-in (the image of its schema a plan counts with) is shown
+    /// by its address.
+    pub fn show_as(&mut self, local: &Path, shown: &str) {
+        let local_text = local.display().to_string();
+        let fix = |text: &mut String| {
+            if text.contains(&local_text) {
+                *text = text.replace(&local_text, shown);
+            }
+        };
+        let fix_path = |path: &mut PathBuf| {
+            if path == local {
+                *path = PathBuf::from(shown);
+            }
+        };
+        for c in &mut self.preflight {
+            fix(&mut c.detail);
+        }
+        for s in &mut self.space {
+            fix(&mut s.why);
+        }
+        if let Some(e) = &mut self.error {
+            fix(&mut e.message);
+            if let Some(f) = &mut e.file {
+                fix_path(f);
+            }
+        }
+        for f in &mut self.files {
+            fix_path(&mut f.path);
+        }
+        for step in &mut self.steps {
+            fix_path(&mut step.from);
+            fix_path(&mut step.to);
+            step.operations.iter_mut().for_each(fix);
+            if let Some(e) = &mut step.error {
+                fix(&mut e.message);
+            }
+            if let Some(d) = &mut step.diff {
+                fix_path(&mut d.target);
+                d.unreadable.iter_mut().for_each(fix);
+                d.not_counted.iter_mut().for_each(fix);
+            }
+        }
+    }
+}
+
 impl StepReport {
     /// A step's report with nothing done yet: `index` is 1-based (0 for the
     /// receiving of a remote PROD that comes before the steps).

@@ -21,6 +21,7 @@ use crate::deployment::{Deployment, Operation, SwapOptions};
 use crate::report::{size, Check, FileInfo, Outcome, Rejects, Report, Space, Status, StepReport};
 use crate::Error;
 
+mod counted_remotely;
 mod describe;
 mod execute;
 mod masking;
@@ -154,6 +155,8 @@ struct Prepared {
     allow_behind: bool,
     /// Per masked step (`--rules`): its key.
     masks: BTreeMap<usize, masking::Masked>,
+    /// A plan of a remote PROD: what its helper counted.
+    counted_remotely: Option<counted_remotely::CountedRemotely>,
     blockers: Vec<Error>,
 }
 
@@ -175,9 +178,12 @@ pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Event
         }
     };
     // A remote PROD first comes into its base beside DEV: every check and
-    // step after reads that local copy.
-    let mut received = None;
+    // step after reads that local copy. A plan instead has it counted on
+    // its host, and moves no table data.
+    let mut owned = None;
+    let mut counted = None;
     if let Some((i, address)) = deployment.remote_source() {
+        let address = address.clone();
         let mut d = deployment.clone();
         let job = match masking::remote_job(&mut d, i, &masks) {
             Ok(job) => job,
@@ -186,27 +192,57 @@ pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Event
                 return report;
             }
         };
-        received = Some((d, i, address.clone(), job));
-    }
-    let deployment = match &received {
-        Some((d, i, address, job)) => {
-            let job_bytes = job.as_ref().map(|(_, b)| b.as_slice()).unwrap_or(&[]);
-            let transfer = receive(d, *i, address, options, events, job_bytes).and_then(|t| match job {
-                Some((s, _)) => masking::remote_done(d, *s, &t, &mut masks, &mut report).map(|()| t),
-                None => Ok(t),
-            });
-            match transfer {
-                Ok(transfer) => report.transfer = Some(transfer),
-                Err(e) => {
-                    stop(&mut report, &e, events);
-                    return report;
-                }
+        let transfer = match &job {
+            None if options.dry_run => {
+                counted_remotely::count_remotely(&mut d, i, &address, options, events).map(|(t, c)| {
+                    counted = Some(c);
+                    t
+                })
             }
-            d
+            _ => {
+                let job_bytes = job.as_ref().map(|(_, b)| b.as_slice()).unwrap_or(&[]);
+                receive(&d, i, &address, options, events, job_bytes).and_then(|t| match &job {
+                    Some((s, _)) => masking::remote_done(&d, *s, &t, &mut masks, &mut report).map(|()| t),
+                    None => Ok(t),
+                })
+            }
+        };
+        match transfer {
+            Ok(transfer) => report.transfer = Some(transfer),
+            Err(e) => {
+                stop(&mut report, &e, events);
+                return report;
+            }
         }
-        None => deployment,
-    };
-    let prepared = preflight(deployment, options, masks, events, &mut report);
+        owned = Some(d);
+    }
+    let deployment = owned.as_ref().unwrap_or(deployment);
+    let shown_as = counted.as_ref().map(|c| {
+        let address = deployment.files[c.file]
+            .remote
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        (c.image.clone(), address)
+    });
+    let mut report = run_prepared(deployment, options, masks, counted, events, report, started);
+    if let Some((image, address)) = shown_as {
+        report.show_as(&image, &address);
+    }
+    report
+}
+
+/// The preflight, then the steps (or, planned, the report of what they would do).
+fn run_prepared(
+    deployment: &Deployment,
+    options: &RunOptions,
+    masks: BTreeMap<usize, masking::Masked>,
+    counted: Option<counted_remotely::CountedRemotely>,
+    events: &mut dyn Events,
+    mut report: Report,
+    started: Instant,
+) -> Report {
+    let prepared = preflight(deployment, options, masks, counted, events, &mut report);
     let mut prepared = match prepared {
         Ok(p) => p,
         Err(e) => {

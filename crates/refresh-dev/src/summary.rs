@@ -34,20 +34,28 @@ impl Report {
         let dev = self.files.iter().find(|f| f.name == "dev").map(|f| f.path.as_path());
         let shown = |p: Option<&Path>| p.map(cli_support::short).unwrap_or_else(|| "?".into());
         if let Some(t) = &self.transfer {
-            let _ = writeln!(
-                out,
-                "  PROD is {}: {} of {} received ({} over the link), {} {}",
-                t.from,
-                t.pages_sent,
-                plural(t.pages_total, "page", "pages"),
-                cli_support::size(t.bytes_received + t.bytes_sent),
-                if t.base_used {
-                    "updating the copy kept in"
-                } else {
-                    "into a new copy kept in"
-                },
-                shown(prod)
-            );
+            let moved = cli_support::size(t.bytes_received + t.bytes_sent);
+            if self.dry_run && t.pages_sent == 0 {
+                let _ = writeln!(
+                    out,
+                    "  PROD is {}: counted on its host ({} pages); {moved} over the link, no table data",
+                    t.from, t.pages_total
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  PROD is {}: {} of {} received ({moved} over the link), {} {}",
+                    t.from,
+                    t.pages_sent,
+                    plural(t.pages_total, "page", "pages"),
+                    if t.base_used {
+                        "updating the copy kept in"
+                    } else {
+                        "into a new copy kept in"
+                    },
+                    shown(prod)
+                );
+            }
         }
 
         // Refresh Staging writes STAGING and leaves DEV as it is.

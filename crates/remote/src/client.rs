@@ -385,6 +385,64 @@ impl Drop for NewBase {
     }
 }
 
+/// What the helper said of PROD without sending a page: its size, its
+/// permission bits, and the job's result (the counts of a plan).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// What moved: the job and its answer, no page.
+    pub transfer: Transfer,
+    /// PROD's size in bytes (of the helper's copy).
+    pub len: u64,
+    /// PROD's permission bits.
+    pub mode: u32,
+}
+
+/// Asks the helper to do `fetch.job` on its private copy of PROD and
+/// answer, with no page sent: what `plan` asks, so that no table data moves.
+pub fn ask(fetch: &Fetch) -> Result<Answer, Error> {
+    let mut link = Link::open(fetch)?;
+    let helper_version = link.handshake(fetch.remote_exe)?;
+    link.send(
+        Out::default()
+            .str(&fetch.remote.path)
+            .u64(fetch.wait.as_millis() as u64)
+            .bytes(fetch.job),
+        Kind::Open,
+    )?;
+    let started = Instant::now();
+    let mut info = link.read(Kind::Info)?;
+    let header = (|| -> io::Result<_> {
+        let page_size = info.u32()?;
+        let pages = info.u64()?;
+        let len = info.u64()?;
+        let mode = info.u32()?;
+        let _hash = info.raw(32)?;
+        let millis = info.u64()?;
+        let job_result = info.bytes()?;
+        Ok((page_size, pages, len, mode, millis, job_result))
+    })();
+    let (_, pages, len, mode, remote_millis, job_result) = header.map_err(|e| link.cut(e))?;
+    link.said_bye = link.send(Out::default(), Kind::Bye).is_ok();
+    Ok(Answer {
+        transfer: Transfer {
+            from: fetch.remote.to_string(),
+            host: link.host.clone(),
+            helper_version,
+            bytes_sent: link.sent,
+            bytes_received: link.received,
+            pages_total: pages,
+            pages_sent: 0,
+            base_used: false,
+            remote_copy_seconds: remote_millis as f64 / 1000.0,
+            transfer_seconds: started.elapsed().as_secs_f64(),
+            verify_seconds: 0.0,
+            job_result,
+        },
+        len,
+        mode,
+    })
+}
+
 /// Brings the remote PROD into `base` (created or replaced whole), moving
 /// only the pages that differ from the `base` already there.
 pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<Transfer, Error> {

@@ -124,6 +124,10 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     let Some(mut groups) = In::read(input)? else {
         return Ok(());
     };
+    // A client that asked only for the job's answer (a plan) says goodbye here.
+    if groups.kind == Kind::Bye {
+        return Ok(());
+    }
     expect(&groups, Kind::Groups)?;
     let (group_pages, base_page_size, base_pages) = (u64::from(groups.u32()?.max(1)), groups.u32()?, groups.u64()?);
     let count = groups.u32()? as u64;

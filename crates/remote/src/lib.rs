@@ -26,5 +26,5 @@ pub mod frame;
 pub mod helper;
 
 pub use address::{Address, BadAddress, RemoteFile};
-pub use client::{fetch, Fetch, Observer, Transfer};
+pub use client::{ask, fetch, Answer, Fetch, Observer, Transfer};
 pub use error::Error;

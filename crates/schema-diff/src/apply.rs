@@ -101,6 +101,10 @@ pub struct ApplyOptions {
     /// Where rows left out by [`OnViolation::Skip`] go (default
     /// `DEV.rejects-<UTC stamp>.sqlite`, beside DEV).
     pub rejects: Option<PathBuf>,
+    /// TARGET is a subset of the data: DEV's own rows (of tables whose rows
+    /// come from DEV) may reference parents it left out. Those rows are kept
+    /// and reported in the diff's warnings, not refused.
+    pub subset: bool,
 }
 
 /// Runs DEV's schema onto TARGET. On any error TARGET is left as it was.
@@ -133,6 +137,7 @@ pub fn apply_with_progress(
         reading,
         on_violation,
         rejects,
+        subset,
     } = options;
     let (on_violation, rejects) = (*on_violation, rejects.as_deref());
     let started = Instant::now();
@@ -207,6 +212,7 @@ pub fn apply_with_progress(
         return Err(e);
     }
     let mut skipped = Vec::new();
+    let mut dangling = Vec::new();
     let result = (|| {
         let dev = read_catalog(dev_path, reading)?;
         let target = Catalog::read(&conn, "").map_err(|e| sqlite_error(target_path, "read schema", e))?;
@@ -217,12 +223,25 @@ pub fn apply_with_progress(
         let fk_after = foreign_key_violations(&conn).map_err(|e| sqlite_error(target_path, "foreign_key_check", e))?;
         // A reference to a table DEV's schema does not have dangles in DEV
         // too: a property of DEV's schema, reported by the plan, not new.
-        let new: Vec<String> = fk_after
+        let dev_rows = |t: &str| {
+            diff.plan
+                .iter()
+                .any(|p| p.rows_from == RowsFrom::Dev && crate::catalog::key(&p.table) == *t)
+        };
+        let mut new = Vec::new();
+        for ((t, p), n) in fk_after
             .iter()
             .filter(|((_, parent), _)| dev.table(parent).is_some())
-            .filter(|(k, n)| fk_before.get(*k).is_none_or(|b| *n > b))
-            .map(|((t, p), n)| format!("{t} -> {p}: {n} rows"))
-            .collect();
+            .filter(|(k, n)| fk_before.get(*k).is_none_or(|b| **n > *b))
+        {
+            if *subset && dev_rows(t) {
+                dangling.push(format!(
+                    "{t} -> {p}: {n} of DEV's rows reference a row the subset left out: kept"
+                ));
+            } else {
+                new.push(format!("{t} -> {p}: {n} rows"));
+            }
+        }
         if !new.is_empty() {
             return Err(Error::Violations {
                 path: target_path.to_owned(),
@@ -271,6 +290,8 @@ pub fn apply_with_progress(
             std::io::Error::other("a -wal or -journal was left after closing"),
         ));
     }
+    let mut diff = diff;
+    diff.warnings.extend(dangling);
     Ok(ApplyReport {
         diff,
         changed: true,

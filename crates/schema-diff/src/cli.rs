@@ -182,6 +182,7 @@ fn run_apply(args: &DiffArgs, hints: &Hints) -> Exit {
         reading: args.reading(),
         on_violation: args.migration.on_violation,
         rejects: args.rejects.clone(),
+        subset: false,
     };
     match crate::apply::apply(&args.dev, &args.target, &options) {
         Ok(report) => {

@@ -52,7 +52,7 @@ pub use plan::Plan;
 /// What the user tells schema-diff: renames (`--rename-table OLD=NEW`,
 /// `--rename TABLE.OLD=NEW`) and where rows come from (`--dev-data`,
 /// `--prod-data`, glob patterns).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Hints {
     /// (old table, new table), lower-cased.
     pub tables: Vec<(String, String)>,
@@ -337,6 +337,117 @@ impl Report {
                 )
             })
             .collect()
+    }
+}
+
+/// What a comparison counted on TARGET's rows, apart from its structure:
+/// what another host (a remote PROD's helper) sends back, counted on its
+/// copy of TARGET, for a caller that compared against TARGET's schema alone
+/// (the structure depends on the schemas only, so both sides agree on it).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// Every data-impact entry but those counting DEV's own rows.
+    pub impacts: Vec<CountedImpact>,
+    /// Per table of the plan: rows touched, bytes written.
+    pub tables: Vec<(String, i64, Option<u64>)>,
+    pub not_counted: Vec<String>,
+    /// Objects TARGET's SQLite could not describe.
+    pub unreadable: Vec<String>,
+}
+
+/// A data-impact entry as [`Counts`] carries it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct CountedImpact {
+    pub table: String,
+    pub column: Option<String>,
+    pub constraint: Option<String>,
+    pub kind: plan::ImpactKind,
+    pub reason: String,
+    pub rows: i64,
+    pub examples: Vec<String>,
+    pub skip_condition: Option<String>,
+    pub unskippable: Option<String>,
+}
+
+/// Whether an impact counts DEV's own rows (counted where DEV is).
+fn counts_devs_rows(i: &plan::Impact) -> bool {
+    i.kind == plan::ImpactKind::Replaced && i.reason.starts_with("DEV's own rows")
+}
+
+impl Report {
+    /// What this report counted on TARGET's rows (see [`Counts`]).
+    pub fn counts(&self) -> Counts {
+        let target = self.target.display().to_string();
+        Counts {
+            impacts: self
+                .data_impact
+                .iter()
+                .filter(|i| !counts_devs_rows(i))
+                .map(|i| CountedImpact {
+                    table: i.table.clone(),
+                    column: i.column.clone(),
+                    constraint: i.constraint.clone(),
+                    kind: i.kind,
+                    reason: i.reason.clone(),
+                    rows: i.rows,
+                    examples: i.examples.clone(),
+                    skip_condition: i.skip_condition.clone(),
+                    unskippable: i.unskippable.map(str::to_owned),
+                })
+                .collect(),
+            tables: self
+                .plan
+                .iter()
+                .map(|t| (t.table.clone(), t.rows_touched, t.bytes_written))
+                .collect(),
+            not_counted: self.not_counted.clone(),
+            unreadable: self
+                .unreadable
+                .iter()
+                .filter(|u| u.starts_with(&target))
+                .map(|u| u[target.len()..].to_owned())
+                .collect(),
+        }
+    }
+
+    /// Takes TARGET's counts from `counts` (counted elsewhere on TARGET's
+    /// rows), keeping what this report counted on DEV's rows.
+    pub fn merge_counts(&mut self, counts: Counts) {
+        const UNSKIPPABLE: [&str; 3] = [
+            "the rows that fail cannot be told apart in SQL, so none can be left out",
+            "a WITHOUT ROWID table: its rows cannot be singled out to leave out",
+            "its violating rows cannot be singled out",
+        ];
+        let mut impacts: Vec<plan::Impact> = counts
+            .impacts
+            .into_iter()
+            .map(|i| plan::Impact {
+                table: i.table,
+                column: i.column,
+                constraint: i.constraint,
+                kind: i.kind,
+                reason: i.reason,
+                rows: i.rows,
+                examples: i.examples,
+                skip_condition: i.skip_condition,
+                unskippable: i
+                    .unskippable
+                    .map(|u| UNSKIPPABLE.into_iter().find(|k| *k == u).unwrap_or(UNSKIPPABLE[2])),
+            })
+            .collect();
+        impacts.extend(self.data_impact.drain(..).filter(counts_devs_rows));
+        self.data_impact = impacts;
+        for t in &mut self.plan {
+            if let Some((_, touched, bytes)) = counts.tables.iter().find(|c| c.0 == t.table) {
+                t.rows_touched = *touched;
+                t.bytes_written = *bytes;
+            }
+        }
+        self.not_counted = counts.not_counted;
+        let target = self.target.display().to_string();
+        self.unreadable.retain(|u| !u.starts_with(&target));
+        self.unreadable
+            .extend(counts.unreadable.into_iter().map(|u| format!("{target}{u}")));
     }
 }
 

@@ -15,7 +15,7 @@ use crate::{Hints, Report};
 
 /// The bytes a migration writes into TARGET's file and its journal, and
 /// what they are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MigrationBytes {
     /// What the new and journaled pages come to (the caller adds its margin).
     pub bytes: u64,

@@ -148,6 +148,7 @@ pub(super) fn run_step(
                 .or_else(|| options.rejects.clone());
             let options = ApplyOptions {
                 rejects: rejects.clone(),
+                subset: masking::migrates_a_subset(d, index),
                 ..options.clone()
             };
             let (hints, reading) = (&options.hints, &options.reading);

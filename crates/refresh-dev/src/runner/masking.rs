@@ -121,7 +121,7 @@ pub(super) fn remote_job(
         exempt,
         check,
     };
-    let bytes = serde_json::to_vec(&job).map_err(|e| Error::Usage(format!("the masking job: {e}")))?;
+    let bytes = crate::helper_job::HelperJob::Mask(job).to_bytes()?;
     let tag = blake3_tag(&masking.rules.fingerprint, &masked.key.id());
     let dev = d.key_home(s).to_owned();
     d.files[remote].path = sidefile::masked_base(&dev, &tag);
@@ -333,6 +333,18 @@ pub(super) fn preview(
     Ok(())
 }
 
+/// Whether the apply step `s` migrates a copy that a subset made: DEV's own
+/// rows may then reference parents the subset left out (kept, reported).
+pub(super) fn migrates_a_subset(d: &Deployment, s: usize) -> bool {
+    let Operation::Apply { to, .. } = d.steps[s].op else {
+        return false;
+    };
+    d.steps[..s].iter().any(|st| match (&st.op, &st.masking) {
+        (Operation::Snapshot { to: made, .. }, Some(m)) => *made == to && !m.rules.subsets.is_empty(),
+        _ => false,
+    })
+}
+
 /// Step `s`'s copy of `from` into the new file `to`, masked and subset as
 /// it is made: only the kept rows, already masked, so no page of `to` ever
 /// held an original value. A WAL-mode PROD is read in one read transaction
@@ -415,6 +427,7 @@ pub(super) fn snapshot(
                 exempt: &exempt,
                 mode,
                 stop: events.stop_flag(),
+                only_rows_of: None,
             },
             &mut |what| events.detail(what),
         )

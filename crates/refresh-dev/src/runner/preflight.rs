@@ -93,6 +93,7 @@ pub(super) fn preflight(
     d: &Deployment,
     options: &RunOptions,
     masks: BTreeMap<usize, masking::Masked>,
+    counted_remotely: Option<counted_remotely::CountedRemotely>,
     events: &mut dyn Events,
     report: &mut Report,
 ) -> Result<Prepared, Error> {
@@ -109,11 +110,20 @@ pub(super) fn preflight(
         readers_left: Vec::new(),
         allow_behind: options.allow_behind,
         masks,
+        counted_remotely,
         blockers: Vec::new(),
     };
     let targets = lock_targets(d, &prepared.temporaries);
     let records = dead_records(&targets, options, &mut prepared)?;
-    let walk = walk(d, &records, report)?;
+    let mut walk = walk(d, &records, report)?;
+    if let Some(c) = &prepared.counted_remotely {
+        let address = d.files[c.file]
+            .remote
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        c.patch(&mut walk.disk, report, &address);
+    }
     same_encodings(d, &walk)?;
     check(
         report,
@@ -730,7 +740,16 @@ pub(super) fn count_migrations(
             // Named after this process: provably its own.
             sidefile::remove_with_sidecars(&counted_on)?;
         }
-        let diff = diff?;
+        let mut diff = diff?;
+        // A remote PROD's rows were counted on its host: the image here has
+        // its schema, the counts come from there.
+        let measured = match prepared.counted_remotely.as_ref().and_then(|c| c.counts_for(data_file)) {
+            Some((counts, bytes)) => {
+                diff.merge_counts(counts.clone());
+                Some(bytes.clone())
+            }
+            None => measured,
+        };
         if let Some(measured) = measured {
             migrations.insert(s, measured);
         }
