@@ -652,3 +652,28 @@ fn devs_own_rows_that_reference_rows_the_subset_left_out_are_kept_and_reported()
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("rules.toml:2") && err.contains("never subset"), "{err}");
 }
+
+#[test]
+fn a_shared_mask_key_masks_two_devs_alike_and_is_made_once_with_mode_0600() {
+    let (one, two) = (Pii::new("wal"), Pii::new("delete"));
+    let key = one.dir.path().join("team.key");
+    let key_s = key.to_string_lossy().into_owned();
+    let (code, _, err) = one.with_rules("plan", &["--mask-key", &key_s]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!key.exists(), "a plan makes no key");
+    let (code, _, err) = one.with_rules("run", &["--mask-key", &key_s]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600);
+    assert!(!one.key().exists(), "no key beside DEV when another is named");
+    let (code, _, err) = two.with_rules("run", &["--mask-key", &key_s]);
+    assert_eq!(code, 0, "{err}");
+    let emails = |p: &Pii| strings(&p.dev, "SELECT email FROM customers ORDER BY id");
+    assert_eq!(emails(&one), emails(&two));
+    // A key file too short to be a key is bad input, with nothing changed.
+    std::fs::write(&key, b"short").expect("write");
+    let before = folder(&one.dev_dir());
+    let (code, _, err) = one.with_rules("run", &["--mask-key", &key_s]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("team.key") && err.contains("16"), "{err}");
+    assert_eq!(folder(&one.dev_dir()), before);
+}

@@ -239,8 +239,8 @@ struct MaskArgs {
     /// Names are the result's (DEV's). The result is built fresh: no original value is left in it.
     #[arg(long, value_name = "FILE")]
     rules: Option<PathBuf>,
-    /// The masking key: any file of at least 16 random bytes. By default the hidden
-    /// .DEV.refresh-mask-key beside DEV (mode 0600), made by the first run with --rules.
+    /// The masking key: any file of at least 16 random bytes, made (mode 0600) by the first
+    /// run that needs it. By default the hidden .DEV.refresh-mask-key beside DEV.
     #[arg(long, value_name = "FILE", requires = "rules")]
     mask_key: Option<PathBuf>,
 }

@@ -43,14 +43,6 @@ pub(super) fn keys(d: &Deployment, options: &RunOptions) -> Result<BTreeMap<usiz
         let key_path = masking.key.clone().unwrap_or_else(|| sidefile::mask_key(d.key_home(s)));
         let found = sidefile::look(&key_path).map_err(|e| FileError::io(&key_path, "stat", e))?;
         let masked = match found {
-            sidefile::Found::Nothing if masking.key.is_some() => {
-                return Err(mask::Error::Key {
-                    path: key_path,
-                    why: "no such file (--mask-key names an existing key; leave it out to have one made beside DEV)"
-                        .into(),
-                }
-                .into())
-            }
             sidefile::Found::Nothing if options.dry_run => Masked {
                 key: mask::Key::throwaway().map_err(|e| FileError::io(&key_path, "make a throwaway key", e))?,
                 key_path,
