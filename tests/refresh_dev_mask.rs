@@ -663,7 +663,10 @@ fn a_shared_mask_key_masks_two_devs_alike_and_is_made_once_with_mode_0600() {
     assert!(!key.exists(), "a plan makes no key");
     let (code, _, err) = one.with_rules("run", &["--mask-key", &key_s]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
     assert!(!one.key().exists(), "no key beside DEV when another is named");
     let (code, _, err) = two.with_rules("run", &["--mask-key", &key_s]);
     assert_eq!(code, 0, "{err}");

@@ -55,10 +55,13 @@ impl Sshd {
             dir.join("sshd_config"),
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPidFile {}\n",
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPidFile {}\n\
+                 SetEnv TMPDIR={}\n",
                 dir.join("host").display(),
                 dir.join("authorized_keys").display(),
-                dir.join("sshd.pid").display()
+                dir.join("sshd.pid").display(),
+                // The helper's private copy on the bench's file system (reflinks where it has them).
+                dir.parent().unwrap_or(dir).display()
             ),
         )?;
         let host_key = std::fs::read_to_string(dir.join("host.pub"))?;
@@ -139,7 +142,12 @@ fn moved(t: &serde_json::Value) -> u64 {
 pub fn remote(mib: u64) -> Result<()> {
     let bin = build_binaries(true)?.join("refresh-dev");
     let exe = bin.to_str().context("non-UTF-8 path")?;
-    let dir = root().join("target/bench/remote");
+    // REFRESH_DEV_BENCH_DIR: a folder on another file system (one with
+    // reflinks, say) instead of target/bench.
+    let dir = std::env::var_os("REFRESH_DEV_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/bench"))
+        .join("remote");
     std::fs::create_dir_all(dir.join("prodhost"))?;
     std::fs::create_dir_all(dir.join("dev"))?;
     let sshd = Sshd::start(&dir.join("sshd"))?;

@@ -543,8 +543,10 @@ fn remote_helper() -> Exit {
             Some(serde_json::from_slice(job).map_err(|e| refusal(Exit::BadInput, "usage", format!("the job: {e}")))?)
         };
         let snapshot_into = |to: &Path| {
+            // A private copy, read and removed here: no need to flush it to disk.
             let options = snapshot::Options {
                 timeout: wait,
+                durable: false,
                 ..snapshot::Options::default()
             };
             snapshot::Snapshot::new(prod, to, options)

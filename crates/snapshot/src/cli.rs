@@ -45,6 +45,7 @@ impl SnapshotArgs {
                 verify: self.verify,
                 timeout: self.timeout,
                 method: self.method,
+                durable: true,
             },
         )
     }

@@ -81,6 +81,10 @@ pub struct Options {
     pub timeout: Duration,
     /// How to copy.
     pub method: Method,
+    /// Flush the copy and its folder to disk before returning (the
+    /// default). A copy that is only ever read and then removed (the remote
+    /// helper's private copy) need not be.
+    pub durable: bool,
 }
 
 impl Default for Options {
@@ -90,6 +94,7 @@ impl Default for Options {
             verify: false,
             timeout: Duration::from_secs(60),
             method: Method::Auto,
+            durable: true,
         }
     }
 }
@@ -318,7 +323,7 @@ impl Snapshot {
         let pages_from_wal = copied?;
 
         let verified = self.check_copy(&temp, &state)?;
-        temp.finish(&self.source, &self.dest, self.options.force)?;
+        temp.finish(&self.source, &self.dest, self.options.force, self.options.durable)?;
 
         let bytes = state.pages * u64::from(state.page_size);
         Ok(Report {

@@ -30,14 +30,16 @@ impl TempFile {
         })
     }
 
-    /// fsync, permissions from SOURCE (never wider), rename into place, fsync
-    /// the folder.
-    pub(crate) fn finish(mut self, source: &Path, dest: &Path, force: bool) -> Result<(), Error> {
+    /// fsync (where `durable`), permissions from SOURCE (never wider),
+    /// rename into place, fsync the folder (where `durable`).
+    pub(crate) fn finish(mut self, source: &Path, dest: &Path, force: bool, durable: bool) -> Result<(), Error> {
         let file = match self.file.take() {
             Some(f) => f,
             None => File::open(&self.path).map_err(|e| io_error(&self.path, "open", e))?,
         };
-        file.sync_all().map_err(|e| io_error(&self.path, "fsync", e))?;
+        if durable {
+            file.sync_all().map_err(|e| io_error(&self.path, "fsync", e))?;
+        }
         let mode = std::fs::metadata(source)
             .map_err(|e| io_error(source, "stat", e))?
             .permissions()
@@ -63,6 +65,9 @@ impl TempFile {
             })?;
         }
         self.done = true;
+        if !durable {
+            return Ok(());
+        }
         let folder = parent_dir(dest);
         sqlite_file::fs::fsync_dir(folder).map_err(|e| io_error(folder, "fsync folder", e))
     }

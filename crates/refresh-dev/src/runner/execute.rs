@@ -316,6 +316,7 @@ pub(super) fn snapshot_into(
             verify,
             timeout,
             method: snapshot::Method::Auto,
+            durable: true,
         },
     );
     let mut adapter = Adapter(events);
