@@ -264,11 +264,8 @@ fn build_in(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error> {
     let mut warnings = Vec::new();
 
     drop(
-        sqlite_file::sidefile::create_new(b.dest, b.mode).map_err(|e| Error::Io {
-            path: b.dest.to_owned(),
-            action: "create",
-            source: std::io::Error::other(e.to_string()),
-        })?,
+        sqlite_file::sidefile::create_new(b.dest, b.mode)
+            .map_err(|e| Error::io(b.dest, "create", std::io::Error::other(e.to_string())))?,
     );
     let conn = Connection::open_with_flags(
         b.dest,
@@ -447,16 +444,8 @@ fn build_in(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error> {
     conn.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |_| Ok(()))
         .map_err(dest_err("set the journal mode"))?;
     drop(conn);
-    let file = std::fs::File::open(b.dest).map_err(|e| Error::Io {
-        path: b.dest.to_owned(),
-        action: "open",
-        source: e,
-    })?;
-    file.sync_all().map_err(|e| Error::Io {
-        path: b.dest.to_owned(),
-        action: "flush",
-        source: e,
-    })?;
+    let file = std::fs::File::open(b.dest).map_err(|e| Error::io(b.dest, "open", e))?;
+    file.sync_all().map_err(|e| Error::io(b.dest, "flush", e))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     Ok(Built {
         masked,

@@ -52,20 +52,9 @@ pub enum Error {
         rules: Vec<String>,
         message: String,
     },
-    #[error("{}: {action}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("{}: {action}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file error every tool shares: an I/O or SQLite failure, a full disk.
+    #[error(transparent)]
+    File(#[from] sqlite_file::FileError),
     #[error("interrupted")]
     Interrupted,
 }
@@ -80,11 +69,11 @@ impl Error {
     }
 
     pub(crate) fn sqlite(path: &Path, action: &'static str, source: rusqlite::Error) -> Error {
-        Error::Sqlite {
-            path: path.to_owned(),
-            action,
-            source,
-        }
+        Error::File(sqlite_file::FileError::sqlite(path, action, source))
+    }
+
+    pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> Error {
+        Error::File(sqlite_file::FileError::io(path, action, source))
     }
 
     /// A stable code for `--json`.
@@ -93,8 +82,7 @@ impl Error {
             Error::Rules { .. } => "bad_rules",
             Error::Key { .. } => "bad_mask_key",
             Error::Constraint { .. } => "masked_values_break_constraint",
-            Error::Sqlite { .. } => "sqlite_error",
-            Error::Io { .. } => "io_error",
+            Error::File(e) => e.code(),
             Error::Interrupted => "interrupted",
         }
     }

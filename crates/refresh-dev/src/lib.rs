@@ -98,6 +98,7 @@ impl From<mask::Error> for Error {
     fn from(e: mask::Error) -> Self {
         match e {
             mask::Error::Interrupted => Error::Interrupted,
+            mask::Error::File(e) => Error::File(e),
             e => Error::Mask(e),
         }
     }
@@ -124,7 +125,7 @@ impl Error {
             Error::Remote(e) => e.exit(),
             Error::Mask(mask::Error::Rules { .. } | mask::Error::Key { .. }) => Exit::BadInput,
             Error::Mask(mask::Error::Constraint { .. } | mask::Error::Interrupted) => Exit::Refused,
-            Error::Mask(_) => Exit::Error,
+            Error::Mask(mask::Error::File(e)) => e.exit(),
         }
     }
 }
@@ -171,7 +172,7 @@ impl Error {
             Error::SchemaDiff(e) => e.file(),
             Error::Swap(e) => e.file(),
             Error::Mask(mask::Error::Rules { path, .. } | mask::Error::Key { path, .. }) => Some(path),
-            Error::Mask(mask::Error::Sqlite { path, .. } | mask::Error::Io { path, .. }) => Some(path),
+            Error::Mask(mask::Error::File(e)) => Some(e.path()),
             _ => None,
         }
     }

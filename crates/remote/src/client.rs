@@ -385,6 +385,48 @@ impl Drop for NewBase {
     }
 }
 
+/// What the helper says of its copy of PROD before any page.
+struct Info {
+    page_size: u32,
+    pages: u64,
+    len: u64,
+    mode: u32,
+    whole: Vec<u8>,
+    remote_millis: u64,
+    job_result: Vec<u8>,
+}
+
+/// Opens the link, shakes hands, asks for `fetch.remote` with the job, and
+/// reads the helper's description of its copy.
+fn open_and_describe(fetch: &Fetch) -> Result<(Link, String, Info), Error> {
+    let mut link = Link::open(fetch)?;
+    let helper_version = link.handshake(fetch.remote_exe)?;
+    link.send(
+        Out::default()
+            .str(&fetch.remote.path)
+            .u64(fetch.wait.as_millis() as u64)
+            .bytes(fetch.job),
+        Kind::Open,
+    )?;
+    let mut frame = link.read(Kind::Info)?;
+    let info = (|| -> io::Result<Info> {
+        Ok(Info {
+            page_size: frame.u32()?,
+            pages: frame.u64()?,
+            len: frame.u64()?,
+            mode: frame.u32()?,
+            whole: frame.raw(32)?,
+            remote_millis: frame.u64()?,
+            job_result: frame.bytes()?,
+        })
+    })();
+    let info = info.map_err(|e| link.cut(e))?;
+    if info.page_size == 0 || u64::from(info.page_size) * info.pages != info.len {
+        return Err(link.cut(io::Error::other("the helper described an impossible file")));
+    }
+    Ok((link, helper_version, info))
+}
+
 /// What the helper said of PROD without sending a page: its size, its
 /// permission bits, and the job's result (the counts of a plan).
 #[derive(Debug, Clone)]
@@ -400,28 +442,8 @@ pub struct Answer {
 /// Asks the helper to do `fetch.job` on its private copy of PROD and
 /// answer, with no page sent: what `plan` asks, so that no table data moves.
 pub fn ask(fetch: &Fetch) -> Result<Answer, Error> {
-    let mut link = Link::open(fetch)?;
-    let helper_version = link.handshake(fetch.remote_exe)?;
-    link.send(
-        Out::default()
-            .str(&fetch.remote.path)
-            .u64(fetch.wait.as_millis() as u64)
-            .bytes(fetch.job),
-        Kind::Open,
-    )?;
     let started = Instant::now();
-    let mut info = link.read(Kind::Info)?;
-    let header = (|| -> io::Result<_> {
-        let page_size = info.u32()?;
-        let pages = info.u64()?;
-        let len = info.u64()?;
-        let mode = info.u32()?;
-        let _hash = info.raw(32)?;
-        let millis = info.u64()?;
-        let job_result = info.bytes()?;
-        Ok((page_size, pages, len, mode, millis, job_result))
-    })();
-    let (_, pages, len, mode, remote_millis, job_result) = header.map_err(|e| link.cut(e))?;
+    let (mut link, helper_version, info) = open_and_describe(fetch)?;
     link.said_bye = link.send(Out::default(), Kind::Bye).is_ok();
     Ok(Answer {
         transfer: Transfer {
@@ -430,16 +452,16 @@ pub fn ask(fetch: &Fetch) -> Result<Answer, Error> {
             helper_version,
             bytes_sent: link.sent,
             bytes_received: link.received,
-            pages_total: pages,
+            pages_total: info.pages,
             pages_sent: 0,
             base_used: false,
-            remote_copy_seconds: remote_millis as f64 / 1000.0,
+            remote_copy_seconds: info.remote_millis as f64 / 1000.0,
             transfer_seconds: started.elapsed().as_secs_f64(),
             verify_seconds: 0.0,
-            job_result,
+            job_result: info.job_result,
         },
-        len,
-        mode,
+        len: info.len,
+        mode: info.mode,
     })
 }
 
@@ -460,30 +482,16 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         false => None,
     };
 
-    let mut link = Link::open(fetch)?;
-    let helper_version = link.handshake(fetch.remote_exe)?;
-    link.send(
-        Out::default()
-            .str(&fetch.remote.path)
-            .u64(fetch.wait.as_millis() as u64)
-            .bytes(fetch.job),
-        Kind::Open,
-    )?;
-    let mut info = link.read(Kind::Info)?;
-    let header = (|| -> io::Result<_> {
-        let page_size = info.u32()?;
-        let pages = info.u64()?;
-        let len = info.u64()?;
-        let mode = info.u32()?;
-        let hash = info.raw(32)?;
-        let millis = info.u64()?;
-        let job_result = info.bytes()?;
-        Ok((page_size, pages, len, mode, hash, millis, job_result))
-    })();
-    let (page_size, pages, len, mode, whole, remote_millis, job_result) = header.map_err(|e| link.cut(e))?;
-    if page_size == 0 || u64::from(page_size) * pages != len {
-        return Err(link.cut(io::Error::other("the helper described an impossible file")));
-    }
+    let (mut link, helper_version, info) = open_and_describe(fetch)?;
+    let Info {
+        page_size,
+        pages,
+        len,
+        mode,
+        whole,
+        remote_millis,
+        job_result,
+    } = info;
     let started = Instant::now();
 
     // Room for the base's next version beside it, before a byte comes: with
