@@ -253,6 +253,37 @@ fn demo() -> Result<()> {
         "\n   `refresh-dev rollback --dev {}` puts the old DEV back.",
         dev.display()
     );
+
+    println!("\n== refresh-dev run --rules: the same refresh, with personal data masked and only recent orders");
+    let rules = root().join("fixtures/rules.toml");
+    sh(Command::new(&bin)
+        .arg("run")
+        .arg("--prod")
+        .arg(&prod)
+        .arg("--dev")
+        .arg(&dev)
+        .arg("--rules")
+        .arg(&rules))?;
+    let emails: Vec<String> = {
+        let conn = rusqlite::Connection::open(&prod)?;
+        let mut st = conn.prepare("SELECT email FROM customers")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let bytes = std::fs::read(&dev).context("read dev.db")?;
+    let left = emails
+        .iter()
+        .filter(|e| bytes.windows(e.len()).any(|w| w == e.as_bytes()))
+        .count();
+    println!(
+        "   orders: DEV now {} of PROD's {}; PROD's {} customer emails found in DEV's bytes: {left}",
+        count(&dev, "SELECT count(*) FROM orders")?,
+        count(&prod, "SELECT count(*) FROM orders")?,
+        emails.len()
+    );
+    if left > 0 {
+        bail!("an original email is left in DEV");
+    }
     Ok(())
 }
 

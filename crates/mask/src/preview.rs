@@ -7,7 +7,7 @@
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use crate::build::{masked_columns, register_mask};
+use crate::build::register_mask;
 use crate::key::Key;
 use crate::rules::{Rule, Rules};
 use crate::scan::{self, Finding};
@@ -135,15 +135,18 @@ pub fn preview(
     }
     // The constraints of the result's table, tried on the masked rows in a
     // scratch database in memory (one batch at a time, never kept).
-    for t in result_tables.iter().filter(|t| t.kind == TableKind::Ordinary) {
+    // Values masked on PROD's host already cannot be tried against their originals.
+    for t in result_tables
+        .iter()
+        .filter(|t| t.kind == TableKind::Ordinary && !masked_already)
+    {
         if !rules.masks.iter().any(|m| m.table.eq_ignore_ascii_case(&t.name)) {
             continue;
         }
-        let unmasked = Rules {
-            masks: Vec::new(),
-            ..rules.clone()
+        let Some(d) = data_tables.iter().find(|d| d.name.eq_ignore_ascii_case(&t.name)) else {
+            continue;
         };
-        match breaking(data, t, if masked_already { &unmasked } else { rules }) {
+        match breaking(data, t, d, rules) {
             Ok(Some(line)) => p.breaks.push(line),
             Ok(None) => {}
             Err(e) => p
@@ -164,27 +167,61 @@ pub fn preview(
     p
 }
 
-/// How many of `t`'s rows (read from `data`) break one of the result's
-/// constraints on `t` once masked, and the first message: tried in batches
-/// in a scratch database in memory, `INSERT OR IGNORE` counting the rows
-/// that do not go in.
-fn breaking(data: &Connection, t: &schema::Table, rules: &Rules) -> Result<Option<Break>, String> {
+/// How many of the rows of `d` (read from `data`) a masked value makes
+/// break one of the result's constraints on its table `t` (DEV's), and the
+/// first message: each row is tried as it is and masked, in two scratch
+/// databases in memory (`INSERT OR IGNORE`, one batch at a time), and
+/// counts where it goes in as it is but not masked. What the migration
+/// itself breaks is the migration's to report, not this. Columns the
+/// result adds take their defaults.
+fn breaking(data: &Connection, t: &schema::Table, d: &schema::Table, rules: &Rules) -> Result<Option<Break>, String> {
     let sql = t.sql.as_deref().ok_or("no CREATE text")?;
-    let scratch = Connection::open_in_memory().map_err(|e| e.to_string())?;
-    // Foreign keys are the subset's business, not the masking's.
-    scratch
-        .execute_batch(&format!("PRAGMA foreign_keys = OFF; {sql}"))
-        .map_err(|e| e.to_string())?;
-    let (into, select) = masked_columns(t, rules);
+    let scratch = || -> Result<Connection, String> {
+        let c = Connection::open_in_memory().map_err(|e| e.to_string())?;
+        // Foreign keys are the subset's business, not the masking's.
+        c.execute_batch(&format!("PRAGMA foreign_keys = OFF; {sql}"))
+            .map_err(|e| e.to_string())?;
+        Ok(c)
+    };
+    let (as_is, masked) = (scratch()?, scratch()?);
+    let columns: Vec<&str> = t
+        .columns
+        .iter()
+        .filter(|c| !c.generated && d.columns.iter().any(|dc| dc.name.eq_ignore_ascii_case(&c.name)))
+        .map(|c| c.name.as_str())
+        .collect();
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    let plain: Vec<String> = columns.iter().map(|c| format!("c.{}", quote(c))).collect();
+    let masked_exprs: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            match rules
+                .masks
+                .iter()
+                .position(|m| m.table.eq_ignore_ascii_case(&d.name) && m.column.eq_ignore_ascii_case(c))
+            {
+                None => format!("c.{}", quote(c)),
+                Some(i) => match &rules.masks[i].rule {
+                    Rule::Sql(expr) => format!("({expr})"),
+                    Rule::Null => "NULL".into(),
+                    _ => format!("refresh_mask({i}, c.{})", quote(c)),
+                },
+            }
+        })
+        .collect();
     let mut st = data
         .prepare(&format!(
-            "SELECT {} FROM main.{} AS c",
-            select.join(", "),
-            quote(&t.name)
+            "SELECT {}, {} FROM main.{} AS c",
+            plain.join(", "),
+            masked_exprs.join(", "),
+            quote(&d.name)
         ))
         .map_err(|e| crate::message(&e))?;
-    let n = st.column_count();
+    let n = columns.len();
     let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+    let into: Vec<String> = columns.iter().map(|c| quote(c)).collect();
     let insert = |how: &str| {
         format!(
             "INSERT {how} INTO main.{} ({}) VALUES ({})",
@@ -194,35 +231,32 @@ fn breaking(data: &Connection, t: &schema::Table, rules: &Rules) -> Result<Optio
         )
     };
     let (lenient, strict) = (insert("OR IGNORE"), insert(""));
+    let goes_in =
+        |c: &Connection, row: &[Value]| matches!(c.execute(&lenient, rusqlite::params_from_iter(row.iter())), Ok(1));
     let (mut broken, mut tried) = (0usize, 0usize);
     let mut first: Option<String> = None;
     let mut rows = st.query([]).map_err(|e| crate::message(&e))?;
     while let Some(r) = rows.next().map_err(|e| crate::message(&e))? {
-        let row = (0..n)
+        let row = (0..2 * n)
             .map(|i| r.get::<_, Value>(i))
             .collect::<rusqlite::Result<Vec<Value>>>()
             .map_err(|e| crate::message(&e))?;
-        match scratch.execute(&lenient, rusqlite::params_from_iter(row.iter())) {
-            Ok(0) => {
-                broken += 1;
-                if first.is_none() {
-                    if let Err(e) = scratch.execute(&strict, rusqlite::params_from_iter(row.iter())) {
-                        first = Some(crate::message(&e));
-                    }
+        let (row_as_is, row_masked) = row.split_at(n);
+        if goes_in(&as_is, row_as_is) && !goes_in(&masked, row_masked) {
+            broken += 1;
+            if first.is_none() {
+                if let Err(e) = masked.execute(&strict, rusqlite::params_from_iter(row_masked.iter())) {
+                    first = Some(crate::message(&e));
                 }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                broken += 1;
-                first.get_or_insert_with(|| crate::message(&e));
             }
         }
         tried += 1;
-        // Memory stays flat: the scratch table holds one batch at a time.
+        // Memory stays flat: the scratch tables hold one batch at a time.
         if tried.is_multiple_of(1000) {
-            scratch
-                .execute_batch(&format!("DELETE FROM main.{}", quote(&t.name)))
-                .map_err(|e| e.to_string())?;
+            for c in [&as_is, &masked] {
+                c.execute_batch(&format!("DELETE FROM main.{}", quote(&t.name)))
+                    .map_err(|e| e.to_string())?;
+            }
         }
     }
     if broken == 0 {
@@ -235,8 +269,8 @@ fn breaking(data: &Connection, t: &schema::Table, rules: &Rules) -> Result<Optio
         rules: rules
             .masks
             .iter()
-            .filter(|m| m.table.eq_ignore_ascii_case(&t.name))
-            .map(|m| format!("\"{}.{}\" = {}", m.table, m.column, m.rule.describe()))
+            .filter(|m| m.table.eq_ignore_ascii_case(&d.name))
+            .map(|m| format!("\"{}.{}\" = {}", t.name, m.column, m.rule.describe()))
             .collect(),
     }))
 }

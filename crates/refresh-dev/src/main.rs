@@ -95,7 +95,7 @@ enum Command {
     /// personal data, by name (email, phone, name, address, birth, ssn, iban, card, ip…) and by
     /// sampled values (emails, phone numbers, Luhn-valid card numbers, IBANs, IP addresses).
     #[command(after_help = "Examples:
-  refresh-dev scan --prod /srv/shop/shop.db > rules.toml
+  refresh-dev scan --prod /srv/shop/shop.db --dev ~/shop/dev.db > rules.toml
   refresh-dev plan --prod /srv/shop/shop.db --dev ~/shop/dev.db --rules rules.toml")]
     Scan(scan::ScanArgs),
     /// Serves a remote PROD's copy over stdin and stdout: what `ssh HOST refresh-dev

@@ -258,7 +258,8 @@ impl Report {
             .as_ref()
             .map(|p| &p.subset)
             .or(m.built.as_ref().map(|b| &b.subset));
-        for t in subset.into_iter().flatten().filter(|t| t.kept < t.rows) {
+        // A plan shows every table's count; a run, the tables that lost rows.
+        for t in subset.into_iter().flatten().filter(|t| self.dry_run || t.kept < t.rows) {
             let _ = writeln!(
                 out,
                 "  {} {}: {} of {} rows kept, {} left out ({})",
