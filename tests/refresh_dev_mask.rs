@@ -543,7 +543,15 @@ fn scan_writes_a_starting_rules_file_that_plan_accepts() {
 /// the remote command here: "PROD's host" is another folder.
 fn fake_ssh(dir: &Path) -> PathBuf {
     let path = dir.join("fake-ssh");
-    std::fs::write(&path, "#!/bin/sh\nfor last; do :; done\nexec sh -c \"$last\"\n").expect("write");
+    let log = dir.join("ssh-args.log");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\nfor last; do :; done\nexec sh -c \"$last\"\n",
+            log.display()
+        ),
+    )
+    .expect("write");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     path
 }
