@@ -688,3 +688,47 @@ fn a_shared_mask_key_masks_two_devs_alike_and_is_made_once_with_mode_0600() {
     assert!(err.contains("team.key") && err.contains("16"), "{err}");
     assert_eq!(folder(&one.dev_dir()), before);
 }
+
+#[test]
+fn ctrl_c_stops_a_masked_copy_and_leaves_nothing_behind() {
+    let pii = Pii::new("wal");
+    // Enough rows that the masked copy is still being built when the signal comes.
+    let conn = rusqlite::Connection::open(&pii.prod).expect("open");
+    conn.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 1000 UNION ALL SELECT i + 1 FROM n WHERE i < 400000)
+         INSERT INTO customers SELECT i, 'Original Person ' || i, 'person' || i || '@realmail.example', NULL, NULL FROM n;",
+    )
+    .expect("rows");
+    drop(conn);
+    let dev_folder = folder(&pii.dev_dir());
+    let rules = pii.rules.to_string_lossy().into_owned();
+    let mut child = refresh_dev()
+        .args(["run", "--json", "--rules", &rules, "--prod"])
+        .arg(&pii.prod)
+        .arg("--dev")
+        .arg(&pii.dev)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let staging = pii.dev_dir().join(".shop.refresh-staging.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !staging.exists() {
+        assert!(child.try_wait().expect("wait").is_none(), "ended before the copy");
+        assert!(std::time::Instant::now() < deadline, "the copy never started");
+        std::thread::yield_now();
+    }
+    // SAFETY: kill only sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        json(&String::from_utf8_lossy(&out.stdout))["error"]["code"],
+        "interrupted"
+    );
+    assert_eq!(
+        folder(&pii.dev_dir()),
+        dev_folder,
+        "DEV and its folder as they were, no key, no copy"
+    );
+}
