@@ -93,7 +93,7 @@ impl Job {
         let conn = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| Error::sqlite(source, "open", e))?;
         if self.check {
-            self.rules.check(&conn, &self.exempt)?;
+            self.rules.check(&conn)?;
         }
         build(
             &Build {
@@ -261,7 +261,7 @@ fn build_in(b: &Build, progress: &mut dyn FnMut(&str)) -> Result<Built, Error> {
     register_mask(src, b.rules, b.key).map_err(src_err("register the masking"))?;
     progress("choosing the rows to keep");
     let selection = subset::select(src, "main", &tables, b.rules, b.exempt).map_err(src_err("select the subset"))?;
-    let mut warnings = Vec::new();
+    let mut warnings = b.rules.unused_filters(b.exempt);
 
     drop(
         sqlite_file::sidefile::create_new(b.dest, b.mode)

@@ -37,7 +37,7 @@ pub use rules::{Filter, Rule, Rules};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The rules file is not valid (its line, when known).
-    #[error("{}{}: {why}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[error("{}: {}{why}", path.display(), line.map(|l| format!("line {l}: ")).unwrap_or_default())]
     Rules {
         path: PathBuf,
         line: Option<usize>,

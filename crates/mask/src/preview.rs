@@ -160,6 +160,7 @@ pub fn preview(
             Err(e) => p.not_counted.push(format!("the subset: {}", crate::message(&e))),
         }
     }
+    p.warnings.extend(rules.unused_filters(exempt));
     p.unruled = scan::by_name(&result_tables)
         .into_iter()
         .filter(|f| rules.mask_of(&f.table, &f.column).is_none())

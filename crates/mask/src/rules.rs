@@ -258,10 +258,10 @@ impl Rules {
 
     /// Checks every rule against the schema of `conn`'s `main` database (the
     /// result's schema): each table and column exists and is an ordinary
-    /// one, each `sql` rule and filter is valid SQL for its table, and no
-    /// filter names a table in `exempt` (tables whose rows are DEV's, which
-    /// are never subset). An error names the rules file's line.
-    pub fn check(&self, conn: &Connection, exempt: &[String]) -> Result<(), Error> {
+    /// one, and each `sql` rule and filter is valid SQL for its table. An
+    /// error names the rules file's line. (A filter on a table whose rows
+    /// are DEV's is not an error: see [`Rules::unused_filters`].)
+    pub fn check(&self, conn: &Connection) -> Result<(), Error> {
         let tables = schema::tables(conn, "main").map_err(|e| Error::sqlite(&self.path, "read the schema", e))?;
         let find = |name: &str| tables.iter().find(|t| t.name.eq_ignore_ascii_case(name));
         let known = || {
@@ -336,18 +336,32 @@ impl Rules {
                     t.kind.as_str()
                 )));
             }
-            if exempt.iter().any(|e| e.eq_ignore_ascii_case(&t.name)) {
-                return Err(bad(format!(
-                    "{}'s rows are DEV's (a table only in DEV, or a migration history): they are never subset",
-                    t.name
-                )));
-            }
             if let Filter::Where(w) = &s.filter {
                 conn.prepare(&format!("SELECT 1 FROM main.{} WHERE ({w})", schema::quote(&t.name)))
                     .map_err(|e| bad(format!("not a valid WHERE over {}: {}", t.name, crate::message(&e))))?;
             }
         }
         Ok(())
+    }
+}
+
+impl Rules {
+    /// The filters on tables whose rows are DEV's (`exempt`: only in DEV,
+    /// `--dev-data`, a migration history): never subset, so not used; one
+    /// warning each, naming the line.
+    pub fn unused_filters(&self, exempt: &[String]) -> Vec<String> {
+        self.subsets
+            .iter()
+            .filter(|s| exempt.iter().any(|e| e.eq_ignore_ascii_case(&s.table)))
+            .map(|s| {
+                format!(
+                    "{}: line {}: [subset] {}: its rows are DEV's (a table only in DEV, --dev-data, or a migration history): never subset, the filter is not used",
+                    self.path.display(),
+                    s.line,
+                    s.table
+                )
+            })
+            .collect()
     }
 }
 

@@ -101,7 +101,7 @@ pub(super) fn remote_job(
             let db = open(path)?;
             let names = table_names(&db, path)?;
             let exempt = exempt(&names, &names, &hints, false);
-            masking.rules.check(db.conn(), &exempt)?;
+            masking.rules.check(db.conn())?;
             (exempt.iter().map(|t| hints.table_in_target(t)).collect(), false)
         }
         // A plain copy's schema is PROD's: the helper checks the rules there.
@@ -204,25 +204,15 @@ fn exempt(result: &[String], data: &[String], hints: &schema_diff::Hints, migrat
 
 /// Checks each masked step's rules against the result's schema (a rules
 /// file that names a missing table or column, an unknown rule or a filter
-/// that is not valid SQL is bad input, exit 2, before anything is written)
-/// and finds its key: the existing one, a new one the run will write, or
-/// (a plan with no key yet) a throwaway one.
+/// that is not valid SQL is bad input, exit 2, before anything is written),
+/// and says which key the step uses.
 pub(super) fn check_rules(d: &Deployment, report: &mut Report, prepared: &mut Prepared) -> Result<(), Error> {
     for (s, step) in d.steps.iter().enumerate() {
         let Some(masking) = &step.masking else { continue };
-        let (schema, data) = schema_and_data(d, s);
-        if prepared.disk[schema].is_some() && prepared.disk[data].is_some() {
-            let (schema_path, data_path) = (&d.files[schema].path, &d.files[data].path);
-            let db = open(schema_path)?;
-            let result = table_names(&db, schema_path)?;
-            let in_data = if data == schema {
-                result.clone()
-            } else {
-                table_names(&open(data_path)?, data_path)?
-            };
-            let migrating = d.migration_of(s).is_some();
-            let exempt = exempt(&result, &in_data, &hints_of(d, s), migrating);
-            masking.rules.check(db.conn(), &exempt)?;
+        let (schema, _) = schema_and_data(d, s);
+        if prepared.disk[schema].is_some() {
+            let schema_path = &d.files[schema].path;
+            masking.rules.check(open(schema_path)?.conn())?;
         }
         let Some(masked) = prepared.masks.get(&s) else { continue };
         check(
@@ -388,7 +378,8 @@ pub(super) fn snapshot(
         Some((schema, _)) => {
             let path = &d.files[schema].path;
             let names = table_names(&open(path)?, path)?;
-            exempt(&names, &names, &hints, false)
+            let in_data = table_names(&open(from)?, from)?;
+            exempt(&names, &in_data, &hints, true)
                 .iter()
                 .map(|t| hints.table_in_target(t))
                 .collect()
