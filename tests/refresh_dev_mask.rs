@@ -579,6 +579,34 @@ fn with_a_remote_prod_the_rows_are_masked_and_subset_on_its_host() {
             .args(extra))
     };
     let rules = pii.rules.to_string_lossy().into_owned();
+    // A plan previews the rules on PROD's host: no row moves, nothing is written here.
+    let dev_folder = folder(&pii.dev_dir());
+    let (code, out, err) = run(refresh_dev()
+        .args(["plan", "--prod", &address, "--dev"])
+        .arg(&pii.dev)
+        .arg("--ssh")
+        .arg(&ssh)
+        .args([
+            "--remote-exe",
+            env!("CARGO_BIN_EXE_refresh-dev"),
+            "--json",
+            "--rules",
+            &rules,
+        ]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let plan = json(&out);
+    assert_eq!(plan["transfer"]["pages_sent"], 0);
+    assert_eq!(plan["masking"]["planned"]["masked"].as_array().map(Vec::len), Some(4));
+    let orders = plan["masking"]["planned"]["subset"]
+        .as_array()
+        .expect("subset")
+        .iter()
+        .find(|t| t["table"] == "orders")
+        .expect("orders")
+        .clone();
+    assert_eq!(orders["rows"], 300, "counted against PROD's rows: {orders}");
+    assert!(!out.contains("realmail"), "{out}");
+    assert_eq!(folder(&pii.dev_dir()), dev_folder, "no base, no key, nothing");
     let (code, out, err) = remote(&["--rules", &rules]);
     assert_eq!(code, 0, "{out}\n{err}");
     let report = json(&out);

@@ -15,7 +15,7 @@ use crate::schema::{self, quote, TableKind};
 use crate::subset::{self, TableSubset};
 
 /// One masked column with an example of its masked values.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Example {
     pub table: String,
     pub column: String,
@@ -28,7 +28,7 @@ pub struct Example {
 }
 
 /// Masked rows of one table that break one of its constraints.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Break {
     pub table: String,
     pub rows: usize,
@@ -50,7 +50,7 @@ impl Break {
 }
 
 /// What the rules would do, counted on PROD.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Preview {
     pub masked: Vec<Example>,
     /// Per table: PROD's rows and the rows the subset keeps.

@@ -11,17 +11,21 @@ use crate::rules::Rule;
 use crate::schema::{quote, Table, TableKind};
 
 /// A column that looks like personal data.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     pub table: String,
     pub column: String,
     /// What it looks like (`email`, `card`, …).
-    pub kind: &'static str,
+    pub kind: String,
     /// Why: its name, or how many sampled values have the shape.
     pub why: String,
     /// The rule a starting rules file gives it.
-    #[serde(skip)]
+    #[serde(skip, default = "redact")]
     pub rule: Rule,
+}
+
+fn redact() -> Rule {
+    Rule::Redact
 }
 
 /// The column name's words (`customerEmail` → `customer`, `email`).
@@ -144,7 +148,7 @@ pub fn by_name(tables: &[Table]) -> Vec<Finding> {
                 out.push(Finding {
                     table: t.name.clone(),
                     column: c.name.clone(),
-                    kind,
+                    kind: kind.into(),
                     why: "its name".into(),
                     rule,
                 });
@@ -291,7 +295,7 @@ pub fn scan(conn: &Connection, db: &str, tables: &[Table], sample: usize) -> rus
                 out.push(Finding {
                     table: t.name.clone(),
                     column: c.name.clone(),
-                    kind,
+                    kind: kind.into(),
                     why: format!("{n} of {} sampled values look like {kind}s", values.len()),
                     rule,
                 });

@@ -31,6 +31,9 @@ pub enum HelperJob {
 pub struct PlanJob {
     pub dev_image: Option<Vec<u8>>,
     pub hints: schema_diff::Hints,
+    /// `--rules`: previewed there too (examples, kept rows, constraints
+    /// broken), so that neither original values nor masked rows move.
+    pub mask: Option<mask::Job>,
 }
 
 /// The helper's answer to a [`PlanJob`].
@@ -44,6 +47,8 @@ pub struct PlanAnswer {
     pub bytes: Option<schema_diff::space::MigrationBytes>,
     /// Why the comparison could not be made there.
     pub failed: Option<String>,
+    /// What the rules would do, counted there.
+    pub preview: Option<mask::Preview>,
 }
 
 impl HelperJob {
@@ -81,6 +86,7 @@ impl PlanJob {
             counts: None,
             bytes: None,
             failed: None,
+            preview: None,
         };
         let Some(dev_image) = &self.dev_image else {
             return Ok(answer);
@@ -93,6 +99,20 @@ impl PlanJob {
                 answer.counts = Some(report.counts());
             }
             Err(e) => answer.failed = Some(e.to_string()),
+        }
+        if let Some(job) = &self.mask {
+            let key = mask::Key::from_hex(&job.key)
+                .ok_or_else(|| Error::Usage("the job's key is not 32 bytes in hex".into()))?;
+            let (data, _) = schema_diff::open(copy, &schema_diff::Reading::default())?;
+            let (result, _) = schema_diff::open(&dev, &schema_diff::Reading::default())?;
+            answer.preview = Some(mask::preview(
+                data.conn(),
+                result.conn(),
+                &job.rules,
+                &key,
+                &job.exempt,
+                false,
+            ));
         }
         let _ = sqlite_file::sidefile::remove_with_sidecars(&dev);
         Ok(answer)

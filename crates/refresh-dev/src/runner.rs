@@ -192,20 +192,26 @@ pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Event
                 return report;
             }
         };
-        let transfer = match &job {
-            None if options.dry_run => {
-                counted_remotely::count_remotely(&mut d, i, &address, options, events).map(|(t, c)| {
-                    counted = Some(c);
-                    t
-                })
-            }
-            _ => {
-                let job_bytes = job.as_ref().map(|(_, b)| b.as_slice()).unwrap_or(&[]);
-                receive(&d, i, &address, options, events, job_bytes).and_then(|t| match &job {
+        let transfer = if options.dry_run {
+            // A plan moves no table data: counted (and, with rules, previewed) there.
+            // With rules, the base named after them is left as it is.
+            d.files[i].path = deployment.files[i].path.clone();
+            let mask = job.map(|(_, job)| job);
+            counted_remotely::count_remotely(&mut d, i, &address, options, events, mask).map(|(t, c)| {
+                counted = Some(c);
+                t
+            })
+        } else {
+            let bytes = match &job {
+                Some((_, job)) => crate::helper_job::HelperJob::Mask(job.clone()).to_bytes(),
+                None => Ok(Vec::new()),
+            };
+            bytes.and_then(|bytes| {
+                receive(&d, i, &address, options, events, &bytes).and_then(|t| match &job {
                     Some((s, _)) => masking::remote_done(&d, *s, &t, &mut masks, &mut report).map(|()| t),
                     None => Ok(t),
                 })
-            }
+            })
         };
         match transfer {
             Ok(transfer) => report.transfer = Some(transfer),

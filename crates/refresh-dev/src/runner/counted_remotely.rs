@@ -34,6 +34,7 @@ pub(super) fn count_remotely(
     address: &remote::RemoteFile,
     options: &RunOptions,
     events: &mut dyn Events,
+    mask: Option<mask::Job>,
 ) -> Result<(remote::Transfer, CountedRemotely), Error> {
     let copying = d.steps.iter().position(
         |st| matches!(st.op, Operation::Snapshot { from, .. } | Operation::Replace { from, .. } if from == i),
@@ -45,7 +46,7 @@ pub(super) fn count_remotely(
         }
         None => (None, schema_diff::Hints::default()),
     };
-    let job = HelperJob::Plan(PlanJob { dev_image, hints }).to_bytes()?;
+    let job = HelperJob::Plan(PlanJob { dev_image, hints, mask }).to_bytes()?;
     let wait = copying
         .and_then(|s| match d.steps[s].op {
             Operation::Snapshot { timeout, .. } | Operation::Replace { timeout, .. } => Some(timeout),

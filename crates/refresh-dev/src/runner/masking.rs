@@ -80,7 +80,7 @@ pub(super) fn remote_job(
     d: &mut Deployment,
     remote: usize,
     keys: &BTreeMap<usize, Masked>,
-) -> Result<Option<(usize, Vec<u8>)>, Error> {
+) -> Result<Option<(usize, mask::Job)>, Error> {
     let masked: Vec<usize> = keys.keys().copied().collect();
     let &[s] = masked.as_slice() else {
         if masked.len() > 1 {
@@ -113,11 +113,10 @@ pub(super) fn remote_job(
         exempt,
         check,
     };
-    let bytes = crate::helper_job::HelperJob::Mask(job).to_bytes()?;
     let tag = blake3_tag(&masking.rules.fingerprint, &masked.key.id());
     let dev = d.key_home(s).to_owned();
     d.files[remote].path = sidefile::masked_base(&dev, &tag);
-    Ok(Some((s, bytes)))
+    Ok(Some((s, job)))
 }
 
 /// A short name for the rules and the key together.
@@ -286,14 +285,21 @@ pub(super) fn preview(
         .map(|t| hints.table_in_target(t))
         .collect();
     let rules = in_data_names(&masking.rules, &hints);
-    let mut preview = mask::preview(
-        data_db.conn(),
-        result.conn(),
-        &rules,
-        &masked.key,
-        &exempt,
-        masked.remote_done,
-    );
+    // A remote PROD's rows were previewed on its host.
+    let counted = prepared
+        .counted_remotely
+        .as_ref()
+        .and_then(|c| c.answer.preview.clone());
+    let mut preview = counted.unwrap_or_else(|| {
+        mask::preview(
+            data_db.conn(),
+            result.conn(),
+            &rules,
+            &masked.key,
+            &exempt,
+            masked.remote_done,
+        )
+    });
     // Shown in the rules' names (DEV's).
     for (example, rule) in preview.masked.iter_mut().zip(&masking.rules.masks) {
         example.table = rule.table.clone();
