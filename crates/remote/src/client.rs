@@ -565,6 +565,16 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
             Kind::Data => {
                 let raw_len = frame.u32().map_err(|e| link.cut(e))? as usize;
                 let raw = zstd::bulk::decompress(frame.rest(), raw_len).map_err(|e| link.cut(e))?;
+                // Consecutive pages are written together, in one call.
+                let mut run: Vec<u8> = Vec::new();
+                let mut run_start = 0u64;
+                let flush = |run: &mut Vec<u8>, start: u64| -> Result<(), Error> {
+                    if !run.is_empty() {
+                        new.file.write_all_at(run, start * ps).map_err(io_err(&temp, "write"))?;
+                        run.clear();
+                    }
+                    Ok(())
+                };
                 for entry in raw.chunks(4 + page_size as usize) {
                     if entry.len() != 4 + page_size as usize {
                         return Err(link.cut(io::Error::other("a page cut short")));
@@ -573,11 +583,14 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
                     if p >= pages {
                         return Err(link.cut(io::Error::other("a page past the file's end")));
                     }
-                    new.file
-                        .write_all_at(&entry[4..], p * ps)
-                        .map_err(io_err(&temp, "write"))?;
+                    if run.is_empty() || p != run_start + run.len() as u64 / ps {
+                        flush(&mut run, run_start)?;
+                        run_start = p;
+                    }
+                    run.extend_from_slice(&entry[4..]);
                     received_pages += 1;
                 }
+                flush(&mut run, run_start)?;
                 observer.received(link.received, received_pages);
             }
             other => return Err(link.cut(io::Error::other(format!("unexpected {other:?}")))),

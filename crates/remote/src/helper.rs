@@ -212,16 +212,27 @@ pub(crate) fn whole_hash(mut file: &File) -> io::Result<[u8; 32]> {
 }
 
 /// Sends `pages` (0-based, in order) in zstd-compressed frames of about 1 MiB.
+/// Consecutive pages are read together, in one call.
 fn send_pages(file: &mut File, page_size: u64, pages: &[u64], output: &mut impl Write) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
     let per_frame = ((1 << 20) / page_size).max(1) as usize;
-    let mut page = vec![0u8; page_size as usize];
+    let ps = page_size as usize;
+    let mut run = Vec::with_capacity(per_frame * ps);
     for chunk in pages.chunks(per_frame) {
-        let mut raw = Vec::with_capacity(chunk.len() * (page.len() + 4));
-        for &p in chunk {
-            file.seek(SeekFrom::Start(p * page_size))?;
-            file.read_exact(&mut page)?;
-            raw.extend_from_slice(&(p as u32).to_le_bytes());
-            raw.extend_from_slice(&page);
+        let mut raw = Vec::with_capacity(chunk.len() * (ps + 4));
+        let mut i = 0;
+        while i < chunk.len() {
+            let mut j = i + 1;
+            while j < chunk.len() && chunk[j] == chunk[j - 1] + 1 {
+                j += 1;
+            }
+            run.resize((j - i) * ps, 0);
+            file.read_exact_at(&mut run, chunk[i] * page_size)?;
+            for (k, &p) in chunk[i..j].iter().enumerate() {
+                raw.extend_from_slice(&(p as u32).to_le_bytes());
+                raw.extend_from_slice(&run[k * ps..(k + 1) * ps]);
+            }
+            i = j;
         }
         let packed = zstd::bulk::compress(&raw, 1)?;
         Out::default()
