@@ -742,7 +742,7 @@ fn ctrl_c_stops_a_masked_copy_and_leaves_nothing_behind() {
     drop(conn);
     let dev_folder = folder(&pii.dev_dir());
     let rules = pii.rules.to_string_lossy().into_owned();
-    let mut child = refresh_dev()
+    let child = refresh_dev()
         .args(["run", "--json", "--rules", &rules, "--prod"])
         .arg(&pii.prod)
         .arg("--dev")
@@ -752,20 +752,7 @@ fn ctrl_c_stops_a_masked_copy_and_leaves_nothing_behind() {
         .spawn()
         .expect("spawn");
     let staging = pii.dev_dir().join(".shop.refresh-staging.db");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !staging.exists() {
-        assert!(child.try_wait().expect("wait").is_none(), "ended before the copy");
-        assert!(std::time::Instant::now() < deadline, "the copy never started");
-        std::thread::yield_now();
-    }
-    // SAFETY: kill only sends a signal to our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(
-        json(&String::from_utf8_lossy(&out.stdout))["error"]["code"],
-        "interrupted"
-    );
+    interrupt_when(child, "the masked copy", || staging.exists());
     assert_eq!(
         folder(&pii.dev_dir()),
         dev_folder,

@@ -671,7 +671,7 @@ fn a_rollback_mode_prods_writers_go_on_while_a_slow_link_carries_the_copy() {
 fn ctrl_c_stops_a_transfer_and_leaves_nothing_behind() {
     let hosts = Hosts::shop();
     let dev_before = std::fs::read(&hosts.dev).expect("read");
-    let mut child = refresh_dev()
+    let child = refresh_dev()
         .args(["run", "--prod", &hosts.address(), "--dev"])
         .arg(&hosts.dev)
         .arg("--ssh")
@@ -681,20 +681,7 @@ fn ctrl_c_stops_a_transfer_and_leaves_nothing_behind() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !hosts.receiving() {
-        assert!(child.try_wait().expect("wait").is_none(), "ended before the transfer");
-        assert!(Instant::now() < deadline, "the transfer never started");
-        std::thread::yield_now();
-    }
-    // SAFETY: kill only sends a signal to our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(
-        json(&String::from_utf8_lossy(&out.stdout))["error"]["code"],
-        "interrupted"
-    );
+    interrupt_when(child, "the transfer", || hosts.receiving());
     assert!(!hosts.base().exists(), "no half base");
     assert_dev_untouched(&hosts, &dev_before, "interrupted");
 }

@@ -337,3 +337,22 @@ pub trait ProdAndDev {
         ]
     }
 }
+
+/// Sends Ctrl-C (SIGINT) to `child` once `ready` says so, and checks that
+/// it ends as an interrupted run does: exit 3, `interrupted` in its JSON.
+pub fn interrupt_when(mut child: std::process::Child, what: &str, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        assert!(child.try_wait().expect("wait").is_none(), "ended before {what}");
+        assert!(std::time::Instant::now() < deadline, "{what} never started");
+        std::thread::yield_now();
+    }
+    // SAFETY: kill only sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        json(&String::from_utf8_lossy(&out.stdout))["error"]["code"],
+        "interrupted"
+    );
+}
