@@ -314,6 +314,12 @@ fn bad_rules_exit_2_naming_the_line_and_change_nothing() {
         ),
         ("[subset]\nevents = { percent = 500 }\n", ": line 2:", "percent"),
         ("[mask\n", ": line 1:", ""),
+        // A reference masked apart from what it references would break.
+        (
+            "[mask]\n\"customers.id\" = { keep_last = 1 }\n",
+            ": line 2:",
+            "masked alike",
+        ),
     ];
     for (text, line, words) in cases {
         std::fs::write(&pii.rules, text).expect("write");

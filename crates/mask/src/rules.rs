@@ -320,6 +320,34 @@ impl Rules {
                     })?;
             }
         }
+        // A reference and what it references are masked alike, or the
+        // reference breaks (a masked value only equals the same rule's).
+        for t in tables.iter().filter(|t| t.kind == TableKind::Ordinary) {
+            for fk in &t.foreign_keys {
+                for (from, to) in fk.from.iter().zip(&fk.to) {
+                    let (child, parent) = (self.mask_of(&t.name, from), self.mask_of(&fk.parent, to));
+                    let rule = |m: Option<&Mask>| m.map(|m| m.rule.clone());
+                    if matches!(rule(child), Some(Rule::Sql(_))) || matches!(rule(parent), Some(Rule::Sql(_))) {
+                        continue;
+                    }
+                    if rule(child) != rule(parent) {
+                        let line = child.or(parent).map_or(0, |m| m.line);
+                        let said = |m: Option<&Mask>| m.map_or("no rule".to_owned(), |m| m.rule.describe());
+                        return Err(Error::rules(
+                            &self.path,
+                            line,
+                            &format!(
+                                "{}.{from} references {}.{to}, which must be masked alike or the reference breaks: {} there, {} here; give both the same rule",
+                                t.name,
+                                fk.parent,
+                                said(parent),
+                                said(child)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         for s in &self.subsets {
             let bad = |why: String| Error::rules(&self.path, s.line, &format!("[subset] {}: {why}", s.table));
             let Some(t) = find(&s.table) else {
