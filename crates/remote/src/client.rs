@@ -391,7 +391,6 @@ struct Info {
     pages: u64,
     len: u64,
     mode: u32,
-    whole: Vec<u8>,
     remote_millis: u64,
     job_result: Vec<u8>,
 }
@@ -415,7 +414,6 @@ fn open_and_describe(fetch: &Fetch) -> Result<(Link, String, Info), Error> {
             pages: frame.u64()?,
             len: frame.u64()?,
             mode: frame.u32()?,
-            whole: frame.raw(32)?,
             remote_millis: frame.u64()?,
             job_result: frame.bytes()?,
         })
@@ -488,7 +486,6 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         pages,
         len,
         mode,
-        whole,
         remote_millis,
         job_result,
     } = info;
@@ -553,26 +550,41 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         }
         link.send(out, Kind::PageHashes)?;
     }
-    // The pages.
+    // The pages. A first copy's come in order: they are hashed as they are
+    // written, and the file need not be read again to be checked.
     let mut received_pages = 0u64;
+    let mut in_order = (!base_used).then(|| (blake3::Hasher::new(), 0u64));
+    let whole: Vec<u8>;
     loop {
         if observer.cancelled() {
             return Err(Error::Interrupted);
         }
         let mut frame = link.next()?;
         match frame.kind {
-            Kind::Done => break,
+            Kind::Done => {
+                let _count = frame.u64().map_err(|e| link.cut(e))?;
+                whole = frame.raw(32).map_err(|e| link.cut(e))?;
+                break;
+            }
             Kind::Data => {
                 let raw_len = frame.u32().map_err(|e| link.cut(e))? as usize;
                 let raw = zstd::bulk::decompress(frame.rest(), raw_len).map_err(|e| link.cut(e))?;
                 // Consecutive pages are written together, in one call.
                 let mut run: Vec<u8> = Vec::new();
                 let mut run_start = 0u64;
-                let flush = |run: &mut Vec<u8>, start: u64| -> Result<(), Error> {
-                    if !run.is_empty() {
-                        new.file.write_all_at(run, start * ps).map_err(io_err(&temp, "write"))?;
-                        run.clear();
+                let mut flush = |run: &mut Vec<u8>, start: u64| -> Result<(), Error> {
+                    if run.is_empty() {
+                        return Ok(());
                     }
+                    new.file.write_all_at(run, start * ps).map_err(io_err(&temp, "write"))?;
+                    in_order = match in_order.take() {
+                        Some((mut h, next)) if next == start => {
+                            h.update(run);
+                            Some((h, next + run.len() as u64 / ps))
+                        }
+                        _ => None,
+                    };
+                    run.clear();
                     Ok(())
                 };
                 for entry in raw.chunks(4 + page_size as usize) {
@@ -600,7 +612,11 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     let verify_started = Instant::now();
     new.file.set_len(len).map_err(io_err(&temp, "truncate"))?;
     new.file.sync_all().map_err(io_err(&temp, "fsync"))?;
-    if whole_hash(&new.file).map_err(io_err(&temp, "read"))?[..] != whole[..] {
+    let got = match in_order {
+        Some((h, next)) if next == pages => *h.finalize().as_bytes(),
+        _ => whole_hash(&new.file).map_err(io_err(&temp, "read"))?,
+    };
+    if got[..] != whole[..] {
         return Err(Error::Verify {
             host: link.host.clone(),
         });

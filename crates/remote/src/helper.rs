@@ -110,13 +110,17 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     let meta = file.metadata()?;
     let len = meta.len();
     let pages = len / page_size;
-    let whole = whole_hash(&file)?;
+    // The whole-file hash, computed beside the exchange (its own handle),
+    // sent when the pages have gone.
+    let whole = {
+        let own = File::open(&copy)?;
+        std::thread::spawn(move || whole_hash(&own))
+    };
     Out::default()
         .u32(header.page_size)
         .u64(pages)
         .u64(len)
         .u32(meta.permissions().mode() & 0o777)
-        .raw(&whole)
         .u64(copy_seconds.as_millis() as u64)
         .bytes(&done)
         .send(Kind::Info, output)?;
@@ -171,7 +175,13 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     }
     send.extend(base_pages..pages);
     send_pages(&mut file, page_size, &send, output)?;
-    Out::default().u64(send.len() as u64).send(Kind::Done, output)?;
+    let whole = whole
+        .join()
+        .map_err(|_| io::Error::other("the whole-file hash failed"))??;
+    Out::default()
+        .u64(send.len() as u64)
+        .raw(&whole)
+        .send(Kind::Done, output)?;
     // The client's goodbye, or its end: either way the private copy goes.
     let _ = In::read(input);
     drop(private);
