@@ -484,25 +484,37 @@ fn a_deployment_file_masks_its_step() {
         pii.prod.display()
     );
     let file = pii.dev_dir().join("deploy.toml");
-    // Rules go where the rows are copied, not on the migration.
-    let misplaced = toml
-        .replace("to = \"staging\"\nrules = \"rules.toml\"\n", "to = \"staging\"\n")
-        .replace(
+    let deploy = |text: &str| {
+        std::fs::write(&file, text).expect("write");
+        run(refresh_dev().arg("deploy").arg(&file))
+    };
+    let masked = |what: &str, (code, out, err): (i32, String, String)| {
+        assert_eq!(code, 0, "{what}: {out}\n{err}");
+        assert_eq!(
+            holding(&pii.dev_dir(), &originals()),
+            Vec::<(String, String)>::new(),
+            "{what}"
+        );
+        assert!(pii.key().exists(), "the key lives beside the file the data ends in");
+    };
+    let bare = toml.replace("to = \"staging\"\nrules = \"rules.toml\"\n", "to = \"staging\"\n");
+    // On the copy's step, on the migration's (its copy is masked), or for the whole file.
+    masked("on the snapshot step", deploy(&toml));
+    masked(
+        "on the apply step",
+        deploy(&bare.replace(
             "schema = \"dev\"\nto = \"staging\"\n",
             "schema = \"dev\"\nto = \"staging\"\nrules = \"rules.toml\"\n",
-        );
-    std::fs::write(&file, &misplaced).expect("write");
-    let (code, _, err) = run(refresh_dev().arg("deploy").arg(&file));
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("step 2") && err.contains("snapshot or replace step"),
-        "{err}"
+        )),
     );
-    std::fs::write(&file, toml).expect("write");
-    let (code, out, err) = run(refresh_dev().arg("deploy").arg(&file));
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(holding(&pii.dev_dir(), &originals()), Vec::<(String, String)>::new());
-    assert!(pii.key().exists(), "the key lives beside the file the data ends in");
+    masked("for the whole file", deploy(&format!("rules = \"rules.toml\"\n{bare}")));
+    // Not on a swap, which copies no row.
+    let (code, _, err) = deploy(&bare.replace(
+        "from = \"staging\"\nto = \"dev\"\n",
+        "from = \"staging\"\nto = \"dev\"\nrules = \"rules.toml\"\n",
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("step 3") && err.contains("swap"), "{err}");
 }
 
 #[test]

@@ -97,18 +97,36 @@ impl Deployment {
                 None => format!("step {}", n + 1),
             };
             let op = step.operation(&names, base).map_err(|why| format!("{label}: {why}"))?;
-            let masking = match (&step.rules, &step.mask_key, op.name()) {
+            let read = |rules: &str, key: Option<&String>| {
+                Masking::read(&base.join(rules), key.map(|k| base.join(k)).as_deref())
+                    .map_err(|e| format!("{label}: {e}"))
+            };
+            let masking = match (&step.rules, &step.mask_key, &op) {
                 (None, None, _) => None,
                 (None, Some(_), _) => return Err(format!("{label}: `mask_key` needs `rules`")),
-                (Some(_), _, "swap" | "apply") => {
-                    return Err(format!(
-                        "{label}: `rules` goes on the snapshot or replace step that copies PROD (its rows are masked as they are copied)"
-                    ))
+                (Some(_), _, Operation::Swap { .. }) => {
+                    return Err(format!("{label}: `rules` does not apply to op = \"swap\""));
                 }
-                (Some(rules), key, _) => Some(
-                    Masking::read(&base.join(rules), key.as_ref().map(|k| base.join(k)).as_deref())
-                        .map_err(|e| format!("{label}: {e}"))?,
-                ),
+                // The rows are masked as they are copied: by the snapshot that
+                // made the file this step migrates.
+                (Some(rules), key, Operation::Apply { to, .. }) => {
+                    let copy = d
+                        .steps
+                        .iter_mut()
+                        .rev()
+                        .find(|s| matches!(s.op, Operation::Snapshot { to: made, .. } if made == *to));
+                    let Some(copy) = copy else {
+                        return Err(format!(
+                            "{label}: `rules` needs a snapshot step before it that copies PROD into its `to` (the rows are masked as they are copied)"
+                        ));
+                    };
+                    if copy.masking.is_some() {
+                        return Err(format!("{label}: the copy it migrates has rules already"));
+                    }
+                    copy.masking = Some(read(rules, key.as_ref())?);
+                    None
+                }
+                (Some(rules), key, _) => Some(read(rules, key.as_ref())?),
             };
             d.steps.push(Step {
                 name: step.name.unwrap_or_else(|| format!("step {}", n + 1)),
@@ -116,6 +134,20 @@ impl Deployment {
                 abort_remaining: step.abort_remaining,
                 masking,
             });
+        }
+        // Rules for the whole file: every copy of PROD without its own.
+        match (&file.rules, &file.mask_key) {
+            (None, None) => {}
+            (None, Some(_)) => return Err("`mask_key` needs `rules`".into()),
+            (Some(rules), key) => {
+                let masking = Masking::read(&base.join(rules), key.as_ref().map(|k| base.join(k)).as_deref())
+                    .map_err(|e| e.to_string())?;
+                for step in d.steps.iter_mut().filter(|s| {
+                    s.masking.is_none() && matches!(s.op, Operation::Snapshot { .. } | Operation::Replace { .. })
+                }) {
+                    step.masking = Some(masking.clone());
+                }
+            }
         }
         Ok(d)
     }
@@ -130,6 +162,9 @@ pub(super) struct FileToml {
     name: Option<String>,
     #[allow(dead_code)] // documentation for the reader of the file
     description: Option<String>,
+    /// Masking and subsetting of every copy of PROD (`--rules`).
+    rules: Option<String>,
+    mask_key: Option<String>,
     #[serde(default)]
     files: BTreeMap<String, FileSpec>,
     #[serde(default)]
@@ -190,7 +225,7 @@ struct StepToml {
     rejects: Option<String>,
     #[serde(default)]
     load_extension: Vec<String>,
-    // snapshot and replace: masking and subsetting of the rows copied
+    // snapshot and replace (or apply: its copy's): masking and subsetting of the rows copied
     rules: Option<String>,
     mask_key: Option<String>,
     // swap and replace
