@@ -777,3 +777,46 @@ fn ctrl_c_stops_a_masked_copy_and_leaves_nothing_behind() {
         "DEV and its folder as they were, no key, no copy"
     );
 }
+
+#[test]
+fn after_kill_9_mid_masked_copy_dev_is_whole_and_the_next_run_cleans_up_and_keeps_the_key() {
+    // A rollback-mode PROD: the run first copies it privately beside DEV.
+    let pii = Pii::new("delete");
+    let conn = rusqlite::Connection::open(&pii.prod).expect("open");
+    conn.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 1000 UNION ALL SELECT i + 1 FROM n WHERE i < 150000)
+         INSERT INTO customers SELECT i, 'Original Person ' || i, 'person' || i || '@realmail.example', NULL, NULL FROM n;",
+    )
+    .expect("rows");
+    drop(conn);
+    let dev_before = std::fs::read(&pii.dev).expect("dev");
+    let rules = pii.rules.to_string_lossy().into_owned();
+    let mut child = refresh_dev()
+        .args(["run", "--quiet", "--rules", &rules, "--prod"])
+        .arg(&pii.prod)
+        .arg("--dev")
+        .arg(&pii.dev)
+        .spawn()
+        .expect("spawn");
+    let started = |name: &str| names(&pii.dev_dir()).iter().any(|n| n.contains(name));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(started("refresh-mask-source") || started("refresh-staging")) {
+        assert!(child.try_wait().expect("wait").is_none(), "ended before the copy");
+        assert!(std::time::Instant::now() < deadline, "the copy never started");
+        std::thread::yield_now();
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    assert_eq!(std::fs::read(&pii.dev).expect("dev"), dev_before, "DEV is whole");
+    let (code, out, err) = pii.with_rules("run", &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let left: Vec<String> = names(&pii.dev_dir())
+        .into_iter()
+        .filter(|n| !n.starts_with("shop.db.bak-"))
+        .collect();
+    assert_eq!(left, [".shop.db.refresh-mask-key", "rules.toml", "shop.db"]);
+    assert_eq!(
+        query_i64(&pii.dev, "SELECT count(*) FROM customers WHERE email LIKE '%realmail%'"),
+        0
+    );
+}

@@ -357,6 +357,14 @@ pub fn bases(dev: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The private copy of a rollback-mode PROD that `--rules` masks from,
+/// beside `dev`: `dev/.shop.refresh-mask-source.db`. It holds PROD's
+/// original values for the moment of one run, and is removed by it (or, if
+/// that run was killed, by the next).
+pub fn mask_source(dev: &Path) -> PathBuf {
+    hidden_name(dev, "refresh-mask-source")
+}
+
 /// The masking key of the data that ends in `dev` (`refresh-dev --rules`):
 /// `dev/.shop.db.refresh-mask-key`, mode 0600. Made by the first run that
 /// masks, kept across refreshes so masked values stay the same.

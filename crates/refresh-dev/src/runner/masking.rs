@@ -355,9 +355,9 @@ pub(super) fn snapshot(
     };
     let key_state = masked.state();
     if let Some(material) = masked.new_key.take() {
-        for lock in &mut prepared.locks {
-            lock.record_made(&masked.key_path)?;
-        }
+        // Not recorded as a killed run's leftover: a key a killed run made is
+        // the next run's key (removing it would change every masked value).
+        // A run that fails removes it.
         mask::Key::write_new(&masked.key_path, &material)?;
         created.push(masked.key_path.clone());
         sr.operations.push(format!(
@@ -396,7 +396,13 @@ pub(super) fn snapshot(
     let mode = disk.map_or(0o600, |o| o.mode);
     let wal = disk.is_some_and(|o| o.header.journal == JournalFlag::Wal);
     // A rollback-mode PROD is never read under its lock for longer than a copy.
-    let private = (!wal).then(|| sidefile::pid_temp(to, "mask-source"));
+    // A killed run's half-made private copy, provably its by its dead pid.
+    let source_name = sidefile::mask_source(d.key_home(s));
+    let (prefix, suffix) = sidefile::pid_temp_pattern(&source_name, "snapshot");
+    for leftover in sidefile::dead_pid_leftovers(parent_dir(&source_name), &prefix, &suffix) {
+        sidefile::remove_with_sidecars(&leftover)?;
+    }
+    let private = (!wal).then_some(source_name);
     if let Some(p) = &private {
         for lock in &mut prepared.locks {
             lock.record_made(p)?;

@@ -282,6 +282,10 @@ pub(super) fn side_files(
         .collect();
     let stamp = sqlite_file::fs::utc_stamp(SystemTime::now());
     for (s, step) in d.steps.iter().enumerate() {
+        // `--rules` with a rollback-mode PROD: its private copy to mask from.
+        if step.masking.is_some() {
+            made.push((sidefile::mask_source(d.key_home(s)), false));
+        }
         match &step.op {
             Operation::Snapshot { to, .. } if !d.files[*to].temporary => made.push((d.files[*to].path.clone(), false)),
             Operation::Apply {
