@@ -470,6 +470,9 @@ fn replace_and_staging_mask_too_and_a_renamed_column_is_followed() {
     assert!(strings(&out_file, "SELECT contact FROM customers")
         .iter()
         .all(|c| c.contains("@example.")));
+    // One DEV, one key, whichever command refreshes it.
+    assert!(pii.key().exists());
+    assert!(!pii.dev_dir().join(".staged.db.refresh-mask-key").exists());
     assert_eq!(holding(&pii.dev_dir(), &originals()), Vec::<(String, String)>::new());
 }
 

@@ -389,22 +389,20 @@ impl Deployment {
         })
     }
 
-    /// The file step `s`'s result ends in: its target, or the file a swap
-    /// puts a temporary target at. Its masking key lives beside it.
+    /// DEV, for step `s`'s copy: the file a swap puts its copy at, else the
+    /// schema of the migration applied onto it (`staging`'s DEV), else the
+    /// copy itself. Its masking key lives beside it, so that one DEV's
+    /// data is masked alike by `run`, `staging` and `replace`.
     pub fn key_home(&self, s: usize) -> &Path {
         let to = self.steps[s].op.target();
-        let to = if self.files[to].temporary {
-            self.steps[s..]
-                .iter()
-                .find_map(|st| match st.op {
-                    Operation::Swap { from, to: into, .. } if from == to => Some(into),
-                    _ => None,
-                })
-                .unwrap_or(to)
-        } else {
-            to
-        };
-        &self.files[to].path
+        let swapped = self.steps[s..].iter().find_map(|st| match st.op {
+            Operation::Swap { from, to: into, .. } if from == to => Some(into),
+            _ => None,
+        });
+        let home = swapped
+            .or_else(|| self.migration_of(s).map(|(schema, _)| schema))
+            .unwrap_or(to);
+        &self.files[home].path
     }
 }
 

@@ -114,8 +114,11 @@ pub(super) fn remote_job(
         check,
     };
     let tag = blake3_tag(&masking.rules.fingerprint, &masked.key.id());
-    let dev = d.key_home(s).to_owned();
-    d.files[remote].path = sidefile::masked_base(&dev, &tag);
+    // Where the plain base would be (see `Deployment::place_remote_bases`).
+    let home = d
+        .remote_home(remote)
+        .map_or_else(|| d.key_home(s).to_owned(), |h| d.files[h].path.clone());
+    d.files[remote].path = sidefile::masked_base(&home, &tag);
     Ok(Some((s, job)))
 }
 
