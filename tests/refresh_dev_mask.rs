@@ -473,6 +473,17 @@ fn replace_and_staging_mask_too_and_a_renamed_column_is_followed() {
     // One DEV, one key, whichever command refreshes it.
     assert!(pii.key().exists());
     assert!(!pii.dev_dir().join(".staged.db.refresh-mask-key").exists());
+    // A filter runs on PROD's rows as they are copied, before the migration:
+    // over a name only DEV has, it is bad input, found by plan and run alike.
+    std::fs::write(&pii.rules, "[subset]\ncustomers = \"contact LIKE 'person0%'\"\n").expect("rules");
+    for command in ["plan", "run"] {
+        let (code, _, err) = pii.with_rules(command, &["--rename", "customers.email=contact"]);
+        assert_eq!(code, 2, "{command}: {err}");
+        assert!(
+            err.contains("rules.toml: line 2") && err.contains("before the migration"),
+            "{err}"
+        );
+    }
     assert_eq!(holding(&pii.dev_dir(), &originals()), Vec::<(String, String)>::new());
 }
 

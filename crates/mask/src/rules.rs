@@ -371,6 +371,55 @@ impl Rules {
         }
         Ok(())
     }
+
+    /// Checks the filters and `sql` rules against the data they run on
+    /// (`conn`'s `main`: PROD, or its copy), where its tables are named as
+    /// these rules name them (see the caller's renaming). The rows are
+    /// masked and subset as they are copied, before a migration: an
+    /// expression over a column only DEV has cannot run there. Tables the
+    /// data does not have are DEV's own, and skipped.
+    pub fn check_on_data(&self, conn: &Connection, shown: &Rules) -> Result<(), Error> {
+        let tables = schema::table_names(conn).map_err(|e| Error::sqlite(&self.path, "read the schema", e))?;
+        let has = |t: &str| tables.iter().any(|n| n.eq_ignore_ascii_case(t));
+        for (m, said) in self.masks.iter().zip(&shown.masks) {
+            let Rule::Sql(expr) = &m.rule else { continue };
+            if !has(&m.table) {
+                continue;
+            }
+            conn.prepare(&format!("SELECT ({expr}) FROM main.{}", schema::quote(&m.table)))
+                .map_err(|e| {
+                    Error::rules(
+                        &self.path,
+                        said.line,
+                        &format!(
+                            "[mask] \"{}.{}\": the expression runs on PROD's rows as they are copied, before the migration, and is not valid there: {}",
+                            said.table,
+                            said.column,
+                            crate::message(&e)
+                        ),
+                    )
+                })?;
+        }
+        for (s, said) in self.subsets.iter().zip(&shown.subsets) {
+            let Filter::Where(w) = &s.filter else { continue };
+            if !has(&s.table) {
+                continue;
+            }
+            conn.prepare(&format!("SELECT 1 FROM main.{} WHERE ({w})", schema::quote(&s.table)))
+                .map_err(|e| {
+                    Error::rules(
+                        &self.path,
+                        said.line,
+                        &format!(
+                            "[subset] {}: the filter runs on PROD's rows as they are copied, before the migration, and is not valid there (name PROD's columns): {}",
+                            said.table,
+                            crate::message(&e)
+                        ),
+                    )
+                })?;
+        }
+        Ok(())
+    }
 }
 
 impl Rules {

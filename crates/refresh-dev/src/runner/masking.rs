@@ -211,10 +211,16 @@ fn exempt(result: &[String], data: &[String], hints: &schema_diff::Hints, migrat
 pub(super) fn check_rules(d: &Deployment, report: &mut Report, prepared: &mut Prepared) -> Result<(), Error> {
     for (s, step) in d.steps.iter().enumerate() {
         let Some(masking) = &step.masking else { continue };
-        let (schema, _) = schema_and_data(d, s);
+        let (schema, data) = schema_and_data(d, s);
         if prepared.disk[schema].is_some() {
             let schema_path = &d.files[schema].path;
             masking.rules.check(open(schema_path)?.conn())?;
+        }
+        // The filters and expressions run on PROD's rows, in PROD's names.
+        if data != schema && prepared.disk[data].is_some() && !prepared.masks.get(&s).is_some_and(|m| m.remote_done) {
+            let data_path = &d.files[data].path;
+            let in_data = in_data_names(&masking.rules, &hints_of(d, s));
+            in_data.check_on_data(open(data_path)?.conn(), &masking.rules)?;
         }
         let Some(masked) = prepared.masks.get(&s) else { continue };
         check(
