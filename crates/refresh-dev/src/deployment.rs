@@ -266,23 +266,43 @@ impl Deployment {
         Ok(())
     }
 
+    /// The first step that copies file `i` (a snapshot or a replace reading it).
+    pub fn copy_of(&self, i: usize) -> Option<usize> {
+        self.steps.iter().position(
+            |s| matches!(s.op, Operation::Snapshot { from, .. } | Operation::Replace { from, .. } if from == i),
+        )
+    }
+
+    /// How long the copy of file `i` waits for its writers (60 s where no
+    /// step copies it).
+    pub fn copy_timeout(&self, i: usize) -> Duration {
+        self.copy_of(i)
+            .and_then(|s| match self.steps[s].op {
+                Operation::Snapshot { timeout, .. } | Operation::Replace { timeout, .. } => Some(timeout),
+                _ => None,
+            })
+            .unwrap_or(Duration::from_secs(60))
+    }
+
+    /// The file a later swap puts step `s`'s target at, if one does.
+    fn swapped_target(&self, s: usize) -> Option<usize> {
+        let to = self.steps[s].op.target();
+        self.steps[s..].iter().find_map(|st| match st.op {
+            Operation::Swap { from, to: into, .. } if from == to => Some(into),
+            _ => None,
+        })
+    }
+
     /// The file the data of remote file `i` ends in (DEV, for the pattern:
     /// the staging copy is swapped into DEV), beside which its base lives.
     pub fn remote_home(&self, i: usize) -> Option<usize> {
-        let mut to = self.steps.iter().find_map(|s| match s.op {
-            Operation::Snapshot { from, to, .. } | Operation::Replace { from, to, .. } if from == i => Some(to),
-            _ => None,
-        })?;
+        let s = self.copy_of(i)?;
+        let to = self.steps[s].op.target();
         // A temporary copy ends in the file a swap puts it at.
-        if self.files[to].temporary {
-            if let Some(swapped_to) = self.steps.iter().find_map(|s| match s.op {
-                Operation::Swap { from, to: into, .. } if from == to => Some(into),
-                _ => None,
-            }) {
-                to = swapped_to;
-            }
-        }
-        Some(to)
+        Some(match self.files[to].temporary {
+            true => self.swapped_target(s).unwrap_or(to),
+            false => to,
+        })
     }
 
     /// The first two sub-deployments of the pattern: a snapshot of PROD into
@@ -394,14 +414,10 @@ impl Deployment {
     /// copy itself. Its masking key lives beside it, so that one DEV's
     /// data is masked alike by `run`, `staging` and `replace`.
     pub fn key_home(&self, s: usize) -> &Path {
-        let to = self.steps[s].op.target();
-        let swapped = self.steps[s..].iter().find_map(|st| match st.op {
-            Operation::Swap { from, to: into, .. } if from == to => Some(into),
-            _ => None,
-        });
-        let home = swapped
+        let home = self
+            .swapped_target(s)
             .or_else(|| self.migration_of(s).map(|(schema, _)| schema))
-            .unwrap_or(to);
+            .unwrap_or(self.steps[s].op.target());
         &self.files[home].path
     }
 }

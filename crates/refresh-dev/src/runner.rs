@@ -164,18 +164,10 @@ struct Prepared {
 pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Events) -> Report {
     let started = Instant::now();
     let mut report = Report::new(&options.command, &deployment.built_by, options.dry_run);
-    let stop = |report: &mut Report, e: &Error, events: &mut dyn Events| {
-        abort(report, e, events);
-        report.steps = planned_steps(deployment, &BTreeMap::new(), Status::Skipped);
-        report.seconds = started.elapsed().as_secs_f64();
-    };
     // `--rules`: the keys first (a remote helper masks with them).
     let mut masks = match masking::keys(deployment, options) {
         Ok(m) => m,
-        Err(e) => {
-            stop(&mut report, &e, events);
-            return report;
-        }
+        Err(e) => return stopped(deployment, report, &e, events, started),
     };
     // A remote PROD first comes into its base beside DEV: every check and
     // step after reads that local copy. A plan instead has it counted on
@@ -185,40 +177,32 @@ pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Event
     if let Some((i, address)) = deployment.remote_source() {
         let address = address.clone();
         let mut d = deployment.clone();
-        let job = match masking::remote_job(&mut d, i, &masks) {
+        let job = match masking::remote_job(&d, i, &masks) {
             Ok(job) => job,
-            Err(e) => {
-                stop(&mut report, &e, events);
-                return report;
-            }
+            Err(e) => return stopped(deployment, report, &e, events, started),
         };
-        let transfer = if options.dry_run {
+        let transfer = match job {
             // A plan moves no table data: counted (and, with rules, previewed) there.
-            // With rules, the base named after them is left as it is.
-            d.files[i].path = deployment.files[i].path.clone();
-            let mask = job.map(|(_, job)| job);
-            counted_remotely::count_remotely(&mut d, i, &address, options, events, mask).map(|(t, c)| {
-                counted = Some(c);
-                t
-            })
-        } else {
-            let bytes = match &job {
-                Some((_, job)) => crate::helper_job::HelperJob::Mask(job.clone()).to_bytes(),
-                None => Ok(Vec::new()),
-            };
-            bytes.and_then(|bytes| {
-                receive(&d, i, &address, options, events, &bytes).and_then(|t| match &job {
-                    Some((s, _)) => masking::remote_done(&d, *s, &t, &mut masks, &mut report).map(|()| t),
-                    None => Ok(t),
+            _ if options.dry_run => {
+                let mask = job.map(|(_, job, _)| job);
+                counted_remotely::count_remotely(&mut d, i, &address, options, events, mask).map(|(t, c)| {
+                    counted = Some(c);
+                    t
                 })
-            })
+            }
+            None => receive(&d, i, &address, options, events, &[]),
+            // Masked and subset there, into the base named after the rules and key.
+            Some((s, job, base)) => {
+                d.files[i].path = base;
+                crate::helper_job::HelperJob::Mask(job).to_bytes().and_then(|bytes| {
+                    let t = receive(&d, i, &address, options, events, &bytes)?;
+                    masking::remote_done(&d, s, &t, &mut masks, &mut report).map(|()| t)
+                })
+            }
         };
         match transfer {
             Ok(transfer) => report.transfer = Some(transfer),
-            Err(e) => {
-                stop(&mut report, &e, events);
-                return report;
-            }
+            Err(e) => return stopped(deployment, report, &e, events, started),
         }
         owned = Some(d);
     }
@@ -238,6 +222,14 @@ pub fn run(deployment: &Deployment, options: &RunOptions, events: &mut dyn Event
     report
 }
 
+/// The report of a run stopped by `e` before any step: every step skipped.
+fn stopped(d: &Deployment, mut report: Report, e: &Error, events: &mut dyn Events, started: Instant) -> Report {
+    abort(&mut report, e, events);
+    report.steps = planned_steps(d, &BTreeMap::new(), Status::Skipped);
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
 /// The preflight, then the steps (or, planned, the report of what they would do).
 fn run_prepared(
     deployment: &Deployment,
@@ -251,12 +243,7 @@ fn run_prepared(
     let prepared = preflight(deployment, options, masks, counted, events, &mut report);
     let mut prepared = match prepared {
         Ok(p) => p,
-        Err(e) => {
-            abort(&mut report, &e, events);
-            report.steps = planned_steps(deployment, &BTreeMap::new(), Status::Skipped);
-            report.seconds = started.elapsed().as_secs_f64();
-            return report;
-        }
+        Err(e) => return stopped(deployment, report, &e, events, started),
     };
     if options.dry_run {
         report.steps = planned_steps(deployment, &prepared.diffs, Status::Planned);
@@ -305,16 +292,7 @@ fn receive(
     }
     let base = &deployment.files[i].path;
     // The helper waits for PROD's writers as long as the step copying it would.
-    let wait = deployment
-        .steps
-        .iter()
-        .find_map(|s| match s.op {
-            Operation::Snapshot { from, timeout, .. } | Operation::Replace { from, timeout, .. } if from == i => {
-                Some(timeout)
-            }
-            _ => None,
-        })
-        .unwrap_or(Duration::from_secs(60));
+    let wait = deployment.copy_timeout(i);
     events.event(
         "info",
         None,

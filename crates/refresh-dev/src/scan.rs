@@ -2,10 +2,12 @@
 //! columns of PROD that look like personal data (by name, and by sampled
 //! values). PROD is only read, and its folder left as found.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use exit_code::Exit;
+use mask::scan::Finding;
+use refresh_dev::Error;
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
@@ -26,58 +28,52 @@ pub struct ScanArgs {
 }
 
 pub fn scan(args: &ScanArgs) -> Exit {
-    let fail = |exit: Exit, code: &str, message: &str| {
-        cli_support::fail(args.json, "scan", exit.code(), code, message, Some(&args.prod));
-        exit
-    };
-    if let Ok(remote::Address::Remote(r)) = remote::Address::of_path(&args.prod) {
-        let message = format!("{r}: scan reads a local file; copy it first with `refresh-dev snapshot {r} LOCAL.db`");
-        return fail(Exit::BadInput, "usage", &message);
-    }
-    let db = match schema_diff::open(&args.prod, &schema_diff::Reading::default()) {
-        Ok((db, _)) => db,
-        Err(e) => return fail(e.exit(), e.code(), &e.to_string()),
-    };
-    let found = mask::schema::tables(db.conn(), "main")
-        .and_then(|tables| mask::scan::scan(db.conn(), "main", &tables, args.sample));
-    let findings = match found {
-        Ok(f) => f,
+    match findings(args) {
+        Ok((findings, dropped)) => {
+            print_rules(args, &findings, &dropped);
+            Exit::Done
+        }
         Err(e) => {
-            let e = sqlite_file::FileError::sqlite(&args.prod, "scan", e);
-            return fail(e.exit(), e.code(), &e.to_string());
+            let file = e.file().unwrap_or(&args.prod);
+            cli_support::fail(args.json, "scan", e.exit().code(), e.code(), &e.to_string(), Some(file));
+            e.exit()
         }
-    };
+    }
+}
+
+/// The tables of the database at `path`, read as `schema-diff` reads it.
+fn tables(path: &Path) -> Result<(sqlite_file::ReadOnlyDb, Vec<mask::schema::Table>), Error> {
+    let (db, _) = schema_diff::open(path, &schema_diff::Reading::default())?;
+    let tables = mask::schema::tables(db.conn(), "main")
+        .map_err(|e| sqlite_file::FileError::sqlite(path, "read the schema", e))?;
+    Ok((db, tables))
+}
+
+/// PROD's findings, and (with `--dev`) those in columns DEV does not have.
+fn findings(args: &ScanArgs) -> Result<(Vec<Finding>, Vec<Finding>), Error> {
+    if let Ok(remote::Address::Remote(r)) = remote::Address::of_path(&args.prod) {
+        return Err(Error::Usage(format!(
+            "{r}: scan reads a local file; copy it first with `refresh-dev snapshot {r} LOCAL.db`"
+        )));
+    }
+    let (db, prod_tables) = tables(&args.prod)?;
+    let findings = mask::scan::scan(db.conn(), "main", &prod_tables, args.sample)
+        .map_err(|e| sqlite_file::FileError::sqlite(&args.prod, "scan", e))?;
     // Only the columns the result (DEV) has can take a rule.
-    let mut dropped = Vec::new();
-    let findings = match &args.dev {
-        None => findings,
-        Some(dev) => {
-            let dev_tables = match schema_diff::open(dev, &schema_diff::Reading::default()) {
-                Ok((db, _)) => mask::schema::tables(db.conn(), "main"),
-                Err(e) => {
-                    cli_support::fail(args.json, "scan", e.exit().code(), e.code(), &e.to_string(), Some(dev));
-                    return e.exit();
-                }
-            };
-            let dev_tables = match dev_tables {
-                Ok(t) => t,
-                Err(e) => {
-                    let e = sqlite_file::FileError::sqlite(dev, "read the schema", e);
-                    cli_support::fail(args.json, "scan", e.exit().code(), e.code(), &e.to_string(), Some(dev));
-                    return e.exit();
-                }
-            };
-            let in_dev = |f: &mask::scan::Finding| {
-                dev_tables.iter().any(|t| {
-                    t.name.eq_ignore_ascii_case(&f.table)
-                        && t.columns.iter().any(|c| c.name.eq_ignore_ascii_case(&f.column))
-                })
-            };
-            let (kept, gone): (Vec<_>, Vec<_>) = findings.into_iter().partition(in_dev);
-            dropped = gone;
-            kept
-        }
+    let Some(dev) = &args.dev else {
+        return Ok((findings, Vec::new()));
     };
+    let (_, dev_tables) = tables(dev)?;
+    let in_dev = |f: &Finding| {
+        dev_tables.iter().any(|t| {
+            t.name.eq_ignore_ascii_case(&f.table) && t.columns.iter().any(|c| c.name.eq_ignore_ascii_case(&f.column))
+        })
+    };
+    Ok(findings.into_iter().partition(in_dev))
+}
+
+fn print_rules(args: &ScanArgs, findings: &[Finding], dropped: &[Finding]) {
+    let rules = mask::scan::starting_rules(findings, &args.prod.display().to_string());
     if args.json {
         let value = serde_json::json!({
             "version": cli_support::JSON_VERSION,
@@ -85,14 +81,16 @@ pub fn scan(args: &ScanArgs) -> Exit {
             "prod": args.prod,
             "findings": findings,
             "not_in_dev": dropped,
-            "rules": mask::scan::starting_rules(&findings, &args.prod.display().to_string()),
+            "rules": rules,
         });
         println!("{value}");
-    } else {
-        print!(
-            "{}",
-            mask::scan::starting_rules(&findings, &args.prod.display().to_string())
+        return;
+    }
+    print!("{rules}");
+    for f in dropped {
+        println!(
+            "# not in DEV's schema, so no rule: \"{}.{}\" ({}: {})",
+            f.table, f.column, f.kind, f.why
         );
     }
-    Exit::Done
 }

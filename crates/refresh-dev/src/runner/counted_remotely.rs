@@ -36,10 +36,7 @@ pub(super) fn count_remotely(
     events: &mut dyn Events,
     mask: Option<mask::Job>,
 ) -> Result<(remote::Transfer, CountedRemotely), Error> {
-    let copying = d.steps.iter().position(
-        |st| matches!(st.op, Operation::Snapshot { from, .. } | Operation::Replace { from, .. } if from == i),
-    );
-    let (dev_image, hints) = match copying.and_then(|s| d.migration_of(s)) {
+    let (dev_image, hints) = match d.copy_of(i).and_then(|s| d.migration_of(s)) {
         Some((schema, apply)) => {
             let dev = &d.files[schema].path;
             (Some(schema_image_bytes(dev, dev, &apply.hints)?), apply.hints.clone())
@@ -47,12 +44,7 @@ pub(super) fn count_remotely(
         None => (None, schema_diff::Hints::default()),
     };
     let job = HelperJob::Plan(PlanJob { dev_image, hints, mask }).to_bytes()?;
-    let wait = copying
-        .and_then(|s| match d.steps[s].op {
-            Operation::Snapshot { timeout, .. } | Operation::Replace { timeout, .. } => Some(timeout),
-            _ => None,
-        })
-        .unwrap_or(Duration::from_secs(60));
+    let wait = d.copy_timeout(i);
     events.event(
         "info",
         None,

@@ -22,6 +22,17 @@ pub(super) struct Masked {
 }
 
 impl Masked {
+    /// The report's `masking` object for these rules and this key.
+    fn report(&self, rules: &Path, key_state: &'static str, built: Option<mask::Built>) -> MaskingReport {
+        MaskingReport {
+            rules: rules.to_owned(),
+            key: self.key_path.clone(),
+            key_state,
+            planned: None,
+            built,
+        }
+    }
+
     fn state(&self) -> &'static str {
         if self.key.throwaway {
             "throwaway"
@@ -77,10 +88,10 @@ pub(super) fn keys(d: &Deployment, options: &RunOptions) -> Result<BTreeMap<usiz
 /// (a base left by other rules, another key or none is discarded). `None`
 /// without masking.
 pub(super) fn remote_job(
-    d: &mut Deployment,
+    d: &Deployment,
     remote: usize,
     keys: &BTreeMap<usize, Masked>,
-) -> Result<Option<(usize, mask::Job)>, Error> {
+) -> Result<Option<(usize, mask::Job, PathBuf)>, Error> {
     let masked: Vec<usize> = keys.keys().copied().collect();
     let &[s] = masked.as_slice() else {
         if masked.len() > 1 {
@@ -118,8 +129,7 @@ pub(super) fn remote_job(
     let home = d
         .remote_home(remote)
         .map_or_else(|| d.key_home(s).to_owned(), |h| d.files[h].path.clone());
-    d.files[remote].path = sidefile::masked_base(&home, &tag);
-    Ok(Some((s, job)))
+    Ok(Some((s, job, sidefile::masked_base(&home, &tag))))
 }
 
 /// A short name for the rules and the key together.
@@ -158,13 +168,7 @@ pub(super) fn remote_done(
         return Ok(());
     };
     masked.remote_done = true;
-    report.masking = Some(MaskingReport {
-        rules: masking.rules.path.clone(),
-        key: masked.key_path.clone(),
-        key_state: masked.state(),
-        planned: None,
-        built: Some(built),
-    });
+    report.masking = Some(masked.report(&masking.rules.path, masked.state(), Some(built)));
     Ok(())
 }
 
@@ -242,13 +246,7 @@ pub(super) fn check_rules(d: &Deployment, report: &mut Report, prepared: &mut Pr
         );
         // What a remote helper already built stays in the report.
         let built = report.masking.take().and_then(|m| m.built);
-        report.masking = Some(MaskingReport {
-            rules: masking.rules.path.clone(),
-            key: masked.key_path.clone(),
-            key_state: masked.state(),
-            planned: None,
-            built,
-        });
+        report.masking = Some(masked.report(&masking.rules.path, masked.state(), built));
     }
     Ok(())
 }
@@ -346,7 +344,8 @@ pub(super) fn migrates_a_subset(d: &Deployment, s: usize) -> bool {
 /// it is made: only the kept rows, already masked, so no page of `to` ever
 /// held an original value. A WAL-mode PROD is read in one read transaction
 /// (its writers go on); a rollback-mode PROD is first copied privately
-/// beside `to` (its writers wait for that copy only), which then goes.
+/// beside DEV (`sidefile::mask_source`: its writers wait for that copy
+/// only), which then goes.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn snapshot(
     d: &Deployment,
@@ -386,7 +385,6 @@ pub(super) fn snapshot(
         return Ok(());
     }
     let key = masked.key.clone();
-    let key_path = masked.key_path.clone();
     let hints = hints_of(d, s);
     let rules = in_data_names(&masking.rules, &hints);
     let exempt: Vec<String> = match d.migration_of(s) {
@@ -459,12 +457,8 @@ pub(super) fn snapshot(
             format!("{rows} of {of} rows kept")
         },
     ));
-    sr.masking = Some(MaskingReport {
-        rules: masking.rules.path.clone(),
-        key: key_path,
-        key_state,
-        planned: None,
-        built: Some(built),
-    });
+    if let Some(masked) = prepared.masks.get(&s) {
+        sr.masking = Some(masked.report(&masking.rules.path, key_state, Some(built)));
+    }
     Ok(())
 }
