@@ -151,22 +151,33 @@ impl Key {
             Rule::KeepLast(_) | Rule::KeepFirst(_) => "keep",
             Rule::Null | Rule::Sql(_) => return Value::Null,
         };
-        let hash = self.digest(tag, value).finalize();
+        let hasher = self.digest(tag, value);
+        let hash = hasher.finalize();
         let bytes = hash.as_bytes();
         let token = token(bytes);
-        let mut rng = fake::rand::rngs::StdRng::from_seed(*bytes);
-        let first: String = FirstName().fake_with_rng(&mut rng);
-        let last: String = LastName().fake_with_rng(&mut rng);
+        // A fake first and last name, drawn in that order from the hash:
+        // only for the rules that show one (this runs once per value).
+        let names = || -> (String, String) {
+            let mut rng = fake::rand::rngs::StdRng::from_seed(*bytes);
+            let first: String = FirstName().fake_with_rng(&mut rng);
+            (first, LastName().fake_with_rng(&mut rng))
+        };
         match rule {
-            Rule::Email => Value::Text(format!(
-                "{}.{}.{token}@example.{}",
-                ascii_word(&first),
-                ascii_word(&last),
-                ["com", "net", "org"][(bytes[31] % 3) as usize]
-            )),
-            Rule::Name => Value::Text(format!("{first} {last} {token}")),
-            Rule::FirstName => Value::Text(format!("{first} {token}")),
-            Rule::LastName => Value::Text(format!("{last} {token}")),
+            Rule::Email => {
+                let (first, last) = names();
+                Value::Text(format!(
+                    "{}.{}.{token}@example.{}",
+                    ascii_word(&first),
+                    ascii_word(&last),
+                    ["com", "net", "org"][(bytes[31] % 3) as usize]
+                ))
+            }
+            Rule::Name => {
+                let (first, last) = names();
+                Value::Text(format!("{first} {last} {token}"))
+            }
+            Rule::FirstName => Value::Text(format!("{} {token}", names().0)),
+            Rule::LastName => Value::Text(format!("{} {token}", names().1)),
             Rule::Phone => {
                 let n = u64::from_le_bytes([
                     bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
@@ -183,15 +194,14 @@ impl Key {
                     ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
                     ValueRef::Null => return Value::Null,
                 };
-                let chars: Vec<char> = text.chars().collect();
-                let keep = (*n).min(chars.len());
+                let mut out: Vec<char> = text.chars().collect();
+                let keep = (*n).min(out.len());
                 let range = if matches!(rule, Rule::KeepLast(_)) {
-                    0..chars.len() - keep
+                    0..out.len() - keep
                 } else {
-                    keep..chars.len()
+                    keep..out.len()
                 };
-                let mut stream = self.digest(tag, value).finalize_xof();
-                let mut out = chars.clone();
+                let mut stream = hasher.finalize_xof();
                 for c in &mut out[range] {
                     let mut b = [0u8; 1];
                     stream.fill(&mut b);
