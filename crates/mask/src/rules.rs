@@ -263,14 +263,27 @@ impl Rules {
     /// are DEV's is not an error: see [`Rules::unused_filters`].)
     pub fn check(&self, conn: &Connection) -> Result<(), Error> {
         let tables = schema::tables(conn, "main").map_err(|e| Error::sqlite(&self.path, "read the schema", e))?;
-        let find = |name: &str| tables.iter().find(|t| t.name.eq_ignore_ascii_case(name));
-        let known = || {
-            let names: Vec<&str> = tables
-                .iter()
-                .filter(|t| t.kind == TableKind::Ordinary)
-                .map(|t| t.name.as_str())
-                .collect();
-            names.join(", ")
+        // The ordinary table `name`, or why a rule cannot be on it.
+        let ordinary = |name: &str, used: &str| -> Result<&schema::Table, String> {
+            let Some(t) = tables.iter().find(|t| t.name.eq_ignore_ascii_case(name)) else {
+                let names: Vec<&str> = tables
+                    .iter()
+                    .filter(|t| t.kind == TableKind::Ordinary)
+                    .map(|t| t.name.as_str())
+                    .collect();
+                return Err(format!(
+                    "no table {name} in the result's schema (tables: {})",
+                    names.join(", ")
+                ));
+            };
+            if t.kind != TableKind::Ordinary {
+                return Err(format!(
+                    "{} is a {} table: only ordinary tables {used}",
+                    t.name,
+                    t.kind.as_str()
+                ));
+            }
+            Ok(t)
         };
         for m in &self.masks {
             let bad = |why: String| {
@@ -280,20 +293,7 @@ impl Rules {
                     &format!("[mask] \"{}.{}\": {why}", m.table, m.column),
                 )
             };
-            let Some(t) = find(&m.table) else {
-                return Err(bad(format!(
-                    "no table {} in the result's schema (tables: {})",
-                    m.table,
-                    known()
-                )));
-            };
-            if t.kind != TableKind::Ordinary {
-                return Err(bad(format!(
-                    "{} is a {} table: only ordinary tables' columns are masked",
-                    t.name,
-                    t.kind.as_str()
-                )));
-            }
+            let t = ordinary(&m.table, "have their columns masked").map_err(bad)?;
             let Some(c) = t.columns.iter().find(|c| c.name.eq_ignore_ascii_case(&m.column)) else {
                 let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
                 return Err(bad(format!(
@@ -350,20 +350,7 @@ impl Rules {
         }
         for s in &self.subsets {
             let bad = |why: String| Error::rules(&self.path, s.line, &format!("[subset] {}: {why}", s.table));
-            let Some(t) = find(&s.table) else {
-                return Err(bad(format!(
-                    "no table {} in the result's schema (tables: {})",
-                    s.table,
-                    known()
-                )));
-            };
-            if t.kind != TableKind::Ordinary {
-                return Err(bad(format!(
-                    "{} is a {} table: only ordinary tables are subset",
-                    t.name,
-                    t.kind.as_str()
-                )));
-            }
+            let t = ordinary(&s.table, "are subset").map_err(bad)?;
             if let Filter::Where(w) = &s.filter {
                 conn.prepare(&format!("SELECT 1 FROM main.{} WHERE ({w})", schema::quote(&t.name)))
                     .map_err(|e| bad(format!("not a valid WHERE over {}: {}", t.name, crate::message(&e))))?;
