@@ -167,6 +167,10 @@ fn a_first_refresh_brings_every_page_and_a_second_only_the_changed_ones() {
 }
 
 impl Hosts {
+    fn prod_dir(&self) -> PathBuf {
+        self.dir.path().join("prodhost")
+    }
+
     fn dev_dir(&self) -> PathBuf {
         self.dir.path().join("dev")
     }
@@ -755,4 +759,114 @@ fn upload_helper_runs_this_program_there_and_leaves_nothing() {
     assert!(err.contains("Darwin arm64") && err.contains("built for"), "{err}");
     assert_eq!(std::fs::read(&hosts.dev).expect("read"), dev_before);
     assert!(names(&remote_tmp).is_empty());
+}
+
+#[test]
+fn no_private_copy_serves_a_wal_prod_in_place_under_its_writer_and_writes_nothing_there() {
+    let hosts = Hosts::new(
+        "wal",
+        "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+         CREATE TABLE meta(commits INTEGER NOT NULL); INSERT INTO meta VALUES (0);
+         CREATE TABLE padding(b BLOB);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO accounts(balance) SELECT 1000 FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+         INSERT INTO padding SELECT randomblob(4000) FROM n;",
+        "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+         CREATE TABLE meta(commits INTEGER NOT NULL); CREATE TABLE padding(b BLOB);",
+    );
+    // The helper's temporary folder cannot be made: a private copy would fail.
+    let no_tmp = script(
+        hosts.dir.path(),
+        "ssh-no-tmp",
+        "for last; do :; done\nexec env TMPDIR=/nonexistent/refresh-dev-tmp sh -c \"$last\"",
+    );
+    let (code, _, _) = hosts.run_with("run", &no_tmp, &[]);
+    assert_ne!(code, 0, "a private copy needs the helper's temporary folder");
+
+    // PROD's folder as found: no -wal or -shm left where there was none.
+    let prod_folder = folder(&hosts.prod_dir());
+    let (code, report, err) = hosts.run_with("run", &no_tmp, &["--no-private-copy"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["transfer"]["served_from"], "in place", "{report}");
+    assert_eq!(folder(&hosts.prod_dir()), prod_folder);
+
+    // Under a writer that checkpoints, over a slow link (the read transaction
+    // is held for the whole transfer): one committed state each time, and a
+    // second refresh that moves only what changed.
+    let stop = hosts.dir.path().join("stop");
+    let _writer = transfer_writer(&hosts.prod, &stop, true);
+    let commits = || query_i64(&hosts.prod, "SELECT commits FROM meta");
+    let started = Instant::now();
+    while commits() < 50 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the writer never got going"
+        );
+        std::thread::yield_now();
+    }
+    std::fs::remove_file(hosts.base()).expect("start without a base");
+    let slow = hosts.slow_ssh();
+    for (round, ssh) in [(0, &slow), (1, &no_tmp)] {
+        let before = commits();
+        let (code, report, err) = hosts.run_with("run", ssh, &["--no-private-copy"]);
+        assert_eq!(code, 0, "round {round}: {err}");
+        assert_eq!(report["transfer"]["base_used"], round == 1, "{report}");
+        assert_eq!(
+            query_i64(&hosts.dev, "SELECT sum(balance) FROM accounts"),
+            1_000_000,
+            "round {round}: one committed state"
+        );
+        assert!(query_i64(&hosts.dev, "SELECT commits FROM meta") >= before);
+        assert_eq!(integrity(&hosts.dev), "ok");
+    }
+    std::fs::write(&stop, b"").expect("stop");
+}
+
+#[test]
+fn no_private_copy_refuses_a_rollback_mode_prod_in_plan_and_run_alike() {
+    let hosts = Hosts::new(
+        "delete",
+        "CREATE TABLE items(id INTEGER PRIMARY KEY, s TEXT); INSERT INTO items(s) VALUES ('a');",
+        "CREATE TABLE items(id INTEGER PRIMARY KEY, s TEXT);",
+    );
+    let dev_folder = folder(&hosts.dev_dir());
+    let prod_folder = folder(&hosts.prod_dir());
+    for command in ["plan", "run", "replace"] {
+        let (code, report, err) = hosts.run_with(command, &hosts.ssh, &["--no-private-copy"]);
+        assert_eq!(code, 2, "{command}: {err}");
+        assert_eq!(report["error"]["code"], "not_wal", "{command}: {report}");
+        assert!(
+            err.contains("rollback-journal mode") && err.contains("shop.db"),
+            "{command}: {err}"
+        );
+        assert_eq!(folder(&hosts.dev_dir()), dev_folder, "{command}");
+        assert_eq!(folder(&hosts.prod_dir()), prod_folder, "{command}");
+    }
+    // Without the option the same PROD is copied privately first.
+    let (code, _, err) = hosts.run("run");
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn plan_with_no_private_copy_counts_a_wal_prod_in_place() {
+    let hosts = Hosts::new(
+        "wal",
+        "CREATE TABLE items(id INTEGER PRIMARY KEY, qty INTEGER);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 700)
+         INSERT INTO items SELECT i, i % 7 - 1 FROM n;",
+        "CREATE TABLE items(id INTEGER PRIMARY KEY, qty INTEGER CHECK (qty >= 0));",
+    );
+    let prod_folder = folder(&hosts.prod_dir());
+    let (code, report, err) = hosts.run_with("plan", &hosts.ssh, &["--no-private-copy", "--on-violation", "skip"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["transfer"]["served_from"], "in place", "{report}");
+    let violation = report["data_impact"]
+        .as_array()
+        .expect("impact")
+        .iter()
+        .find(|i| i["kind"] == "violation")
+        .expect("a violation");
+    assert_eq!(violation["rows"], 100, "{violation}");
+    assert_eq!(folder(&hosts.prod_dir()), prod_folder);
 }

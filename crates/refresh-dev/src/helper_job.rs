@@ -77,10 +77,11 @@ pub fn schema_image_bytes(path: &Path, beside: &Path, hints: &schema_diff::Hints
 }
 
 impl PlanJob {
-    /// On PROD's host: the answer, from the helper's private copy `copy`
-    /// (its folder is private and removed with it).
-    pub fn answer(&self, copy: &Path) -> Result<PlanAnswer, Error> {
-        let prod_image = schema_image_bytes(copy, copy, &self.hints)?;
+    /// On PROD's host: the answer, from `copy` (the helper's private copy,
+    /// or PROD itself, read-only), with scratch files beside `scratch` (in
+    /// the helper's private folder, removed with it).
+    pub fn answer(&self, copy: &Path, scratch: &Path) -> Result<PlanAnswer, Error> {
+        let prod_image = schema_image_bytes(copy, scratch, &self.hints)?;
         let mut answer = PlanAnswer {
             prod_image,
             counts: None,
@@ -91,7 +92,7 @@ impl PlanJob {
         let Some(dev_image) = &self.dev_image else {
             return Ok(answer);
         };
-        let dev = copy.with_file_name("dev-schema.db");
+        let dev = scratch.with_file_name("dev-schema.db");
         std::fs::write(&dev, dev_image).map_err(|e| Error::File(sqlite_file::FileError::io(&dev, "write", e)))?;
         match schema_diff::compare(&dev, copy, &self.hints, &schema_diff::Reading::default()) {
             Ok(report) => {

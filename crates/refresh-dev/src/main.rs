@@ -218,6 +218,12 @@ struct RemoteArgs {
     /// --remote-exe.
     #[arg(long, conflicts_with = "remote_exe")]
     upload_helper: bool,
+    /// For a remote WAL-mode PROD: serve its pages in place, in one read transaction held
+    /// for the whole transfer, with no private copy on PROD's host (for hosts short of disk).
+    /// Cost: PROD's -wal cannot be checkpointed past that transaction, so it grows by what
+    /// PROD's writers commit meanwhile. A rollback-mode PROD is refused (exit 2).
+    #[arg(long)]
+    no_private_copy: bool,
 }
 
 impl RemoteArgs {
@@ -226,6 +232,7 @@ impl RemoteArgs {
             ssh: self.ssh.clone(),
             remote_exe: self.remote_exe.clone(),
             upload_helper: self.upload_helper,
+            in_place: self.no_private_copy,
         }
     }
 }
@@ -528,10 +535,17 @@ fn snapshot_command(cmd: SnapshotCmd) -> Exit {
 /// The PROD host's side of a remote refresh: a private, consistent copy of
 /// PROD by `snapshot`'s rules, then hashes and pages over stdin/stdout.
 fn remote_helper() -> Exit {
-    use remote::helper::Refusal;
+    use remote::helper::{Refusal, Request, Served};
     // A plain copy, or (a job: `--rules`) a masked subset built from the
     // copy, which then goes: original values never leave this host.
-    let make_copy = |prod: &Path, copy: &Path, wait: Duration, job: &[u8]| -> Result<Vec<u8>, Refusal> {
+    let make_copy = |request: &Request| -> Result<Served, Refusal> {
+        let Request {
+            prod,
+            copy,
+            wait,
+            job,
+            in_place,
+        } = *request;
         let refusal = |exit: Exit, code: &str, message: String| Refusal {
             exit: exit.code(),
             code: code.to_owned(),
@@ -541,6 +555,13 @@ fn remote_helper() -> Exit {
             None
         } else {
             Some(serde_json::from_slice(job).map_err(|e| refusal(Exit::BadInput, "usage", format!("the job: {e}")))?)
+        };
+        let snapshot_error = |e: snapshot::Error| refusal(e.exit(), e.code(), e.to_string());
+        // --no-private-copy: PROD read where it lies, in one read transaction
+        // (refused for a rollback-mode PROD, in plan and run alike).
+        let held = match in_place {
+            true => Some(snapshot::Held::open(prod, wait).map_err(snapshot_error)?),
+            false => None,
         };
         let snapshot_into = |to: &Path| {
             // A private copy, read and removed here: no need to flush it to disk.
@@ -552,28 +573,54 @@ fn remote_helper() -> Exit {
             snapshot::Snapshot::new(prod, to, options)
                 .run(&mut snapshot::Quiet)
                 .map(|_| ())
-                .map_err(|e| refusal(e.exit(), e.code(), e.to_string()))
+                .map_err(snapshot_error)
         };
         let failed = |e: refresh_dev::Error| refusal(e.exit(), e.code(), format!("on {}: {e}", prod.display()));
         let answer =
             |json: serde_json::Result<Vec<u8>>| json.map_err(|e| refusal(Exit::Error, "internal", e.to_string()));
-        match job {
-            None => {
+        let from_copy = |job_result: Vec<u8>| Served {
+            job_result,
+            in_place: None,
+        };
+        match (job, held) {
+            (None, Some(held)) => Ok(Served {
+                job_result: Vec::new(),
+                in_place: Some(Box::new(InPlace(held))),
+            }),
+            (None, None) => {
                 snapshot_into(copy)?;
-                Ok(Vec::new())
+                Ok(from_copy(Vec::new()))
             }
             // Masked and subset here: original values never leave this host.
-            Some(HelperJob::Mask(job)) => {
-                let original = copy.with_file_name("original.db");
-                snapshot_into(&original)?;
-                let built = job.run(&original, copy);
-                let _ = sqlite_file::sidefile::remove_with_sidecars(&original);
-                answer(serde_json::to_vec(&built.map_err(|e| failed(e.into()))?))
+            (Some(HelperJob::Mask(job)), held) => {
+                let built = if held.is_some() {
+                    // A WAL-mode PROD is read in one read transaction by the build itself.
+                    drop(held);
+                    job.run(prod, copy)
+                } else {
+                    let original = copy.with_file_name("original.db");
+                    snapshot_into(&original)?;
+                    let built = job.run(&original, copy);
+                    let _ = sqlite_file::sidefile::remove_with_sidecars(&original);
+                    built
+                };
+                Ok(from_copy(answer(serde_json::to_vec(
+                    &built.map_err(|e| failed(e.into()))?,
+                ))?))
             }
-            // Counted here on the copy: no table data moves.
-            Some(HelperJob::Plan(job)) => {
+            // Counted here, on the copy or (in place) on PROD read-only: no table data moves.
+            (Some(HelperJob::Plan(job)), Some(held)) => {
+                let counted = answer(serde_json::to_vec(&job.answer(prod, copy).map_err(failed)?))?;
+                Ok(Served {
+                    job_result: counted,
+                    in_place: Some(Box::new(InPlace(held))),
+                })
+            }
+            (Some(HelperJob::Plan(job)), None) => {
                 snapshot_into(copy)?;
-                answer(serde_json::to_vec(&job.answer(copy).map_err(failed)?))
+                Ok(from_copy(answer(serde_json::to_vec(
+                    &job.answer(copy, copy).map_err(failed)?,
+                ))?))
             }
         }
     };
@@ -589,6 +636,24 @@ fn remote_helper() -> Exit {
             cli_support::print_error("refresh-dev remote-helper", &e.to_string());
             Exit::Error
         }
+    }
+}
+
+/// PROD's pages read in place (`--no-private-copy`), as the helper serves them.
+struct InPlace(snapshot::Held);
+
+impl remote::helper::Pages for InPlace {
+    fn page_size(&self) -> u32 {
+        self.0.page_size()
+    }
+    fn pages(&self) -> u64 {
+        self.0.pages()
+    }
+    fn mode(&self) -> u32 {
+        self.0.mode()
+    }
+    fn read_pages(&self, first: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.0.read_pages(first, buf).map_err(std::io::Error::other)
     }
 }
 

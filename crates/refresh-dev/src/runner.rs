@@ -52,7 +52,7 @@ pub struct RunOptions {
     pub remote: RemoteOptions,
 }
 
-/// `--ssh` and `--remote-exe`.
+/// `--ssh`, `--remote-exe`, `--upload-helper` and `--no-private-copy`.
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
     /// The ssh program and its options, split as a shell would.
@@ -61,6 +61,8 @@ pub struct RemoteOptions {
     pub remote_exe: String,
     /// Send this program to the remote host for the run instead.
     pub upload_helper: bool,
+    /// `--no-private-copy`: the helper serves a WAL-mode PROD in place.
+    pub in_place: bool,
 }
 
 impl RemoteOptions {
@@ -74,6 +76,7 @@ impl RemoteOptions {
             upload_helper: self.upload_helper,
             wait,
             job,
+            in_place: self.in_place,
         }
     }
 }
@@ -84,6 +87,7 @@ impl Default for RemoteOptions {
             ssh: "ssh".into(),
             remote_exe: "refresh-dev".into(),
             upload_helper: false,
+            in_place: false,
         }
     }
 }

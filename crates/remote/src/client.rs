@@ -21,7 +21,7 @@ use sqlite_file::sidefile::{self, Found, SideFileError};
 use sqlite_file::FileError;
 
 use crate::frame::{In, Kind, Out, MAGIC, PROTOCOL};
-use crate::helper::{group_range, hash_pages, whole_hash};
+use crate::helper::{group_range, hash_pages, whole_hash, FilePages};
 use crate::{Error, RemoteFile};
 
 /// Pages per group of the first round of hashes.
@@ -46,6 +46,10 @@ pub struct Fetch<'a> {
     /// crate: the caller's helper reads it); empty for a plain copy. It
     /// travels inside the protocol, never on a command line.
     pub job: &'a [u8],
+    /// `--no-private-copy`: the helper serves a WAL-mode PROD in place, in
+    /// one read transaction held for the whole exchange, and writes nothing
+    /// on PROD's host (a rollback-mode PROD is then refused, exit 2).
+    pub in_place: bool,
 }
 
 /// What a fetch moved, for the report's `transfer` object.
@@ -62,6 +66,9 @@ pub struct Transfer {
     pub pages_sent: u64,
     /// Whether a base from an earlier refresh was there to build on.
     pub base_used: bool,
+    /// Where the helper read PROD's pages: `private copy` (the default) or
+    /// `in place` (`--no-private-copy`).
+    pub served_from: &'static str,
     /// The helper's private copy of PROD, on the PROD host.
     pub remote_copy_seconds: f64,
     /// Hashes and pages over the link.
@@ -404,7 +411,8 @@ fn open_and_describe(fetch: &Fetch) -> Result<(Link, String, Info), Error> {
         Out::default()
             .str(&fetch.remote.path)
             .u64(fetch.wait.as_millis() as u64)
-            .bytes(fetch.job),
+            .bytes(fetch.job)
+            .u8(u8::from(fetch.in_place)),
         Kind::Open,
     )?;
     let mut frame = link.read(Kind::Info)?;
@@ -453,6 +461,7 @@ pub fn ask(fetch: &Fetch) -> Result<Answer, Error> {
             pages_total: info.pages,
             pages_sent: 0,
             base_used: false,
+            served_from: served_from(fetch),
             remote_copy_seconds: info.remote_millis as f64 / 1000.0,
             transfer_seconds: started.elapsed().as_secs_f64(),
             verify_seconds: 0.0,
@@ -525,6 +534,12 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
 
     // Round one: a hash per group of the base's pages.
     let ps = u64::from(page_size);
+    let view = FilePages {
+        file: new.file.try_clone().map_err(io_err(&temp, "open"))?,
+        page_size,
+        len: base_pages * ps,
+        mode: 0,
+    };
     let groups = base_pages.div_ceil(GROUP_PAGES);
     let mut out = Out::default()
         .u32(GROUP_PAGES as u32)
@@ -532,8 +547,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         .u64(base_pages)
         .u32(groups as u32);
     for g in 0..groups {
-        out = out
-            .raw(&hash_pages(&new.file, ps, group_range(g, GROUP_PAGES, base_pages)).map_err(io_err(&temp, "read"))?);
+        out = out.raw(&hash_pages(&view, group_range(g, GROUP_PAGES, base_pages)).map_err(io_err(&temp, "read"))?);
     }
     link.send(out, Kind::Groups)?;
     let mut want = link.read(Kind::Want)?;
@@ -545,7 +559,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         for &g in &wanted {
             let (from, to) = group_range(g, GROUP_PAGES, base_pages);
             for p in from..to {
-                out = out.raw(&hash_pages(&new.file, ps, (p, p + 1)).map_err(io_err(&temp, "read"))?);
+                out = out.raw(&hash_pages(&view, (p, p + 1)).map_err(io_err(&temp, "read"))?);
             }
         }
         link.send(out, Kind::PageHashes)?;
@@ -639,11 +653,19 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         pages_total: pages,
         pages_sent: received_pages,
         base_used,
+        served_from: served_from(fetch),
         remote_copy_seconds: remote_millis as f64 / 1000.0,
         transfer_seconds,
         verify_seconds: verify_started.elapsed().as_secs_f64(),
         job_result,
     })
+}
+
+fn served_from(fetch: &Fetch) -> &'static str {
+    match fetch.in_place {
+        true => "in place",
+        false => "private copy",
+    }
 }
 
 /// Whether a regular file lies at the base's name (`false`: nothing); a

@@ -71,7 +71,7 @@ impl Error {
     /// A stable code for scripts: the helper's own code where it is one of
     /// the workspace's, else `remote_error`.
     pub fn code(&self) -> &'static str {
-        const KNOWN: [&str; 14] = [
+        const KNOWN: [&str; 15] = [
             "not_found",
             "is_a_directory",
             "not_a_database",
@@ -80,6 +80,7 @@ impl Error {
             "network_file_system",
             "same_file",
             "hot_journal",
+            "not_wal",
             "busy",
             "disk_full",
             "interrupted",

@@ -6,7 +6,7 @@
 use std::io::{self, Read, Write};
 
 /// The protocol's version: both sides must speak the same one.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 /// What the helper says first, before its version.
 pub const MAGIC: &[u8; 20] = b"refresh-dev remote\0\x01";
 /// The largest frame either side accepts.
@@ -18,11 +18,12 @@ pub const MAX_FRAME: u32 = 64 << 20;
 pub enum Kind {
     /// Helper: MAGIC, protocol, its version, OS, architecture.
     Hello = 1,
-    /// Client: the remote path, the wait for PROD's writers (ms).
+    /// Client: the remote path, the wait for PROD's writers (ms), the job,
+    /// and flags (bit 0: serve PROD in place, with no private copy).
     Open = 2,
     /// Helper: a refusal or a failure (exit status, code, message).
     Error = 3,
-    /// Helper: page size, page count, file length, mode, the whole file's hash, seconds taken.
+    /// Helper: page size, page count, file length, mode, seconds taken, the job's result.
     Info = 4,
     /// Client: pages per group, the base's page size and count, a hash per group.
     Groups = 5,

@@ -26,12 +26,84 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// Makes a consistent copy of the database at the first path into the
-/// second, waiting up to the duration for PROD's writers, doing what the
-/// client's job (opaque bytes, empty for a plain copy) asks of it. Returns
-/// the job's result for the client (opaque bytes). Any other file it makes
-/// goes in the copy's folder, which is private and removed with the copy.
-pub type MakeCopy<'a> = dyn Fn(&Path, &Path, Duration, &[u8]) -> Result<Vec<u8>, Refusal> + 'a;
+/// What the client asked the helper to serve.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// PROD's path on this host.
+    pub prod: &'a Path,
+    /// Where a private copy goes (in a folder only this user reads, removed
+    /// with it; any other file the job makes goes there too).
+    pub copy: &'a Path,
+    /// How long to wait for PROD's writers.
+    pub wait: Duration,
+    /// The client's job (opaque bytes, empty for a plain copy).
+    pub job: &'a [u8],
+    /// `--no-private-copy`: serve a WAL-mode PROD where it lies, in one read
+    /// transaction held for the whole exchange, instead of from a copy.
+    pub in_place: bool,
+}
+
+/// A consistent image of a database, page by page: what the helper serves.
+pub trait Pages {
+    fn page_size(&self) -> u32;
+    /// How many pages the image has.
+    fn pages(&self) -> u64;
+    /// The permission bits the client gives the base.
+    fn mode(&self) -> u32;
+    /// Fills `buf` (whole pages) from page `first` (0-based) on.
+    fn read_pages(&self, first: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+/// What the caller's copy function made.
+pub struct Served {
+    /// The job's answer for the client (opaque bytes).
+    pub job_result: Vec<u8>,
+    /// `None`: serve the private copy at [`Request::copy`]. `Some`: serve
+    /// these pages (PROD read in place).
+    pub in_place: Option<Box<dyn Pages>>,
+}
+
+/// Makes what the helper serves: a consistent copy of PROD by default,
+/// after doing what the client's job asks of it.
+pub type MakeCopy<'a> = dyn Fn(&Request) -> Result<Served, Refusal> + 'a;
+
+/// A file's pages: the private copy, or the client's base.
+pub(crate) struct FilePages {
+    pub file: File,
+    pub page_size: u32,
+    pub len: u64,
+    pub mode: u32,
+}
+
+impl FilePages {
+    pub fn open(path: &Path) -> io::Result<FilePages> {
+        let header = sqlite_file::Header::read(path).map_err(|e| io::Error::other(e.to_string()))?;
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        Ok(FilePages {
+            file,
+            page_size: header.page_size,
+            len: meta.len(),
+            mode: meta.permissions().mode() & 0o777,
+        })
+    }
+}
+
+impl Pages for FilePages {
+    fn page_size(&self) -> u32 {
+        self.page_size
+    }
+    fn pages(&self) -> u64 {
+        self.len / u64::from(self.page_size)
+    }
+    fn mode(&self) -> u32 {
+        self.mode
+    }
+    fn read_pages(&self, first: u64, buf: &mut [u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, first * u64::from(self.page_size))
+    }
+}
 
 /// The helper's private folder: `TMPDIR/refresh-dev-helper.PID`, mode 0700.
 struct Private(PathBuf);
@@ -89,11 +161,25 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     };
     expect(&open, Kind::Open)?;
     let (path, wait, job) = (open.str()?, Duration::from_millis(open.u64()?), open.bytes()?);
-    let private = Private::create()?;
-    let copy = private.0.join("prod.db");
+    let in_place = open.u8()? & 1 == 1;
+    // Nothing is written on this host when PROD itself is served in place
+    // (a job's output, masked or counted, still needs the private folder).
+    let private = if in_place && job.is_empty() {
+        None
+    } else {
+        Some(Private::create()?)
+    };
+    let copy = private.as_ref().map(|p| p.0.join("prod.db")).unwrap_or_default();
     let started = Instant::now();
-    let done = match make_copy(Path::new(&path), &copy, wait, &job) {
-        Ok(done) => done,
+    let request = Request {
+        prod: Path::new(&path),
+        copy: &copy,
+        wait,
+        job: &job,
+        in_place,
+    };
+    let served = match make_copy(&request) {
+        Ok(served) => served,
         Err(r) => {
             Out::default()
                 .u8(r.exit)
@@ -104,25 +190,26 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
         }
     };
     let copy_seconds = started.elapsed();
-    let header = sqlite_file::Header::read(&copy).map_err(|e| io::Error::other(e.to_string()))?;
-    let page_size = u64::from(header.page_size);
-    let mut file = File::open(&copy)?;
-    let meta = file.metadata()?;
-    let len = meta.len();
-    let pages = len / page_size;
-    // The whole-file hash, computed beside the exchange (its own handle),
-    // sent when the pages have gone.
-    let whole = {
-        let own = File::open(&copy)?;
-        std::thread::spawn(move || whole_hash(&own))
+    let (source, whole): (Box<dyn Pages>, _) = match served.in_place {
+        Some(pages) => (pages, None),
+        None => {
+            // The whole-file hash, computed beside the exchange (its own
+            // handle), sent when the pages have gone.
+            let own = File::open(&copy)?;
+            let whole = std::thread::spawn(move || whole_hash(&own));
+            (Box::new(FilePages::open(&copy)?), Some(whole))
+        }
     };
+    let page_size = u64::from(source.page_size());
+    let pages = source.pages();
+    let len = pages * page_size;
     Out::default()
-        .u32(header.page_size)
+        .u32(source.page_size())
         .u64(pages)
         .u64(len)
-        .u32(meta.permissions().mode() & 0o777)
+        .u32(source.mode())
         .u64(copy_seconds.as_millis() as u64)
-        .bytes(&done)
+        .bytes(&served.job_result)
         .send(Kind::Info, output)?;
 
     let Some(mut groups) = In::read(input)? else {
@@ -135,14 +222,14 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     expect(&groups, Kind::Groups)?;
     let (group_pages, base_page_size, base_pages) = (u64::from(groups.u32()?.max(1)), groups.u32()?, groups.u64()?);
     let count = groups.u32()? as u64;
-    let usable = base_page_size == header.page_size;
+    let usable = base_page_size == source.page_size();
     let base_pages = if usable { base_pages } else { 0 };
     let mut wanted = Vec::new();
     for g in 0..count.min(base_pages.div_ceil(group_pages)) {
         let theirs = groups.raw(16)?;
         let range = group_range(g, group_pages, base_pages);
         let same_range = range == group_range(g, group_pages, pages);
-        if !same_range || hash_pages(&file, page_size, range)? != theirs.as_slice() {
+        if !same_range || hash_pages(&*source, range)? != theirs.as_slice() {
             wanted.push(g);
         }
     }
@@ -167,23 +254,27 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
                 if p >= pages {
                     continue;
                 }
-                if hash_pages(&file, page_size, (p, p + 1))? != theirs.as_slice() {
+                if hash_pages(&*source, (p, p + 1))? != theirs.as_slice() {
                     send.push(p);
                 }
             }
         }
     }
     send.extend(base_pages..pages);
-    send_pages(&mut file, page_size, &send, output)?;
-    let whole = whole
-        .join()
-        .map_err(|_| io::Error::other("the whole-file hash failed"))??;
+    send_pages(&*source, &send, output)?;
+    let whole = match whole {
+        Some(thread) => thread
+            .join()
+            .map_err(|_| io::Error::other("the whole-file hash failed"))??,
+        None => whole_hash_of(&*source)?,
+    };
     Out::default()
         .u64(send.len() as u64)
         .raw(&whole)
         .send(Kind::Done, output)?;
     // The client's goodbye, or its end: either way the private copy goes.
     let _ = In::read(input);
+    drop(source);
     drop(private);
     Ok(())
 }
@@ -205,11 +296,10 @@ pub(crate) fn group_range(g: u64, group_pages: u64, pages: u64) -> (u64, u64) {
     (from, ((g + 1) * group_pages).min(pages))
 }
 
-/// The short hash of pages `[from, to)` of `file`: what both sides compare.
-pub(crate) fn hash_pages(file: &File, page_size: u64, (from, to): (u64, u64)) -> io::Result<[u8; 16]> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; ((to - from) * page_size) as usize];
-    file.read_exact_at(&mut buf, from * page_size)?;
+/// The short hash of pages `[from, to)`: what both sides compare.
+pub(crate) fn hash_pages(source: &dyn Pages, (from, to): (u64, u64)) -> io::Result<[u8; 16]> {
+    let mut buf = vec![0u8; ((to - from) * u64::from(source.page_size())) as usize];
+    source.read_pages(from, &mut buf)?;
     Ok(short_hash(&buf))
 }
 
@@ -221,10 +311,27 @@ pub(crate) fn whole_hash(mut file: &File) -> io::Result<[u8; 32]> {
     Ok(*hasher.finalize().as_bytes())
 }
 
+/// The BLAKE3 of all of an image's pages, read 1 MiB at a time.
+fn whole_hash_of(source: &dyn Pages) -> io::Result<[u8; 32]> {
+    let ps = u64::from(source.page_size());
+    let per = ((1 << 20) / ps).max(1);
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = Vec::new();
+    let mut p = 0;
+    while p < source.pages() {
+        let n = per.min(source.pages() - p);
+        buf.resize((n * ps) as usize, 0);
+        source.read_pages(p, &mut buf)?;
+        hasher.update(&buf);
+        p += n;
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
 /// Sends `pages` (0-based, in order) in zstd-compressed frames of about 1 MiB.
 /// Consecutive pages are read together, in one call.
-fn send_pages(file: &mut File, page_size: u64, pages: &[u64], output: &mut impl Write) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
+fn send_pages(source: &dyn Pages, pages: &[u64], output: &mut impl Write) -> io::Result<()> {
+    let page_size = u64::from(source.page_size());
     let per_frame = ((1 << 20) / page_size).max(1) as usize;
     let ps = page_size as usize;
     let mut run = Vec::with_capacity(per_frame * ps);
@@ -237,7 +344,7 @@ fn send_pages(file: &mut File, page_size: u64, pages: &[u64], output: &mut impl 
                 j += 1;
             }
             run.resize((j - i) * ps, 0);
-            file.read_exact_at(&mut run, chunk[i] * page_size)?;
+            source.read_pages(chunk[i], &mut run)?;
             for (k, &p) in chunk[i..j].iter().enumerate() {
                 raw.extend_from_slice(&(p as u32).to_le_bytes());
                 raw.extend_from_slice(&run[k * ps..(k + 1) * ps]);

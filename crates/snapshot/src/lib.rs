@@ -40,7 +40,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod checks;
+mod held;
 mod methods;
+
+pub use held::Held;
 mod sidefiles;
 
 use methods::*;
@@ -166,6 +169,11 @@ pub enum Error {
     /// A link, an odd file or a stale sidecar at a name this tool writes.
     #[error(transparent)]
     SideFile(#[from] sqlite_file::sidefile::SideFileError),
+    #[error(
+        "{}: is in rollback-journal mode: it can be served in place only in WAL mode (its shared lock would hold its writers for the whole transfer)",
+        .0.display()
+    )]
+    NotWal(PathBuf),
     #[error("interrupted; {} was not created", .0.display())]
     Interrupted(PathBuf),
     #[error("{}: copy failed its check: {reason}", path.display())]
@@ -183,6 +191,7 @@ impl Error {
             Error::HotJournal(_) => "hot_journal",
             Error::Busy { .. } => "busy",
             Error::MethodUnsupported(_) => "usage",
+            Error::NotWal(_) => "not_wal",
             Error::SideFile(e) => e.code(),
             Error::Interrupted(_) => "interrupted",
             Error::BadCopy { .. } => "io",
@@ -193,9 +202,11 @@ impl Error {
     pub fn file(&self) -> Option<&Path> {
         match self {
             Error::File(e) => Some(e.path()),
-            Error::DestExists(p) | Error::HotJournal(p) | Error::MethodUnsupported(p) | Error::Interrupted(p) => {
-                Some(p)
-            }
+            Error::DestExists(p)
+            | Error::HotJournal(p)
+            | Error::MethodUnsupported(p)
+            | Error::NotWal(p)
+            | Error::Interrupted(p) => Some(p),
             Error::DestInUse { path, .. } | Error::Busy { path, .. } | Error::BadCopy { path, .. } => Some(path),
             Error::DestIsSidecar { dest, .. } => Some(dest),
             Error::SideFile(e) => Some(e.path()),
@@ -206,7 +217,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::File(e) => e.exit(),
-            Error::DestIsSidecar { .. } | Error::MethodUnsupported(_) => Exit::BadInput,
+            Error::DestIsSidecar { .. } | Error::MethodUnsupported(_) | Error::NotWal(_) => Exit::BadInput,
             Error::DestExists(_)
             | Error::DestInUse { .. }
             | Error::HotJournal(_)
