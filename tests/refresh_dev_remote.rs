@@ -604,12 +604,26 @@ fn the_snapshot_tool_takes_a_remote_source_into_a_local_dest() {
     };
     let (code, out, err) = snapshot(&hosts.address(), &copy.display().to_string(), &["--json"]);
     assert_eq!(code, 0, "{err}");
-    assert!(json(&out)["pages"].as_u64().is_some_and(|p| p > 0), "{out}");
+    let report = json(&out);
+    assert!(report["pages"].as_u64().is_some_and(|p| p > 0), "{out}");
+    assert_eq!(report["transfer"]["base_used"], false, "{out}");
+    assert_eq!(report["transfer"]["pages_sent"], report["pages"], "{out}");
+    assert_eq!(
+        report["transfer"]["from"],
+        format!("ssh://db1{}", hosts.prod.display()),
+        "{out}"
+    );
     assert_eq!(query_i64(&copy, "SELECT count(*) FROM items"), 20000);
     assert!(
         hosts.dir.path().join("dev/.copy.refresh-base.db").exists(),
         "the base beside DEST"
     );
+    // Again: nothing changed, so no page moves.
+    let (code, out, err) = snapshot(&hosts.address(), &copy.display().to_string(), &["--json", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    assert_eq!(report["transfer"]["base_used"], true, "{out}");
+    assert_eq!(report["transfer"]["pages_sent"], 0, "{out}");
     // DEST stays local.
     let (code, out, err) = snapshot(&hosts.prod.display().to_string(), "db1:/tmp/x.db", &["--json"]);
     assert_eq!(code, 2, "{err}");
@@ -688,6 +702,22 @@ fn ctrl_c_stops_a_transfer_and_leaves_nothing_behind() {
     interrupt_when(child, "the transfer", || hosts.receiving());
     assert!(!hosts.base().exists(), "no half base");
     assert_dev_untouched(&hosts, &dev_before, "interrupted");
+
+    // The same for `snapshot HOST:PATH DEST`: no DEST, no base, no temporary file.
+    let copy = hosts.dir.path().join("dev/copy.db");
+    let dev_folder = folder(&hosts.dev_dir());
+    let child = refresh_dev()
+        .args(["snapshot", &hosts.address()])
+        .arg(&copy)
+        .arg("--ssh")
+        .arg(hosts.slow_ssh())
+        .args(["--remote-exe", EXE, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    interrupt_when(child, "the snapshot's transfer", || hosts.receiving());
+    assert_eq!(folder(&hosts.dev_dir()), dev_folder, "nothing left beside DEST");
 }
 
 #[test]

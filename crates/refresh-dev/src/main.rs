@@ -510,10 +510,18 @@ fn snapshot_command(cmd: SnapshotCmd) -> Exit {
         let message = format!("{r}: a remote file can only be read; DEST stays local: run refresh-dev on its host");
         return fail(&message, Exit::BadInput, "usage", None);
     }
+    let mut transfer = None;
     if let Ok(remote::Address::Remote(r)) = remote::Address::of_path(&args.source) {
         let base = sqlite_file::sidefile::base(&sqlite_file::fs::resolve_link(&args.dest));
         let options = cmd.remote.options();
-        match remote::fetch(&options.fetch(&r, args.timeout, &[]), &base, &mut ()) {
+        let show = !args.output.quiet && !args.output.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let mut receiving = match terminal::Receiving::new(show, &r.to_string()) {
+            Ok(receiving) => receiving,
+            Err(e) => return fail(&e, Exit::Error, "io", None),
+        };
+        let fetched = remote::fetch(&options.fetch(&r, args.timeout, &[]), &base, &mut receiving);
+        drop(receiving);
+        match fetched {
             Ok(t) => {
                 if !args.output.quiet && !args.output.json {
                     eprintln!(
@@ -525,11 +533,12 @@ fn snapshot_command(cmd: SnapshotCmd) -> Exit {
                     );
                 }
                 args.source = base;
+                transfer = serde_json::to_value(&t).ok().map(|t| ("transfer", t));
             }
             Err(e) => return fail(&e, e.exit(), e.code(), None),
         }
     }
-    snapshot::cli::run(&args)
+    snapshot::cli::run_with(&args, transfer)
 }
 
 /// The PROD host's side of a remote refresh: a private, consistent copy of

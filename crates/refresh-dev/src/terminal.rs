@@ -136,3 +136,53 @@ impl Events for Terminal {
         Some(self.stop.clone())
     }
 }
+
+/// A spinner for `snapshot HOST:PATH DEST`'s transfer (bytes received,
+/// pages changed), drawn only when `show`; SIGINT/SIGTERM cancel it.
+pub(crate) struct Receiving {
+    bar: Option<ProgressBar>,
+    label: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl Receiving {
+    pub(crate) fn new(show: bool, from: &str) -> std::io::Result<Receiving> {
+        let stop = cli_support::stop_on_signals()?;
+        let label = format!("receive {from}");
+        let bar = show.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message(label.clone());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Ok(Receiving { bar, label, stop })
+    }
+}
+
+impl remote::Observer for Receiving {
+    fn received(&mut self, bytes: u64, pages: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!(
+                "{}: {} received, {}",
+                self.label,
+                cli_support::size(bytes),
+                cli_support::plural(pages, "page", "pages")
+            ));
+        }
+    }
+    fn cancelled(&mut self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -67,6 +67,12 @@ impl Observer for Terminal {
 /// Runs `snapshot` with parsed arguments: prints the summary or the one-line
 /// error, and returns the exit status.
 pub fn run(args: &SnapshotArgs) -> Exit {
+    run_with(args, None)
+}
+
+/// [`run`], with `extra` fields (a caller's own, such as a remote source's
+/// `transfer`) added to the `--json` report.
+pub fn run_with(args: &SnapshotArgs, extra: Option<(&str, serde_json::Value)>) -> Exit {
     args.output.colour_errors();
     let show_bar = !args.output.quiet && !args.output.json && std::io::stderr().is_terminal();
     let mut terminal = Terminal(cli_support::ByteBar::new(show_bar, "snapshot"));
@@ -75,7 +81,22 @@ pub fn run(args: &SnapshotArgs) -> Exit {
     match result {
         Ok(report) => {
             if args.output.json {
-                if !cli_support::print_json("snapshot", &report) {
+                let mut value = match serde_json::to_value(&report) {
+                    Ok(value) => value,
+                    Err(e) => {
+                        return failed(
+                            args.output.json,
+                            &crate::Error::BadCopy {
+                                path: report.dest.clone(),
+                                reason: format!("the report: {e}"),
+                            },
+                        )
+                    }
+                };
+                if let (Some((key, extra)), Some(object)) = (extra, value.as_object_mut()) {
+                    object.insert(key.to_owned(), extra);
+                }
+                if !cli_support::print_json("snapshot", &value) {
                     return Exit::Error;
                 }
             } else if !args.output.quiet {
