@@ -625,7 +625,6 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     let transfer_seconds = started.elapsed().as_secs_f64();
     let verify_started = Instant::now();
     new.file.set_len(len).map_err(io_err(&temp, "truncate"))?;
-    new.file.sync_all().map_err(io_err(&temp, "fsync"))?;
     let got = match in_order {
         Some((h, next)) if next == pages => *h.finalize().as_bytes(),
         _ => whole_hash(&new.file).map_err(io_err(&temp, "read"))?,
@@ -641,8 +640,11 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     // Only a regular file (or nothing) is ever replaced at the base's name.
     base_is_regular(base)?;
     std::fs::rename(&temp, base).map_err(io_err(base, "rename"))?;
+    // Not flushed to disk: the base is a cache, every use of which is
+    // checked against the helper's whole-file hash (a base a crash left
+    // torn only costs the pages it lost), and each file made from it (the
+    // staging file, DEST) is flushed itself.
     new.kept = true;
-    sqlite_file::fs::fsync_dir(folder).map_err(io_err(folder, "fsync"))?;
     link.said_bye = link.send(Out::default(), Kind::Bye).is_ok();
     Ok(Transfer {
         from: fetch.remote.to_string(),
