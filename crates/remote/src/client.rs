@@ -20,12 +20,10 @@ use serde::Serialize;
 use sqlite_file::sidefile::{self, Found, SideFileError};
 use sqlite_file::FileError;
 
+use crate::digest::{digest_pages, group_range, hash_pages, tree, InOrder, GROUP_PAGES};
 use crate::frame::{In, Kind, Out, MAGIC, PROTOCOL};
-use crate::helper::{group_range, hash_pages, whole_hash, FilePages};
+use crate::helper::FilePages;
 use crate::{Error, RemoteFile};
-
-/// Pages per group of the first round of hashes.
-const GROUP_PAGES: u64 = 256;
 
 /// How to reach the helper and what to ask of it.
 #[derive(Debug, Clone)]
@@ -546,8 +544,13 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         .u32(if base_used { page_size } else { 0 })
         .u64(base_pages)
         .u32(groups as u32);
+    // Their whole hashes are kept: a group that turns out the same needs no
+    // second reading for the final check.
+    let mut digests = Vec::with_capacity(groups as usize);
     for g in 0..groups {
-        out = out.raw(&hash_pages(&view, group_range(g, GROUP_PAGES, base_pages)).map_err(io_err(&temp, "read"))?);
+        let digest = digest_pages(&view, group_range(g, GROUP_PAGES, base_pages)).map_err(io_err(&temp, "read"))?;
+        out = out.raw(&digest[..16]);
+        digests.push(digest);
     }
     link.send(out, Kind::Groups)?;
     let mut want = link.read(Kind::Want)?;
@@ -567,7 +570,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     // The pages. A first copy's come in order: they are hashed as they are
     // written, and the file need not be read again to be checked.
     let mut received_pages = 0u64;
-    let mut in_order = (!base_used).then(|| (blake3::Hasher::new(), 0u64));
+    let mut in_order = (!base_used).then(|| InOrder::new(page_size));
     let whole: Vec<u8>;
     loop {
         if observer.cancelled() {
@@ -591,13 +594,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
                         return Ok(());
                     }
                     new.file.write_all_at(run, start * ps).map_err(io_err(&temp, "write"))?;
-                    in_order = match in_order.take() {
-                        Some((mut h, next)) if next == start => {
-                            h.update(run);
-                            Some((h, next + run.len() as u64 / ps))
-                        }
-                        _ => None,
-                    };
+                    in_order = in_order.take().and_then(|mut h| h.update(start, run).then_some(h));
                     run.clear();
                     Ok(())
                 };
@@ -625,9 +622,26 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     let transfer_seconds = started.elapsed().as_secs_f64();
     let verify_started = Instant::now();
     new.file.set_len(len).map_err(io_err(&temp, "truncate"))?;
-    let got = match in_order {
-        Some((h, next)) if next == pages => *h.finalize().as_bytes(),
-        _ => whole_hash(&new.file).map_err(io_err(&temp, "read"))?,
+    let got = match in_order.and_then(|h| h.finish(page_size, pages)) {
+        Some(got) => got,
+        None => {
+            // A group the helper did not want is as the old base had it:
+            // its hash from before stands. The others are hashed again.
+            let wanted: std::collections::HashSet<u64> = wanted.iter().copied().collect();
+            let final_groups = pages.div_ceil(GROUP_PAGES);
+            let mut all = Vec::with_capacity(final_groups as usize);
+            for g in 0..final_groups {
+                let range = group_range(g, GROUP_PAGES, pages);
+                let unchanged = (g as usize) < digests.len()
+                    && !wanted.contains(&g)
+                    && range == group_range(g, GROUP_PAGES, base_pages);
+                all.push(match unchanged {
+                    true => digests[g as usize],
+                    false => digest_pages(&view, range).map_err(io_err(&temp, "read"))?,
+                });
+            }
+            tree(page_size, pages, &all)
+        }
     };
     if got[..] != whole[..] {
         return Err(Error::Verify {

@@ -33,7 +33,8 @@ pub enum Kind {
     PageHashes = 7,
     /// Helper: zstd-compressed pages, each a page number and its bytes.
     Data = 8,
-    /// Helper: every page has been sent (how many).
+    /// Helper: every page has been sent (how many), and the whole hash
+    /// ([`crate::digest`]: the BLAKE3 of its groups' hashes).
     Done = 9,
     /// Client: finished; the helper removes its private copy and exits.
     Bye = 10,

@@ -10,12 +10,13 @@
 //! killed, by the next helper of the same user).
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::frame::{short_hash, In, Kind, Out, MAGIC, PROTOCOL};
+use crate::digest::{group_range, hash_pages, tree_hash};
+use crate::frame::{In, Kind, Out, MAGIC, PROTOCOL};
 
 /// Why the helper could not copy PROD, as the client reports it.
 #[derive(Debug, Clone)]
@@ -195,8 +196,8 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
         None => {
             // The whole-file hash, computed beside the exchange (its own
             // handle), sent when the pages have gone.
-            let own = File::open(&copy)?;
-            let whole = std::thread::spawn(move || whole_hash(&own));
+            let own = FilePages::open(&copy)?;
+            let whole = std::thread::spawn(move || tree_hash(&own));
             (Box::new(FilePages::open(&copy)?), Some(whole))
         }
     };
@@ -266,7 +267,7 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
         Some(thread) => thread
             .join()
             .map_err(|_| io::Error::other("the whole-file hash failed"))??,
-        None => whole_hash_of(&*source)?,
+        None => tree_hash(&*source)?,
     };
     Out::default()
         .u64(send.len() as u64)
@@ -288,44 +289,6 @@ fn expect(frame: &In, kind: Kind) -> io::Result<()> {
             format!("expected {kind:?}, got {:?}", frame.kind),
         ))
     }
-}
-
-/// Pages `[from, to)` of group `g` in a file of `pages` pages (0-based).
-pub(crate) fn group_range(g: u64, group_pages: u64, pages: u64) -> (u64, u64) {
-    let from = (g * group_pages).min(pages);
-    (from, ((g + 1) * group_pages).min(pages))
-}
-
-/// The short hash of pages `[from, to)`: what both sides compare.
-pub(crate) fn hash_pages(source: &dyn Pages, (from, to): (u64, u64)) -> io::Result<[u8; 16]> {
-    let mut buf = vec![0u8; ((to - from) * u64::from(source.page_size())) as usize];
-    source.read_pages(from, &mut buf)?;
-    Ok(short_hash(&buf))
-}
-
-/// The BLAKE3 of all of `file`: the helper's promise, the client's check.
-pub(crate) fn whole_hash(mut file: &File) -> io::Result<[u8; 32]> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut hasher = blake3::Hasher::new();
-    io::copy(&mut BufReader::with_capacity(1 << 20, file), &mut hasher)?;
-    Ok(*hasher.finalize().as_bytes())
-}
-
-/// The BLAKE3 of all of an image's pages, read 1 MiB at a time.
-fn whole_hash_of(source: &dyn Pages) -> io::Result<[u8; 32]> {
-    let ps = u64::from(source.page_size());
-    let per = ((1 << 20) / ps).max(1);
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = Vec::new();
-    let mut p = 0;
-    while p < source.pages() {
-        let n = per.min(source.pages() - p);
-        buf.resize((n * ps) as usize, 0);
-        source.read_pages(p, &mut buf)?;
-        hasher.update(&buf);
-        p += n;
-    }
-    Ok(*hasher.finalize().as_bytes())
 }
 
 /// Sends `pages` (0-based, in order) in zstd-compressed frames of about 1 MiB.

@@ -21,6 +21,7 @@
 
 pub mod address;
 pub mod client;
+pub mod digest;
 mod error;
 pub mod frame;
 pub mod helper;
