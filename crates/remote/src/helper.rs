@@ -15,7 +15,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::digest::{group_range, hash_pages, tree_hash};
+use crate::digest::{group_range, hash_pages, tree_hash, InOrder};
 use crate::frame::{In, Kind, Out, MAGIC, PROTOCOL};
 
 /// Why the helper could not copy PROD, as the client reports it.
@@ -262,12 +262,15 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
         }
     }
     send.extend(base_pages..pages);
-    send_pages(&*source, &send, output)?;
-    let whole = match whole {
-        Some(thread) => thread
+    // PROD read in place, sending every page (a first copy): hashed as sent.
+    let mut in_order = (whole.is_none() && send.len() as u64 == pages).then(|| InOrder::new(source.page_size()));
+    send_pages(&*source, &send, output, in_order.as_mut())?;
+    let whole = match (whole, in_order.and_then(|h| h.finish(source.page_size(), pages))) {
+        (Some(thread), _) => thread
             .join()
             .map_err(|_| io::Error::other("the whole-file hash failed"))??,
-        None => tree_hash(&*source)?,
+        (None, Some(whole)) => whole,
+        (None, None) => tree_hash(&*source)?,
     };
     Out::default()
         .u64(send.len() as u64)
@@ -293,7 +296,12 @@ fn expect(frame: &In, kind: Kind) -> io::Result<()> {
 
 /// Sends `pages` (0-based, in order) in zstd-compressed frames of about 1 MiB.
 /// Consecutive pages are read together, in one call.
-fn send_pages(source: &dyn Pages, pages: &[u64], output: &mut impl Write) -> io::Result<()> {
+fn send_pages(
+    source: &dyn Pages,
+    pages: &[u64],
+    output: &mut impl Write,
+    mut in_order: Option<&mut InOrder>,
+) -> io::Result<()> {
     let page_size = u64::from(source.page_size());
     let per_frame = ((1 << 20) / page_size).max(1) as usize;
     let ps = page_size as usize;
@@ -308,6 +316,9 @@ fn send_pages(source: &dyn Pages, pages: &[u64], output: &mut impl Write) -> io:
             }
             run.resize((j - i) * ps, 0);
             source.read_pages(chunk[i], &mut run)?;
+            if let Some(h) = in_order.as_deref_mut() {
+                h.update(chunk[i], &run);
+            }
             for (k, &p) in chunk[i..j].iter().enumerate() {
                 raw.extend_from_slice(&(p as u32).to_le_bytes());
                 raw.extend_from_slice(&run[k * ps..(k + 1) * ps]);
