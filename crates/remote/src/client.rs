@@ -21,7 +21,7 @@ use sqlite_file::sidefile::{self, Found, SideFileError};
 use sqlite_file::FileError;
 
 use crate::digest::{digest_pages, group_range, hash_pages, tree, InOrder, GROUP_PAGES};
-use crate::frame::{In, Kind, Out, MAGIC, PROTOCOL};
+use crate::frame::{In, Kind, Out, MAGIC, PAGE_HASH_GROUPS, PROTOCOL};
 use crate::helper::FilePages;
 use crate::{Error, RemoteFile};
 
@@ -557,9 +557,9 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     let wanted: Vec<u64> =
         (|| -> io::Result<Vec<u64>> { (0..want.u32()?).map(|_| want.u64()).collect() })().map_err(|e| link.cut(e))?;
     // Round two: a hash per page of the groups that differ.
-    if !wanted.is_empty() {
+    for some in wanted.chunks(PAGE_HASH_GROUPS) {
         let mut out = Out::default();
-        for &g in &wanted {
+        for &g in some {
             let (from, to) = group_range(g, GROUP_PAGES, base_pages);
             for p in from..to {
                 out = out.raw(&hash_pages(&view, (p, p + 1)).map_err(io_err(&temp, "read"))?);

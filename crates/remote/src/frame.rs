@@ -9,6 +9,9 @@ use std::io::{self, Read, Write};
 pub const PROTOCOL: u32 = 3;
 /// What the helper says first, before its version.
 pub const MAGIC: &[u8; 20] = b"refresh-dev remote\0\x01";
+/// The most groups whose page hashes one `PageHashes` frame holds (4 MiB of
+/// hashes): a PROD of any size fits in frames well under [`MAX_FRAME`].
+pub const PAGE_HASH_GROUPS: usize = 1024;
 /// The largest frame either side accepts.
 pub const MAX_FRAME: u32 = 64 << 20;
 
@@ -29,7 +32,8 @@ pub enum Kind {
     Groups = 5,
     /// Helper: the groups whose hashes differ.
     Want = 6,
-    /// Client: a hash per page of each wanted group, in order.
+    /// Client: a hash per page of each wanted group, in order, over as many
+    /// frames as it takes (at most [`PAGE_HASH_GROUPS`] groups each).
     PageHashes = 7,
     /// Helper: zstd-compressed pages, each a page number and its bytes.
     Data = 8,
@@ -157,6 +161,10 @@ impl In {
     }
     pub fn raw(&mut self, n: usize) -> io::Result<Vec<u8>> {
         Ok(self.take(n)?.to_vec())
+    }
+    /// How many bytes of the payload are left to read.
+    pub fn remaining(&self) -> usize {
+        self.data.len() - self.at
     }
     /// What is left of the payload.
     pub fn rest(&mut self) -> &[u8] {

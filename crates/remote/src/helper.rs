@@ -241,29 +241,31 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     want.send(Kind::Want, output)?;
 
     // Which pages to send: each page of a wanted group whose hash differs,
-    // and every page past the base's end.
-    let mut send: Vec<u64> = Vec::new();
-    if !wanted.is_empty() {
-        let Some(mut hashes) = In::read(input)? else {
-            return Ok(());
-        };
-        expect(&hashes, Kind::PageHashes)?;
-        for &g in &wanted {
-            let (from, to) = group_range(g, group_pages, base_pages);
-            for p in from..to {
-                let theirs = hashes.raw(16)?;
-                if p >= pages {
-                    continue;
-                }
-                if hash_pages(&*source, (p, p + 1))? != theirs.as_slice() {
-                    send.push(p);
-                }
+    // and every page past the base's end. A bit per page: the helper's
+    // memory stays a small fraction of PROD's size.
+    let mut send = PageSet::new(pages);
+    let mut hashes: Option<In> = None;
+    for &g in &wanted {
+        let (from, to) = group_range(g, group_pages, base_pages);
+        for p in from..to {
+            if hashes.as_ref().is_none_or(|h| h.remaining() == 0) {
+                let Some(next) = In::read(input)? else {
+                    return Ok(());
+                };
+                expect(&next, Kind::PageHashes)?;
+                hashes = Some(next);
+            }
+            let theirs = hashes.as_mut().map(|h| h.raw(16)).transpose()?.unwrap_or_default();
+            if p < pages && hash_pages(&*source, (p, p + 1))? != theirs.as_slice() {
+                send.insert(p);
             }
         }
     }
-    send.extend(base_pages..pages);
+    for p in base_pages..pages {
+        send.insert(p);
+    }
     // PROD read in place, sending every page (a first copy): hashed as sent.
-    let mut in_order = (whole.is_none() && send.len() as u64 == pages).then(|| InOrder::new(source.page_size()));
+    let mut in_order = (whole.is_none() && send.len() == pages).then(|| InOrder::new(source.page_size()));
     send_pages(&*source, &send, output, in_order.as_mut())?;
     let whole = match (whole, in_order.and_then(|h| h.finish(source.page_size(), pages))) {
         (Some(thread), _) => thread
@@ -272,10 +274,7 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
         (None, Some(whole)) => whole,
         (None, None) => tree_hash(&*source)?,
     };
-    Out::default()
-        .u64(send.len() as u64)
-        .raw(&whole)
-        .send(Kind::Done, output)?;
+    Out::default().u64(send.len()).raw(&whole).send(Kind::Done, output)?;
     // The client's goodbye, or its end: either way the private copy goes.
     let _ = In::read(input);
     drop(source);
@@ -294,11 +293,44 @@ fn expect(frame: &In, kind: Kind) -> io::Result<()> {
     }
 }
 
-/// Sends `pages` (0-based, in order) in zstd-compressed frames of about 1 MiB.
-/// Consecutive pages are read together, in one call.
+/// A set of page numbers, a bit each.
+struct PageSet {
+    words: Vec<u64>,
+    len: u64,
+}
+
+impl PageSet {
+    fn new(pages: u64) -> PageSet {
+        PageSet {
+            words: vec![0; pages.div_ceil(64) as usize],
+            len: 0,
+        }
+    }
+    fn insert(&mut self, p: u64) {
+        let (w, bit) = ((p / 64) as usize, 1u64 << (p % 64));
+        if self.words[w] & bit == 0 {
+            self.words[w] |= bit;
+            self.len += 1;
+        }
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+    /// The pages, in order.
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.words.iter().enumerate().flat_map(|(w, &word)| {
+            (0..64)
+                .filter(move |b| word & (1 << b) != 0)
+                .map(move |b| w as u64 * 64 + b)
+        })
+    }
+}
+
+/// Sends `pages` in zstd-compressed frames of about 1 MiB. Consecutive pages
+/// are read together, in one call.
 fn send_pages(
     source: &dyn Pages,
-    pages: &[u64],
+    pages: &PageSet,
     output: &mut impl Write,
     mut in_order: Option<&mut InOrder>,
 ) -> io::Result<()> {
@@ -306,7 +338,11 @@ fn send_pages(
     let per_frame = ((1 << 20) / page_size).max(1) as usize;
     let ps = page_size as usize;
     let mut run = Vec::with_capacity(per_frame * ps);
-    for chunk in pages.chunks(per_frame) {
+    let mut all = pages.iter().peekable();
+    let mut chunk = Vec::with_capacity(per_frame);
+    while all.peek().is_some() {
+        chunk.clear();
+        chunk.extend(all.by_ref().take(per_frame));
         let mut raw = Vec::with_capacity(chunk.len() * (ps + 4));
         let mut i = 0;
         while i < chunk.len() {
@@ -332,4 +368,103 @@ fn send_pages(
             .send(Kind::Data, output)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::GROUP_PAGES;
+    use crate::frame::short_hash;
+
+    /// Pages in memory: 3 groups and a bit, page `p` filled with `p`.
+    struct Memory;
+    impl Pages for Memory {
+        fn page_size(&self) -> u32 {
+            512
+        }
+        fn pages(&self) -> u64 {
+            3 * GROUP_PAGES + 10
+        }
+        fn mode(&self) -> u32 {
+            0o600
+        }
+        fn read_pages(&self, first: u64, buf: &mut [u8]) -> io::Result<()> {
+            for (i, page) in buf.chunks_mut(512).enumerate() {
+                page.fill((first + i as u64) as u8);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn page_hashes_may_come_over_several_frames() {
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let helper = std::thread::spawn(move || {
+            let make = |_: &Request| -> Result<Served, Refusal> {
+                Ok(Served {
+                    job_result: Vec::new(),
+                    in_place: Some(Box::new(Memory)),
+                })
+            };
+            let (mut input, mut output) = (theirs.try_clone().expect("clone"), theirs);
+            serve(&mut input, &mut output, "test", &make)
+        });
+        let hello = In::read(&mut ours).expect("read").expect("hello");
+        assert_eq!(hello.kind, Kind::Hello);
+        Out::default()
+            .str("/prod.db")
+            .u64(0)
+            .bytes(&[])
+            .u8(1)
+            .send(Kind::Open, &mut ours)
+            .expect("open");
+        assert_eq!(In::read(&mut ours).expect("read").expect("info").kind, Kind::Info);
+        // A base of the first 3 groups: every group hash wrong, so all 3 are wanted.
+        let mut groups = Out::default()
+            .u32(GROUP_PAGES as u32)
+            .u32(512)
+            .u64(3 * GROUP_PAGES)
+            .u32(3);
+        for _ in 0..3 {
+            groups = groups.raw(&[0; 16]);
+        }
+        groups.send(Kind::Groups, &mut ours).expect("groups");
+        let mut want = In::read(&mut ours).expect("read").expect("want");
+        assert_eq!(want.u32().expect("count"), 3);
+        // One frame per group; each page's right hash but for one page a group.
+        for g in 0..3 {
+            let mut hashes = Out::default();
+            for p in g * GROUP_PAGES..(g + 1) * GROUP_PAGES {
+                let right = short_hash(&[p as u8; 512]);
+                hashes = hashes.raw(if p % GROUP_PAGES == 7 { &[0; 16] } else { &right });
+            }
+            hashes.send(Kind::PageHashes, &mut ours).expect("hashes");
+        }
+        let mut sent = Vec::new();
+        loop {
+            let mut frame = In::read(&mut ours).expect("read").expect("frame");
+            if frame.kind == Kind::Done {
+                assert_eq!(frame.u64().expect("count"), sent.len() as u64);
+                break;
+            }
+            let len = frame.u32().expect("len") as usize;
+            let raw = zstd::bulk::decompress(frame.rest(), len).expect("zstd");
+            sent.extend(raw.chunks(516).map(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]])));
+        }
+        let tail = (3 * GROUP_PAGES as u32)..(3 * GROUP_PAGES as u32 + 10);
+        let expected: Vec<u32> = [7, 263, 519].into_iter().chain(tail).collect();
+        assert_eq!(sent, expected);
+        Out::default().send(Kind::Bye, &mut ours).expect("bye");
+        helper.join().expect("helper").expect("served");
+    }
+
+    #[test]
+    fn a_page_set_lists_its_pages_once_and_in_order() {
+        let mut set = PageSet::new(200);
+        for p in [130, 3, 64, 63, 3, 199, 0] {
+            set.insert(p);
+        }
+        assert_eq!(set.len(), 6);
+        assert_eq!(set.iter().collect::<Vec<_>>(), [0, 3, 63, 64, 130, 199]);
+    }
 }
