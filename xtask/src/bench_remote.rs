@@ -363,6 +363,43 @@ pub fn remote(mib: u64) -> Result<()> {
         .arg("-c")
         .arg(format!("{shared} -O exit {}@127.0.0.1 2>/dev/null", user.trim()))
         .status();
+    // The helper's peak memory (PROD's side), through /usr/bin/time where
+    // the machine has it: a first copy, where it sends every page.
+    let helper_rss = dir.join("helper-rss");
+    let timed_helper = dir.join("timed-helper");
+    std::fs::write(
+        &timed_helper,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/time -f %M -o {} {exe} \"$@\"\n",
+            helper_rss.display()
+        ),
+    )?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&timed_helper, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let helper_peak_mib = if Path::new("/usr/bin/time").exists() {
+        remove_db(&copy);
+        remove_db(&base);
+        let status = Command::new(exe)
+            .args([
+                "snapshot",
+                &address,
+                &s(&copy),
+                "--ssh",
+                &ssh,
+                "--remote-exe",
+                &s(&timed_helper),
+                "--quiet",
+            ])
+            .status()?;
+        let kib: Option<f64> = std::fs::read_to_string(&helper_rss)
+            .ok()
+            .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
+        kib.filter(|_| status.success()).map(|k| k / 1024.0)
+    } else {
+        None
+    };
     let client_rss = measure(
         "peak memory",
         &[
@@ -446,6 +483,13 @@ pub fn remote(mib: u64) -> Result<()> {
         client_rss.rss_mib,
         prod_bytes as f64 / 1048576.0
     );
+    match helper_peak_mib {
+        Some(mib) => println!(
+            "| peak memory (PROD's side, the helper of a first copy) | {mib:.1} MiB | PROD {:.1} MiB | |",
+            prod_bytes as f64 / 1048576.0
+        ),
+        None => println!("| peak memory (PROD's side) | not measured: no /usr/bin/time | | |"),
+    }
     drop(sshd);
     Ok(())
 }
