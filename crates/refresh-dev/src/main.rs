@@ -634,6 +634,7 @@ fn remote_helper() -> Exit {
         }
     };
     let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+    remote::frame::grow_pipe(&stdout);
     match remote::helper::serve(
         &mut stdin.lock(),
         &mut stdout.lock(),

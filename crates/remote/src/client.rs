@@ -94,6 +94,8 @@ struct Link {
     child: Child,
     to: BufWriter<ChildStdin>,
     from: BufReader<ChildStdout>,
+    /// A read frame's memory, for the next one.
+    spare: Vec<u8>,
     stderr: Arc<Mutex<String>>,
     /// The thread gathering ssh's stderr: done once ssh (and whatever
     /// shares its stderr) has closed it.
@@ -173,6 +175,7 @@ impl Link {
                 message: "no pipe to ssh".into(),
             });
         };
+        crate::frame::grow_pipe(&stdout);
         let mut to = BufWriter::new(stdin);
         if let Some((exe, _)) = &upload {
             // The helper speaks first, once it has all of itself: nothing
@@ -186,6 +189,7 @@ impl Link {
             child,
             to,
             from: BufReader::with_capacity(1 << 20, stdout),
+            spare: Vec::new(),
             stderr,
             gatherer,
             host,
@@ -221,10 +225,15 @@ impl Link {
         }
     }
 
+    /// Gives a read frame's memory back, for the next frame.
+    fn recycle(&mut self, frame: In) {
+        self.spare = frame.into_data();
+    }
+
     /// The helper's next frame, counted; its error frame is its error, and
     /// an end or a broken stream is a cut link.
     fn next(&mut self) -> Result<In, Error> {
-        match In::read(&mut self.from) {
+        match In::read_into(&mut self.from, std::mem::take(&mut self.spare)) {
             Ok(Some(frame)) => {
                 self.received += frame.wire_len();
                 match frame.kind {
@@ -571,6 +580,8 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     // written, and the file need not be read again to be checked.
     let mut received_pages = 0u64;
     let mut in_order = (!base_used).then(|| InOrder::new(page_size));
+    let mut decompressor = zstd::bulk::Decompressor::new().map_err(|e| link.cut(e))?;
+    let mut raw = Vec::new();
     let whole: Vec<u8>;
     loop {
         if observer.cancelled() {
@@ -585,35 +596,43 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
             }
             Kind::Data => {
                 let raw_len = frame.u32().map_err(|e| link.cut(e))? as usize;
-                let raw = zstd::bulk::decompress(frame.rest(), raw_len).map_err(|e| link.cut(e))?;
-                // Consecutive pages are written together, in one call.
-                let mut run: Vec<u8> = Vec::new();
-                let mut run_start = 0u64;
-                let mut flush = |run: &mut Vec<u8>, start: u64| -> Result<(), Error> {
-                    if run.is_empty() {
-                        return Ok(());
-                    }
-                    new.file.write_all_at(run, start * ps).map_err(io_err(&temp, "write"))?;
-                    in_order = in_order.take().and_then(|mut h| h.update(start, run).then_some(h));
-                    run.clear();
-                    Ok(())
+                raw.clear();
+                raw.reserve(raw_len);
+                let unpacked = decompressor.decompress_to_buffer(frame.rest(), &mut raw);
+                link.recycle(frame);
+                if unpacked.map_err(|e| link.cut(e))? != raw_len {
+                    return Err(link.cut(io::Error::other("a frame of the wrong length")));
+                }
+                let count = raw.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])) as usize;
+                let data = 4 + 4 * count;
+                if raw.len() != data + count * page_size as usize {
+                    return Err(link.cut(io::Error::other("a page cut short")));
+                }
+                let number = |k: usize| {
+                    u64::from(u32::from_le_bytes([
+                        raw[4 + 4 * k],
+                        raw[5 + 4 * k],
+                        raw[6 + 4 * k],
+                        raw[7 + 4 * k],
+                    ]))
                 };
-                for entry in raw.chunks(4 + page_size as usize) {
-                    if entry.len() != 4 + page_size as usize {
-                        return Err(link.cut(io::Error::other("a page cut short")));
+                // Consecutive pages are written together, in one call.
+                let mut i = 0;
+                while i < count {
+                    let mut j = i + 1;
+                    while j < count && number(j) == number(j - 1) + 1 {
+                        j += 1;
                     }
-                    let p = u64::from(u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]));
-                    if p >= pages {
+                    let start = number(i);
+                    if number(j - 1) >= pages {
                         return Err(link.cut(io::Error::other("a page past the file's end")));
                     }
-                    if run.is_empty() || p != run_start + run.len() as u64 / ps {
-                        flush(&mut run, run_start)?;
-                        run_start = p;
-                    }
-                    run.extend_from_slice(&entry[4..]);
-                    received_pages += 1;
+                    let run = &raw[data + i * ps as usize..data + j * ps as usize];
+                    new.file.write_all_at(run, start * ps).map_err(io_err(&temp, "write"))?;
+                    in_order = in_order.take().and_then(|mut h| h.update(start, run).then_some(h));
+                    i = j;
                 }
-                flush(&mut run, run_start)?;
+                received_pages += count as u64;
                 observer.received(link.received, received_pages);
             }
             other => return Err(link.cut(io::Error::other(format!("unexpected {other:?}")))),

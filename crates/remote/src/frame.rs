@@ -35,7 +35,8 @@ pub enum Kind {
     /// Client: a hash per page of each wanted group, in order, over as many
     /// frames as it takes (at most [`PAGE_HASH_GROUPS`] groups each).
     PageHashes = 7,
-    /// Helper: zstd-compressed pages, each a page number and its bytes.
+    /// Helper: pages, zstd-compressed: their length before compression, then
+    /// (compressed) their count, each one's number (u32), and their bytes.
     Data = 8,
     /// Helper: every page has been sent (how many), and the whole hash
     /// ([`crate::digest`]: the BLAKE3 of its groups' hashes).
@@ -84,10 +85,16 @@ impl Out {
     }
     /// Writes the frame and flushes: returns the bytes written.
     pub fn send(self, kind: Kind, to: &mut impl Write) -> io::Result<u64> {
-        let len = u32::try_from(self.0.len()).map_err(|_| io::Error::other("frame too large"))?;
+        self.send_with(kind, &[], to)
+    }
+    /// Writes the frame with `tail` after what was built (not copied into
+    /// it), and flushes: returns the bytes written.
+    pub fn send_with(self, kind: Kind, tail: &[u8], to: &mut impl Write) -> io::Result<u64> {
+        let len = u32::try_from(self.0.len() + tail.len()).map_err(|_| io::Error::other("frame too large"))?;
         to.write_all(&[kind as u8])?;
         to.write_all(&len.to_le_bytes())?;
         to.write_all(&self.0)?;
+        to.write_all(tail)?;
         to.flush()?;
         Ok(5 + u64::from(len))
     }
@@ -108,6 +115,12 @@ fn malformed(what: &str) -> io::Error {
 impl In {
     /// Reads one frame: `None` at a clean end of the stream.
     pub fn read(from: &mut impl Read) -> io::Result<Option<In>> {
+        In::read_into(from, Vec::new())
+    }
+
+    /// [`In::read`] into `data`'s memory (a frame's, given back by
+    /// [`In::into_data`]): a stream of large frames allocates once.
+    pub fn read_into(from: &mut impl Read, mut data: Vec<u8>) -> io::Result<Option<In>> {
         let mut head = [0u8; 5];
         match from.read_exact(&mut head[..1]) {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
@@ -119,7 +132,8 @@ impl In {
         if len > MAX_FRAME {
             return Err(malformed("too long"));
         }
-        let mut data = vec![0u8; len as usize];
+        data.clear();
+        data.resize(len as usize, 0);
         from.read_exact(&mut data)?;
         Ok(Some(In { kind, data, at: 0 }))
     }
@@ -162,6 +176,10 @@ impl In {
     pub fn raw(&mut self, n: usize) -> io::Result<Vec<u8>> {
         Ok(self.take(n)?.to_vec())
     }
+    /// The payload's memory, for [`In::read_into`].
+    pub fn into_data(self) -> Vec<u8> {
+        self.data
+    }
     /// How many bytes of the payload are left to read.
     pub fn remaining(&self) -> usize {
         self.data.len() - self.at
@@ -171,6 +189,16 @@ impl In {
         let out = &self.data[self.at..];
         self.at = self.data.len();
         out
+    }
+}
+
+/// A larger pipe (1 MiB, where the system allows) carries a frame in fewer
+/// hand-overs between processes. Best effort: a pipe that keeps its size
+/// only costs speed.
+pub fn grow_pipe(fd: &impl std::os::fd::AsRawFd) {
+    // SAFETY: F_SETPIPE_SZ on a descriptor we hold; a failure changes nothing.
+    unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
     }
 }
 

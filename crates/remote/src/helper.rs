@@ -327,9 +327,10 @@ impl PageSet {
 }
 
 /// Sends `pages` in zstd-compressed frames of about 1 MiB. Consecutive pages
-/// are read together, in one call. (Compressing in worker threads while this
-/// one writes measured no faster on a 2-core loopback, where ssh, sshd and
-/// the client share the cores.)
+/// are read together, in one call, straight into the frame. The buffers and
+/// the compression context serve every frame. (Compressing in worker
+/// threads while this one writes measured no faster on a 2-core loopback,
+/// where ssh, sshd and the client share the cores.)
 fn send_pages(
     source: &dyn Pages,
     pages: &PageSet,
@@ -337,57 +338,52 @@ fn send_pages(
     mut in_order: Option<&mut InOrder>,
 ) -> io::Result<()> {
     let per_frame = ((1 << 20) / u64::from(source.page_size())).max(1) as usize;
+    let mut compressor = zstd::bulk::Compressor::new(1)?;
+    let (mut chunk, mut raw, mut packed) = (Vec::with_capacity(per_frame), Vec::new(), Vec::new());
     let mut all = pages.iter().peekable();
-    let mut chunk = Vec::with_capacity(per_frame);
-    let mut next_frame = || -> Option<io::Result<Vec<u8>>> {
-        all.peek()?;
+    while all.peek().is_some() {
         chunk.clear();
         chunk.extend(all.by_ref().take(per_frame));
-        Some(read_frame(source, &chunk, in_order.as_deref_mut()))
-    };
-    while let Some(raw) = next_frame() {
-        send_frame(&compress(&raw?)?, output)?;
+        read_frame(source, &chunk, in_order.as_deref_mut(), &mut raw)?;
+        packed.clear();
+        packed.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        compressor.compress_to_buffer(&raw[..], &mut packed)?;
+        Out::default()
+            .u32(raw.len() as u32)
+            .send_with(Kind::Data, &packed, output)?;
     }
     Ok(())
 }
 
-/// One frame's raw payload: each page's number and bytes.
-fn read_frame(source: &dyn Pages, chunk: &[u64], in_order: Option<&mut InOrder>) -> io::Result<Vec<u8>> {
+/// One frame's payload into `raw`: the pages' count, their numbers, their bytes.
+fn read_frame(
+    source: &dyn Pages,
+    chunk: &[u64],
+    mut in_order: Option<&mut InOrder>,
+    raw: &mut Vec<u8>,
+) -> io::Result<()> {
     let ps = source.page_size() as usize;
-    let mut raw = Vec::with_capacity(chunk.len() * (ps + 4));
-    let mut run = Vec::new();
-    let mut in_order = in_order;
+    raw.clear();
+    raw.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+    for &p in chunk {
+        raw.extend_from_slice(&(p as u32).to_le_bytes());
+    }
+    let data = raw.len();
+    raw.resize(data + chunk.len() * ps, 0);
     let mut i = 0;
     while i < chunk.len() {
         let mut j = i + 1;
         while j < chunk.len() && chunk[j] == chunk[j - 1] + 1 {
             j += 1;
         }
-        run.resize((j - i) * ps, 0);
-        source.read_pages(chunk[i], &mut run)?;
+        let run = &mut raw[data + i * ps..data + j * ps];
+        source.read_pages(chunk[i], run)?;
         if let Some(h) = in_order.as_deref_mut() {
-            h.update(chunk[i], &run);
-        }
-        for (k, &p) in chunk[i..j].iter().enumerate() {
-            raw.extend_from_slice(&(p as u32).to_le_bytes());
-            raw.extend_from_slice(&run[k * ps..(k + 1) * ps]);
+            h.update(chunk[i], run);
         }
         i = j;
     }
-    Ok(raw)
-}
-
-/// A frame's raw length and its zstd-compressed payload.
-fn compress(raw: &[u8]) -> io::Result<(usize, Vec<u8>)> {
-    Ok((raw.len(), zstd::bulk::compress(raw, 1)?))
-}
-
-fn send_frame((raw_len, packed): &(usize, Vec<u8>), output: &mut impl Write) -> io::Result<()> {
-    Out::default()
-        .u32(*raw_len as u32)
-        .raw(packed)
-        .send(Kind::Data, output)
-        .map(|_| ())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -469,7 +465,17 @@ mod tests {
             }
             let len = frame.u32().expect("len") as usize;
             let raw = zstd::bulk::decompress(frame.rest(), len).expect("zstd");
-            sent.extend(raw.chunks(516).map(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]])));
+            let count = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
+            assert_eq!(raw.len(), 4 + count * (4 + 512));
+            let numbers: Vec<u32> = raw[4..4 + 4 * count]
+                .chunks(4)
+                .map(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]]))
+                .collect();
+            for (k, &p) in numbers.iter().enumerate() {
+                let at = 4 + 4 * count + k * 512;
+                assert!(raw[at..at + 512].iter().all(|&b| b == p as u8), "page {p}'s bytes");
+            }
+            sent.extend(numbers);
         }
         let tail = (3 * GROUP_PAGES as u32)..(3 * GROUP_PAGES as u32 + 10);
         let expected: Vec<u32> = [7, 263, 519].into_iter().chain(tail).collect();
