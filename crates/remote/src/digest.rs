@@ -47,13 +47,18 @@ pub(crate) fn tree(page_size: u32, pages: u64, groups: &[[u8; 32]]) -> [u8; 32] 
     *hasher.finalize().as_bytes()
 }
 
-/// The whole hash of an image: each group read and hashed once.
-pub(crate) fn tree_hash(source: &dyn Pages) -> io::Result<[u8; 32]> {
+/// The hash of each of an image's groups, in order.
+pub(crate) fn group_digests(source: &dyn Pages) -> io::Result<Vec<[u8; 32]>> {
     let pages = source.pages();
-    let groups = (0..pages.div_ceil(GROUP_PAGES))
+    (0..pages.div_ceil(GROUP_PAGES))
         .map(|g| digest_pages(source, group_range(g, GROUP_PAGES, pages)))
-        .collect::<io::Result<Vec<_>>>()?;
-    Ok(tree(source.page_size(), pages, &groups))
+        .collect()
+}
+
+/// The whole hash of an image: each group read and hashed once.
+#[cfg(test)]
+pub(crate) fn tree_hash(source: &dyn Pages) -> io::Result<[u8; 32]> {
+    Ok(tree(source.page_size(), source.pages(), &group_digests(source)?))
 }
 
 /// Groups' hashes taken as pages arrive in order (a first copy), so the

@@ -15,7 +15,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::digest::{group_range, hash_pages, tree_hash, InOrder};
+use crate::digest::{digest_pages, group_digests, group_range, hash_pages, tree, InOrder, GROUP_PAGES};
 use crate::frame::{In, Kind, Out, MAGIC, PROTOCOL};
 
 /// Why the helper could not copy PROD, as the client reports it.
@@ -191,14 +191,16 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
         }
     };
     let copy_seconds = started.elapsed();
-    let (source, whole): (Box<dyn Pages>, _) = match served.in_place {
-        Some(pages) => (pages, None),
+    // Every group's hash, once: what the base's groups are compared with,
+    // and the whole-file hash's leaves. A private copy's are computed beside
+    // the exchange (its own handle); PROD read in place (one SQLite
+    // connection) has them computed when first needed.
+    let (source, mut digests): (Box<dyn Pages>, Digests) = match served.in_place {
+        Some(pages) => (pages, Digests::Later),
         None => {
-            // The whole-file hash, computed beside the exchange (its own
-            // handle), sent when the pages have gone.
             let own = FilePages::open(&copy)?;
-            let whole = std::thread::spawn(move || tree_hash(&own));
-            (Box::new(FilePages::open(&copy)?), Some(whole))
+            let thread = std::thread::spawn(move || group_digests(&own));
+            (Box::new(FilePages::open(&copy)?), Digests::Computing(thread))
         }
     };
     let page_size = u64::from(source.page_size());
@@ -229,8 +231,15 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     for g in 0..count.min(base_pages.div_ceil(group_pages)) {
         let theirs = groups.raw(16)?;
         let range = group_range(g, group_pages, base_pages);
-        let same_range = range == group_range(g, group_pages, pages);
-        if !same_range || hash_pages(&*source, range)? != theirs.as_slice() {
+        if range != group_range(g, group_pages, pages) {
+            wanted.push(g);
+            continue;
+        }
+        let ours = match group_pages == GROUP_PAGES {
+            true => digests.get(&*source)?[g as usize],
+            false => digest_pages(&*source, range)?,
+        };
+        if ours[..16] != theirs[..] {
             wanted.push(g);
         }
     }
@@ -265,14 +274,12 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
         send.insert(p);
     }
     // PROD read in place, sending every page (a first copy): hashed as sent.
-    let mut in_order = (whole.is_none() && send.len() == pages).then(|| InOrder::new(source.page_size()));
+    let first_copy_in_place = matches!(digests, Digests::Later) && send.len() == pages;
+    let mut in_order = first_copy_in_place.then(|| InOrder::new(source.page_size()));
     send_pages(&*source, &send, output, in_order.as_mut())?;
-    let whole = match (whole, in_order.and_then(|h| h.finish(source.page_size(), pages))) {
-        (Some(thread), _) => thread
-            .join()
-            .map_err(|_| io::Error::other("the whole-file hash failed"))??,
-        (None, Some(whole)) => whole,
-        (None, None) => tree_hash(&*source)?,
+    let whole = match in_order.and_then(|h| h.finish(source.page_size(), pages)) {
+        Some(whole) => whole,
+        None => tree(source.page_size(), pages, digests.get(&*source)?),
     };
     Out::default().u64(send.len()).raw(&whole).send(Kind::Done, output)?;
     // The client's goodbye, or its end: either way the private copy goes.
@@ -280,6 +287,31 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     drop(source);
     drop(private);
     Ok(())
+}
+
+/// The image's groups' hashes: being computed beside the exchange, to be
+/// computed when first asked for, or known.
+enum Digests {
+    Computing(std::thread::JoinHandle<io::Result<Vec<[u8; 32]>>>),
+    Later,
+    Known(Vec<[u8; 32]>),
+}
+
+impl Digests {
+    fn get(&mut self, source: &dyn Pages) -> io::Result<&[[u8; 32]]> {
+        let known = match std::mem::replace(self, Digests::Later) {
+            Digests::Computing(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("hashing the groups failed"))??,
+            Digests::Later => group_digests(source)?,
+            Digests::Known(known) => known,
+        };
+        *self = Digests::Known(known);
+        match self {
+            Digests::Known(known) => Ok(known),
+            _ => unreachable!("just set"),
+        }
+    }
 }
 
 fn expect(frame: &In, kind: Kind) -> io::Result<()> {
