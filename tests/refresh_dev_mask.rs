@@ -695,6 +695,23 @@ fn with_a_remote_prod_the_rows_are_masked_and_subset_on_its_host() {
         holding(&pii.dev_dir(), &originals()[..60]),
         Vec::<(String, String)>::new()
     );
+    // --no-private-copy: the masked subset is built from PROD read in place,
+    // with the same values, and PROD's folder is left as found.
+    let hashed = strings(&pii.dev, "SELECT email FROM customers ORDER BY id");
+    let prod_folder = folder(&pii.dir.path().join("prod"));
+    let (code, out, err) = remote(&["--rules", &rules, "--no-private-copy"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(json(&out)["transfer"]["served_from"], "in place", "{out}");
+    assert_eq!(strings(&pii.dev, "SELECT email FROM customers ORDER BY id"), hashed);
+    assert_eq!(
+        holding(&pii.dev_dir(), &originals()[..60]),
+        Vec::<(String, String)>::new()
+    );
+    let after = folder(&pii.dir.path().join("prod"));
+    assert_eq!(after.keys().collect::<Vec<_>>(), prod_folder.keys().collect::<Vec<_>>());
+    for (name, bytes) in &after {
+        assert!(*bytes == prod_folder[name], "{name} changed");
+    }
 }
 
 #[test]

@@ -90,14 +90,20 @@ impl Job {
             path: dest.to_owned(),
             why: "the job's key is not 32 bytes in hex".into(),
         })?;
-        let conn = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| Error::sqlite(source, "open", e))?;
+        // The helper's private copy, or PROD itself (`--no-private-copy`):
+        // opened so that its folder is left as found.
+        let header = sqlite_file::Header::read(source)
+            .map_err(|e| Error::io(source, "read the header", std::io::Error::other(e.to_string())))?;
+        let sidecars = sqlite_file::Sidecars::of(source).map_err(|e| Error::io(source, "look for sidecars", e))?;
+        let db =
+            sqlite_file::open_read_only(source, &header, &sidecars).map_err(|e| Error::sqlite(source, "open", e))?;
+        let conn = db.conn();
         if self.check {
-            self.rules.check(&conn)?;
+            self.rules.check(conn)?;
         }
         build(
             &Build {
-                source: &conn,
+                source: conn,
                 source_path: source,
                 dest,
                 rules: &self.rules,
