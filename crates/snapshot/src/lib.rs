@@ -20,6 +20,9 @@
 //!     The fallback where `sqlite_dbpage` is missing.
 //! - Never writes SOURCE and leaves its folder as found
 //!   ([`sqlite_file::open_read_only`]).
+//! - [`Held`]: the same reading without a copy, for as long as the caller
+//!   wants the pages (a remote helper serving a WAL-mode PROD in place). A
+//!   rollback-mode SOURCE is refused there: its lock would hold its writers.
 //! - Creates DEST atomically: a temporary file in DEST's folder, self-contained
 //!   (no `-wal`/`-journal` needed), checked, fsynced, given SOURCE's permission
 //!   bits (never wider), renamed into place without replacing (unless
