@@ -64,6 +64,23 @@ impl Hosts {
         )
     }
 
+    /// 1,000 accounts of 1,000 each (their total holds in any committed
+    /// state) and 2 MB of incompressible padding, so a transfer takes a while.
+    fn bank(mode: &str) -> Hosts {
+        Hosts::new(
+            mode,
+            "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+             CREATE TABLE meta(commits INTEGER NOT NULL); INSERT INTO meta VALUES (0);
+             CREATE TABLE padding(b BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+             INSERT INTO accounts(balance) SELECT 1000 FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO padding SELECT randomblob(4000) FROM n;",
+            "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+             CREATE TABLE meta(commits INTEGER NOT NULL); CREATE TABLE padding(b BLOB);",
+        )
+    }
+
     fn address(&self) -> String {
         format!("db1:{}", self.prod.display())
     }
@@ -207,8 +224,24 @@ impl Hosts {
     }
 
     /// PROD's application: transfers between accounts until `stop` exists.
-    fn writer(&self, stop: &Path) -> KillOnDrop {
-        transfer_writer(&self.prod, stop, false)
+    /// PROD's application (checkpointing or not), once it has committed
+    /// `commits` times; it runs until `stop` exists.
+    fn writer(&self, stop: &Path, checkpoint: bool, commits: i64) -> KillOnDrop {
+        let writer = transfer_writer(&self.prod, stop, checkpoint);
+        let started = Instant::now();
+        while self.commits() < commits {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the writer never got going"
+            );
+            std::thread::yield_now();
+        }
+        writer
+    }
+
+    /// How many times PROD's application has committed.
+    fn commits(&self) -> i64 {
+        query_i64(&self.prod, "SELECT commits FROM meta")
     }
 
     /// Whether a transfer is running: the new base's temporary file exists.
@@ -233,15 +266,7 @@ fn the_copy_is_consistent_while_prods_application_writes() {
              CREATE TABLE meta(commits INTEGER NOT NULL);",
         );
         let stop = hosts.dir.path().join("stop");
-        let _writer = hosts.writer(&stop);
-        let started = Instant::now();
-        while query_i64(&hosts.prod, "SELECT commits FROM meta") < 50 {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the writer never got going"
-            );
-            std::thread::yield_now();
-        }
+        let _writer = hosts.writer(&stop, false, 50);
         for round in 0..2 {
             let before = query_i64(&hosts.prod, "SELECT commits FROM meta");
             let (code, _, err) = hosts.run("run");
@@ -284,12 +309,7 @@ fn plan_with_a_remote_prod_counts_on_its_host_and_moves_no_table_data() {
         "{moved} bytes moved for a {prod_bytes}-byte PROD"
     );
     // Counted there as a local plan counts: the same data impact and room.
-    let violation = report["data_impact"]
-        .as_array()
-        .expect("impact")
-        .iter()
-        .find(|i| i["kind"] == "violation")
-        .expect("a violation");
+    let violation = violation_of(&report);
     assert_eq!(violation["rows"], 2857, "{violation}");
     assert_eq!(report["files"][0]["bytes"], prod_bytes);
     assert_eq!(report["files"][0]["path"], format!("ssh://db1{}", hosts.prod.display()));
@@ -300,6 +320,16 @@ fn plan_with_a_remote_prod_counts_on_its_host_and_moves_no_table_data() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("ssh://db1") && err.contains("2857 rows"), "{err}");
     assert_eq!(folder(&hosts.dev_dir()), dev_folder);
+}
+
+/// A plan's data impact of kind `violation`.
+fn violation_of(report: &serde_json::Value) -> &serde_json::Value {
+    report["data_impact"]
+        .as_array()
+        .expect("impact")
+        .iter()
+        .find(|i| i["kind"] == "violation")
+        .expect("a violation")
 }
 
 /// DEV byte for byte, its folder with nothing new but possibly the base.
@@ -651,30 +681,11 @@ fn the_snapshot_tool_takes_a_remote_source_into_a_local_dest() {
 
 #[test]
 fn a_rollback_mode_prods_writers_go_on_while_a_slow_link_carries_the_copy() {
-    let hosts = Hosts::new(
-        "delete",
-        "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-         CREATE TABLE meta(commits INTEGER NOT NULL); INSERT INTO meta VALUES (0);
-         CREATE TABLE padding(b BLOB);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
-         INSERT INTO accounts(balance) SELECT 1000 FROM n;
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
-         INSERT INTO padding SELECT randomblob(4000) FROM n;",
-        "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-         CREATE TABLE meta(commits INTEGER NOT NULL); CREATE TABLE padding(b BLOB);",
-    );
+    let hosts = Hosts::bank("delete");
     let slow = hosts.slow_ssh();
     let stop = hosts.dir.path().join("stop");
-    let _writer = hosts.writer(&stop);
-    let commits = || query_i64(&hosts.prod, "SELECT commits FROM meta");
-    let started = Instant::now();
-    while commits() < 20 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the writer never got going"
-        );
-        std::thread::yield_now();
-    }
+    let _writer = hosts.writer(&stop, false, 20);
+    let commits = || hosts.commits();
     let mut child = refresh_dev()
         .args(["run", "--prod", &hosts.address(), "--dev"])
         .arg(&hosts.dev)
@@ -707,36 +718,27 @@ fn a_rollback_mode_prods_writers_go_on_while_a_slow_link_carries_the_copy() {
 #[test]
 fn ctrl_c_stops_a_transfer_and_leaves_nothing_behind() {
     let hosts = Hosts::shop();
-    let dev_before = std::fs::read(&hosts.dev).expect("read");
-    let child = refresh_dev()
-        .args(["run", "--prod", &hosts.address(), "--dev"])
-        .arg(&hosts.dev)
-        .arg("--ssh")
-        .arg(hosts.slow_ssh())
-        .args(["--remote-exe", EXE, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    interrupt_when(child, "the transfer", || hosts.receiving());
-    assert!(!hosts.base().exists(), "no half base");
-    assert_dev_untouched(&hosts, &dev_before, "interrupted");
-
-    // The same for `snapshot HOST:PATH DEST`: no DEST, no base, no temporary file.
-    let copy = hosts.dir.path().join("dev/copy.db");
-    let dev_folder = folder(&hosts.dev_dir());
-    let child = refresh_dev()
-        .args(["snapshot", &hosts.address()])
-        .arg(&copy)
-        .arg("--ssh")
-        .arg(hosts.slow_ssh())
-        .args(["--remote-exe", EXE, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    interrupt_when(child, "the snapshot's transfer", || hosts.receiving());
-    assert_eq!(folder(&hosts.dev_dir()), dev_folder, "nothing left beside DEST");
+    let copy = hosts.dir.path().join("dev/copy.db").display().to_string();
+    let address = hosts.address();
+    let dev = hosts.dev.display().to_string();
+    // `run`, then `snapshot HOST:PATH DEST`: no base, no DEST, no temporary file.
+    for args in [
+        vec!["run", "--prod", &address, "--dev", &dev],
+        vec!["snapshot", &address, &copy],
+    ] {
+        let dev_folder = folder(&hosts.dev_dir());
+        let child = refresh_dev()
+            .args(&args)
+            .arg("--ssh")
+            .arg(hosts.slow_ssh())
+            .args(["--remote-exe", EXE, "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        interrupt_when(child, "the transfer", || hosts.receiving());
+        assert_eq!(folder(&hosts.dev_dir()), dev_folder, "{args:?}: DEV's folder as it was");
+    }
 }
 
 #[test]
@@ -812,18 +814,7 @@ fn upload_helper_runs_this_program_there_and_leaves_nothing() {
 
 #[test]
 fn no_private_copy_serves_a_wal_prod_in_place_under_its_writer_and_writes_nothing_there() {
-    let hosts = Hosts::new(
-        "wal",
-        "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-         CREATE TABLE meta(commits INTEGER NOT NULL); INSERT INTO meta VALUES (0);
-         CREATE TABLE padding(b BLOB);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
-         INSERT INTO accounts(balance) SELECT 1000 FROM n;
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
-         INSERT INTO padding SELECT randomblob(4000) FROM n;",
-        "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-         CREATE TABLE meta(commits INTEGER NOT NULL); CREATE TABLE padding(b BLOB);",
-    );
+    let hosts = Hosts::bank("wal");
     // The helper's temporary folder cannot be made: a private copy would fail.
     let no_tmp = script(
         hosts.dir.path(),
@@ -844,16 +835,8 @@ fn no_private_copy_serves_a_wal_prod_in_place_under_its_writer_and_writes_nothin
     // is held for the whole transfer): one committed state each time, and a
     // second refresh that moves only what changed.
     let stop = hosts.dir.path().join("stop");
-    let _writer = transfer_writer(&hosts.prod, &stop, true);
-    let commits = || query_i64(&hosts.prod, "SELECT commits FROM meta");
-    let started = Instant::now();
-    while commits() < 50 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the writer never got going"
-        );
-        std::thread::yield_now();
-    }
+    let _writer = hosts.writer(&stop, true, 50);
+    let commits = || hosts.commits();
     std::fs::remove_file(hosts.base()).expect("start without a base");
     let slow = hosts.slow_ssh();
     for (round, ssh) in [(0, &slow), (1, &no_tmp)] {
@@ -910,12 +893,7 @@ fn plan_with_no_private_copy_counts_a_wal_prod_in_place() {
     let (code, report, err) = hosts.run_with("plan", &hosts.ssh, &["--no-private-copy", "--on-violation", "skip"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(report["transfer"]["served_from"], "in place", "{report}");
-    let violation = report["data_impact"]
-        .as_array()
-        .expect("impact")
-        .iter()
-        .find(|i| i["kind"] == "violation")
-        .expect("a violation");
+    let violation = violation_of(&report);
     assert_eq!(violation["rows"], 100, "{violation}");
     assert_eq!(folder(&hosts.prod_dir()), prod_folder);
 }

@@ -124,6 +124,14 @@ fn build_prod(path: &Path, mib: u64) -> Result<()> {
     Ok(())
 }
 
+/// A shell script at `path`, executable.
+fn executable(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
 /// `refresh-dev … --json`'s `transfer` object.
 fn transfer(argv: &[&str]) -> Result<serde_json::Value> {
     let out = Command::new(argv[0]).args(&argv[1..]).output()?;
@@ -214,15 +222,19 @@ pub fn remote(mib: u64) -> Result<()> {
 
     // 2. About 1% of PROD's pages change: what a second refresh moves,
     // beside rsync --no-whole-file for the same change over the same link.
-    let conn = rusqlite::Connection::open(&prod)?;
-    let rows: i64 = conn.query_row("SELECT max(id) FROM items", [], |r| r.get(0))?;
+    let rows: i64 = rusqlite::Connection::open(&prod)?.query_row("SELECT max(id) FROM items", [], |r| r.get(0))?;
     let from = rows / 3;
-    conn.execute(
-        "UPDATE items SET n = n + 1 WHERE id BETWEEN ?1 AND ?2",
-        [from, from + rows / 100],
-    )?;
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
-    drop(conn);
+    // About 1% of PROD's rows, from `first` on, change; PROD is checkpointed.
+    let change = |first: i64| -> Result<()> {
+        let conn = rusqlite::Connection::open(&prod)?;
+        conn.execute(
+            "UPDATE items SET n = n + 1 WHERE id BETWEEN ?1 AND ?2",
+            [first, first + rows / 100],
+        )?;
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+        Ok(())
+    };
+    change(from)?;
     std::fs::copy(&base, &cat_copy)?; // rsync's own copy of the last version
     let second_argv = [
         exe,
@@ -275,14 +287,10 @@ pub fn remote(mib: u64) -> Result<()> {
         "import os, sys, time\nrate = 12.5e6\nstart = time.monotonic(); sent = 0\nwhile True:\n    b = os.read(0, 65536)\n    if not b:\n        break\n    os.write(1, b); sent += len(b)\n    ahead = sent / rate - (time.monotonic() - start)\n    if ahead > 0:\n        time.sleep(ahead)\n",
     )?;
     let slow_ssh = dir.join("slow-ssh");
-    std::fs::write(
+    executable(
         &slow_ssh,
-        format!("#!/bin/sh\n{ssh} \"$@\" | python3 {}\n", relay.display()),
+        &format!("#!/bin/sh\n{ssh} \"$@\" | python3 {}\n", relay.display()),
     )?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&slow_ssh, std::fs::Permissions::from_mode(0o755))?;
-    }
     let slow = s(&slow_ssh);
     let slow_first = first_copy(&slow, "", "")?.0;
     let slow_cat = median_of_3(
@@ -298,13 +306,7 @@ pub fn remote(mib: u64) -> Result<()> {
         },
     )?;
     // Change 1% again, then refresh over the slow link.
-    let conn = rusqlite::Connection::open(&prod)?;
-    conn.execute(
-        "UPDATE items SET n = n + 1 WHERE id BETWEEN ?1 AND ?2",
-        [2 * from, 2 * from + rows / 100],
-    )?;
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
-    drop(conn);
+    change(2 * from)?;
     let slow_second = measure(
         "second refresh at 100 Mbit/s",
         &[
@@ -324,14 +326,10 @@ pub fn remote(mib: u64) -> Result<()> {
         s(&dir)
     );
     let slow_shared_ssh = dir.join("slow-ssh-shared");
-    std::fs::write(
+    executable(
         &slow_shared_ssh,
-        format!("#!/bin/sh\n{shared} \"$@\" | python3 {}\n", relay.display()),
+        &format!("#!/bin/sh\n{shared} \"$@\" | python3 {}\n", relay.display()),
     )?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&slow_shared_ssh, std::fs::Permissions::from_mode(0o755))?;
-    }
     let slow_shared = s(&slow_shared_ssh);
     // The master: opened once, before the refresh.
     let opened = Command::new("sh")
@@ -341,13 +339,7 @@ pub fn remote(mib: u64) -> Result<()> {
     if !opened.success() {
         bail!("ssh ControlMaster: could not open the shared connection");
     }
-    let conn = rusqlite::Connection::open(&prod)?;
-    conn.execute(
-        "UPDATE items SET n = n + 1 WHERE id BETWEEN ?1 AND ?2",
-        [from / 2, from / 2 + rows / 100],
-    )?;
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
-    drop(conn);
+    change(from / 2)?;
     let slow_second_shared = measure(
         "second refresh at 100 Mbit/s, shared connection",
         &[
@@ -367,17 +359,13 @@ pub fn remote(mib: u64) -> Result<()> {
     // the machine has it: a first copy, where it sends every page.
     let helper_rss = dir.join("helper-rss");
     let timed_helper = dir.join("timed-helper");
-    std::fs::write(
+    executable(
         &timed_helper,
-        format!(
+        &format!(
             "#!/bin/sh\nexec /usr/bin/time -f %M -o {} {exe} \"$@\"\n",
             helper_rss.display()
         ),
     )?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&timed_helper, std::fs::Permissions::from_mode(0o755))?;
-    }
     let helper_peak_mib = if Path::new("/usr/bin/time").exists() {
         remove_db(&copy);
         remove_db(&base);
