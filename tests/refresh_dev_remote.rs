@@ -897,3 +897,50 @@ fn plan_with_no_private_copy_counts_a_wal_prod_in_place() {
     assert_eq!(violation["rows"], 100, "{violation}");
     assert_eq!(folder(&hosts.prod_dir()), prod_folder);
 }
+
+#[test]
+fn ssh_gets_the_commands_words_then_batch_mode_the_port_the_host_and_the_helper() {
+    let hosts = Hosts::shop();
+    // Records its arguments, one per line, then runs the remote command here.
+    let argv = hosts.dir.path().join("argv");
+    let recording = script(
+        hosts.dir.path(),
+        "recording-ssh",
+        &format!(
+            "printf '%s\\n' \"$@\" > {}\nfor last; do :; done\nexec sh -c \"$last\"",
+            argv.display()
+        ),
+    );
+    let ssh = format!("{} -i 'my key' -o ServerAliveInterval=5", recording.display());
+    let exe_quoted = format!("{EXE} remote-helper");
+    for (address, port, destination) in [
+        (
+            format!("ssh://me@db1:2222{}", hosts.prod.display()),
+            Some("2222"),
+            "me@db1",
+        ),
+        (format!("ssh://[::1]:2200{}", hosts.prod.display()), Some("2200"), "::1"),
+        (format!("me@[fe80::1]:{}", hosts.prod.display()), None, "me@fe80::1"),
+    ] {
+        let (code, out, err) = run(refresh_dev()
+            .args(["plan", "--prod", &address, "--dev"])
+            .arg(&hosts.dev)
+            .args(["--ssh", &ssh, "--remote-exe", EXE, "--json"]));
+        assert!(code == 0 || code == 1, "{address}: {err}");
+        assert_eq!(
+            json(&out)["transfer"]["host"],
+            destination.rsplit('@').next().expect("host")
+        );
+        let got: Vec<String> = std::fs::read_to_string(&argv)
+            .expect("argv")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let mut want = vec!["-i", "my key", "-o", "ServerAliveInterval=5", "-o", "BatchMode=yes"];
+        if let Some(port) = port {
+            want.extend(["-p", port]);
+        }
+        want.extend([destination, &exe_quoted]);
+        assert_eq!(got, want, "{address}");
+    }
+}

@@ -4,6 +4,8 @@
 //! - the scp form `[user@]host:path`: a `:` before any `/` makes it remote,
 //!   as with scp; `./a:b` and `/x/a:b` are local files. A relative remote
 //!   path is relative to the remote user's home folder, as with scp.
+//! - An IPv6 host is written in brackets, in both forms (`ssh://[::1]:2222/p.db`,
+//!   `me@[fe80::1]:p.db`); ssh is given it without them.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -27,10 +29,18 @@ impl RemoteFile {
 
 impl fmt::Display for RemoteFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // An IPv6 host goes back in its brackets.
+        let destination = match self.host().contains(':') {
+            true => {
+                let user = &self.destination[..self.destination.len() - self.host().len()];
+                format!("{user}[{}]", self.host())
+            }
+            false => self.destination.clone(),
+        };
         match self.port {
-            Some(port) => write!(f, "ssh://{}:{port}{}", self.destination, self.path),
-            None if self.path.starts_with('/') => write!(f, "ssh://{}{}", self.destination, self.path),
-            None => write!(f, "{}:{}", self.destination, self.path),
+            Some(port) => write!(f, "ssh://{destination}:{port}{}", self.path),
+            None if self.path.starts_with('/') => write!(f, "ssh://{destination}{}", self.path),
+            None => write!(f, "{destination}:{}", self.path),
         }
     }
 }
@@ -69,28 +79,58 @@ impl Address {
                 Some(at) => (&rest[..at], &rest[at..]),
                 None => return Err(bad("an ssh:// address needs an absolute path after the host")),
             };
-            let (destination, port) = match authority.rsplit_once(':') {
-                Some((d, p)) => (
-                    d,
-                    Some(
-                        p.parse::<u16>()
-                            .map_err(|_| bad("the port is not a number from 1 to 65535"))?,
+            let (destination, port) = match unbracket(authority).map_err(bad)? {
+                (destination, Some(after)) => match after {
+                    "" => (destination, None),
+                    _ => (
+                        destination,
+                        Some(
+                            after
+                                .strip_prefix(':')
+                                .and_then(|p| p.parse::<u16>().ok())
+                                .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
+                        ),
                     ),
-                ),
-                None => (authority, None),
+                },
+                (_, None) => match authority.rsplit_once(':') {
+                    Some((d, p)) => (
+                        d.to_owned(),
+                        Some(
+                            p.parse::<u16>()
+                                .map_err(|_| bad("the port is not a number from 1 to 65535"))?,
+                        ),
+                    ),
+                    None => (authority.to_owned(), None),
+                },
             };
             if port == Some(0) {
                 return Err(bad("the port is not a number from 1 to 65535"));
             }
-            check_destination(destination).map_err(bad)?;
+            check_destination(&destination).map_err(bad)?;
             if path.len() < 2 {
                 return Err(bad("an ssh:// address needs a file path after the host"));
             }
             return Ok(Address::Remote(RemoteFile {
-                destination: destination.to_owned(),
+                destination,
                 port,
                 path: path.to_owned(),
             }));
+        }
+        // scp's form with an IPv6 host: [user@][host]:path.
+        if let (Some(open), Some(close)) = (text.find('['), text.find("]:")) {
+            if open < close && text.find('/').is_none_or(|slash| close < slash) {
+                let (destination, _) = unbracket(&text[..close + 1]).map_err(bad)?;
+                let path = &text[close + 2..];
+                check_destination(&destination).map_err(bad)?;
+                if path.is_empty() {
+                    return Err(bad("a remote address needs a file path after the ':'"));
+                }
+                return Ok(Address::Remote(RemoteFile {
+                    destination,
+                    port: None,
+                    path: path.to_owned(),
+                }));
+            }
         }
         match (text.find(':'), text.find('/')) {
             (Some(colon), slash) if slash.is_none_or(|s| colon < s) => {
@@ -123,6 +163,21 @@ impl Address {
             Address::Local(_) => None,
         }
     }
+}
+
+/// `[user@][v6-host]…`: the destination without the brackets, and what
+/// follows the `]`; `None` after it when there is no bracket.
+fn unbracket(authority: &str) -> Result<(String, Option<&str>), &'static str> {
+    let Some(open) = authority.find('[') else {
+        return Ok((authority.to_owned(), None));
+    };
+    let close = authority.find(']').ok_or("a '[' without its ']'")?;
+    let user = &authority[..open];
+    let host = &authority[open + 1..close];
+    if close < open || (!user.is_empty() && !user.ends_with('@')) || !host.contains(':') {
+        return Err("only an IPv6 host goes in brackets, right after 'user@'");
+    }
+    Ok((format!("{user}{host}"), Some(&authority[close + 1..])))
 }
 
 /// `[user@]host`: no option-looking host, no space, nothing empty.
@@ -170,6 +225,10 @@ mod tests {
             ("/x/a:b.db", Address::Local("/x/a:b.db".into())),
             ("dir/a:b.db", Address::Local("dir/a:b.db".into())),
             ("prod.db", Address::Local("prod.db".into())),
+            ("ssh://[::1]:2222/srv/p.db", remote("::1", Some(2222), "/srv/p.db")),
+            ("ssh://me@[fe80::1]/srv/p.db", remote("me@fe80::1", None, "/srv/p.db")),
+            ("[::1]:app/p.db", remote("::1", None, "app/p.db")),
+            ("me@[::1]:/srv/p.db", remote("me@::1", None, "/srv/p.db")),
         ];
         for (text, want) in cases {
             assert_eq!(Address::parse(text), Ok(want), "{text}");
@@ -187,6 +246,10 @@ mod tests {
             "db1:",
             "-oProxyCommand=x:p.db",
             "a@b@c:p.db",
+            "ssh://[::1/p.db",
+            "ssh://[::1]x/p.db",
+            "ssh://[db1]/p.db",
+            "[::1]:",
         ] {
             assert!(Address::parse(text).is_err(), "{text}");
         }
@@ -198,6 +261,8 @@ mod tests {
             "ssh://me@db1:2222/srv/prod.db",
             "ssh://db1/srv/prod.db",
             "db1:app/prod.db",
+            "ssh://me@[::1]:2222/srv/prod.db",
+            "[::1]:app/prod.db",
         ] {
             let a = Address::parse(text).expect("parse");
             assert_eq!(a.remote().expect("remote").to_string(), text);
