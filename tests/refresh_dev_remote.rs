@@ -142,10 +142,17 @@ fn a_first_refresh_brings_every_page_and_a_second_only_the_changed_ones() {
         .expect("update");
     drop(conn);
     let prod_bytes = std::fs::metadata(&hosts.prod).expect("stat").len();
-    let (code, report, err) = hosts.run("run");
+    let log = hosts.dir.path().join("refresh.log");
+    let (code, report, err) = hosts.run_with("run", &hosts.ssh, &["--log", &log.display().to_string()]);
     assert_eq!(code, 0, "{err}");
     let t = &report["transfer"];
     assert_eq!(t["base_used"], true, "{t}");
+    // The log names the host and the helper's version.
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        logged.contains(&format!("db1: helper refresh-dev {}", env!("CARGO_PKG_VERSION"))),
+        "{logged}"
+    );
     let (sent, total) = (
         t["pages_sent"].as_u64().expect("n"),
         t["pages_total"].as_u64().expect("n"),
