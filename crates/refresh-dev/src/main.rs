@@ -568,8 +568,12 @@ fn remote_helper() -> Exit {
         let snapshot_error = |e: snapshot::Error| refusal(e.exit(), e.code(), e.to_string());
         // --no-private-copy: PROD read where it lies, in one read transaction
         // (refused for a rollback-mode PROD, in plan and run alike).
+        let hold = || snapshot::Held::open(prod, wait).map_err(snapshot_error);
+        // Refused here for a rollback-mode PROD whatever the job. Nothing else
+        // opens PROD while it is held: closing a second handle on it would drop
+        // the read transaction's locks.
         let held = match in_place {
-            true => Some(snapshot::Held::open(prod, wait).map_err(snapshot_error)?),
+            true => Some(hold()?),
             false => None,
         };
         let snapshot_into = |to: &Path| {
@@ -619,10 +623,12 @@ fn remote_helper() -> Exit {
             }
             // Counted here, on the copy or (in place) on PROD read-only: no table data moves.
             (Some(HelperJob::Plan(job)), Some(held)) => {
+                drop(held);
                 let counted = answer(serde_json::to_vec(&job.answer(prod, copy).map_err(failed)?))?;
+                // PROD's description for the client, read once the counting has let go.
                 Ok(Served {
                     job_result: counted,
-                    in_place: Some(Box::new(InPlace(held))),
+                    in_place: Some(Box::new(InPlace(hold()?))),
                 })
             }
             (Some(HelperJob::Plan(job)), None) => {
