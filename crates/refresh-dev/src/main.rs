@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use exit_code::Exit;
 use refresh_dev::deployment::{ApplyOptions, SwapOptions};
-use refresh_dev::helper_job::HelperJob;
 use refresh_dev::{runner, Deployment, Report, RunOptions};
 
+mod remote_helper;
 mod scan;
 mod terminal;
 use terminal::Terminal;
@@ -391,7 +391,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => schema_diff::cli::run(&args, args.mode(schema_diff::cli::Mode::Apply)),
         Command::Swap(args) => swap::cli::run(&args),
         Command::Rollback(args) => rollback(&args),
-        Command::RemoteHelper => remote_helper(),
+        Command::RemoteHelper => remote_helper::serve(),
         Command::Scan(args) => scan::scan(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
@@ -539,138 +539,6 @@ fn snapshot_command(cmd: SnapshotCmd) -> Exit {
         }
     }
     snapshot::cli::run_with(&args, transfer)
-}
-
-/// The PROD host's side of a remote refresh: a private, consistent copy of
-/// PROD by `snapshot`'s rules, then hashes and pages over stdin/stdout.
-fn remote_helper() -> Exit {
-    use remote::helper::{Refusal, Request, Served};
-    // A plain copy, or (a job: `--rules`) a masked subset built from the
-    // copy, which then goes: original values never leave this host.
-    let make_copy = |request: &Request| -> Result<Served, Refusal> {
-        let Request {
-            prod,
-            copy,
-            wait,
-            job,
-            in_place,
-        } = *request;
-        let refusal = |exit: Exit, code: &str, message: String| Refusal {
-            exit: exit.code(),
-            code: code.to_owned(),
-            message,
-        };
-        let job: Option<HelperJob> = if job.is_empty() {
-            None
-        } else {
-            Some(serde_json::from_slice(job).map_err(|e| refusal(Exit::BadInput, "usage", format!("the job: {e}")))?)
-        };
-        let snapshot_error = |e: snapshot::Error| refusal(e.exit(), e.code(), e.to_string());
-        // --no-private-copy: PROD read where it lies, in one read transaction
-        // (refused for a rollback-mode PROD, in plan and run alike).
-        let hold = || snapshot::Held::open(prod, wait).map_err(snapshot_error);
-        // Refused here for a rollback-mode PROD whatever the job. Nothing else
-        // opens PROD while it is held: closing a second handle on it would drop
-        // the read transaction's locks.
-        let held = match in_place {
-            true => Some(hold()?),
-            false => None,
-        };
-        let snapshot_into = |to: &Path| {
-            // A private copy, read and removed here: no need to flush it to disk.
-            let options = snapshot::Options {
-                timeout: wait,
-                durable: false,
-                ..snapshot::Options::default()
-            };
-            snapshot::Snapshot::new(prod, to, options)
-                .run(&mut snapshot::Quiet)
-                .map(|_| ())
-                .map_err(snapshot_error)
-        };
-        let failed = |e: refresh_dev::Error| refusal(e.exit(), e.code(), format!("on {}: {e}", prod.display()));
-        let answer =
-            |json: serde_json::Result<Vec<u8>>| json.map_err(|e| refusal(Exit::Error, "internal", e.to_string()));
-        let from_copy = |job_result: Vec<u8>| Served {
-            job_result,
-            in_place: None,
-        };
-        match (job, held) {
-            (None, Some(held)) => Ok(Served {
-                job_result: Vec::new(),
-                in_place: Some(Box::new(InPlace(held))),
-            }),
-            (None, None) => {
-                snapshot_into(copy)?;
-                Ok(from_copy(Vec::new()))
-            }
-            // Masked and subset here: original values never leave this host.
-            (Some(HelperJob::Mask(job)), held) => {
-                let built = if held.is_some() {
-                    // A WAL-mode PROD is read in one read transaction by the build itself.
-                    drop(held);
-                    job.run(prod, copy)
-                } else {
-                    let original = copy.with_file_name("original.db");
-                    snapshot_into(&original)?;
-                    let built = job.run(&original, copy);
-                    let _ = sqlite_file::sidefile::remove_with_sidecars(&original);
-                    built
-                };
-                Ok(from_copy(answer(serde_json::to_vec(
-                    &built.map_err(|e| failed(e.into()))?,
-                ))?))
-            }
-            // Counted here, on the copy or (in place) on PROD read-only: no table data moves.
-            (Some(HelperJob::Plan(job)), Some(held)) => {
-                drop(held);
-                let counted = answer(serde_json::to_vec(&job.answer(prod, copy).map_err(failed)?))?;
-                // PROD's description for the client, read once the counting has let go.
-                Ok(Served {
-                    job_result: counted,
-                    in_place: Some(Box::new(InPlace(hold()?))),
-                })
-            }
-            (Some(HelperJob::Plan(job)), None) => {
-                snapshot_into(copy)?;
-                Ok(from_copy(answer(serde_json::to_vec(
-                    &job.answer(copy, copy).map_err(failed)?,
-                ))?))
-            }
-        }
-    };
-    let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
-    remote::frame::grow_pipe(&stdout);
-    match remote::helper::serve(
-        &mut stdin.lock(),
-        &mut stdout.lock(),
-        env!("CARGO_PKG_VERSION"),
-        &make_copy,
-    ) {
-        Ok(()) => Exit::Done,
-        Err(e) => {
-            cli_support::print_error("refresh-dev remote-helper", &e.to_string());
-            Exit::Error
-        }
-    }
-}
-
-/// PROD's pages read in place (`--no-private-copy`), as the helper serves them.
-struct InPlace(snapshot::Held);
-
-impl remote::helper::Pages for InPlace {
-    fn page_size(&self) -> u32 {
-        self.0.page_size()
-    }
-    fn pages(&self) -> u64 {
-        self.0.pages()
-    }
-    fn mode(&self) -> u32 {
-        self.0.mode()
-    }
-    fn read_pages(&self, first: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        self.0.read_pages(first, buf).map_err(std::io::Error::other)
-    }
 }
 
 /// `refresh-dev.1` and `refresh-dev-COMMAND.1` for each visible command, into `folder`.
