@@ -394,6 +394,30 @@ fn a_link_cut_mid_transfer_is_exit_4_with_dev_and_the_base_whole() {
         std::fs::read(hosts.base()).expect("base"),
         std::fs::read(&hosts.prod).expect("prod")
     );
+    // PROD served in place, cut: the same, and once the helper has seen the
+    // broken pipe and ended, PROD's folder is as it was found.
+    let conn = rusqlite::Connection::open(&hosts.prod).expect("open");
+    conn.execute("UPDATE items SET s = hex(randomblob(50))", [])
+        .expect("update");
+    drop(conn);
+    let prod_folder = folder(&hosts.prod_dir());
+    let dev_before = std::fs::read(&hosts.dev).expect("read");
+    let base_before = std::fs::read(hosts.base()).expect("base");
+    let (code, report, err) = hosts.run_with("run", &cut, &["--no-private-copy"]);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(report["error"]["code"], "remote_cut", "{report:#}");
+    assert_eq!(std::fs::read(hosts.base()).expect("base"), base_before, "the old base");
+    assert_dev_untouched(&hosts, &dev_before, "in place, cut");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while names(&hosts.prod_dir()) != ["shop.db"] {
+        assert!(
+            Instant::now() < deadline,
+            "PROD's folder: {:?}",
+            names(&hosts.prod_dir())
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(folder(&hosts.prod_dir()), prod_folder);
 }
 
 #[test]
