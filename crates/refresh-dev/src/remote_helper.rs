@@ -10,11 +10,12 @@ use exit_code::Exit;
 use refresh_dev::helper_job::HelperJob;
 
 /// The PROD host's side of a remote refresh: a private, consistent copy of
-/// PROD by `snapshot`'s rules, then hashes and pages over stdin/stdout.
+/// PROD by `snapshot`'s rules (or, `--no-private-copy`, PROD held in place),
+/// then hashes and pages over stdin/stdout.
 pub(crate) fn serve() -> Exit {
-    use remote::helper::{Refusal, Request, Served};
-    // A plain copy, or (a job: `--rules`) a masked subset built from the
-    // copy, which then goes: original values never leave this host.
+    use remote::helper::{Pages, Refusal, Request, Served};
+    // What the client asked for: PROD's pages, a masked subset built from
+    // them (original values never leave this host), or a plan's counts.
     let make_copy = |request: &Request| -> Result<Served, Refusal> {
         let Request {
             prod,
@@ -40,10 +41,7 @@ pub(crate) fn serve() -> Exit {
         // Refused here for a rollback-mode PROD whatever the job. Nothing else
         // opens PROD while it is held: closing a second handle on it would drop
         // the read transaction's locks.
-        let held = match in_place {
-            true => Some(hold()?),
-            false => None,
-        };
+        let held = in_place.then(hold).transpose()?;
         let snapshot_into = |to: &Path| {
             // A private copy, read and removed here: no need to flush it to disk.
             let options = snapshot::Options {
@@ -59,24 +57,26 @@ pub(crate) fn serve() -> Exit {
         let failed = |e: refresh_dev::Error| refusal(e.exit(), e.code(), format!("on {}: {e}", prod.display()));
         let answer =
             |json: serde_json::Result<Vec<u8>>| json.map_err(|e| refusal(Exit::Error, "internal", e.to_string()));
-        let from_copy = |job_result: Vec<u8>| Served {
-            job_result,
-            in_place: None,
-        };
-        match (job, held) {
-            (None, Some(held)) => Ok(Served {
-                job_result: Vec::new(),
-                in_place: Some(Box::new(InPlace(held))),
-            }),
-            (None, None) => {
-                snapshot_into(copy)?;
-                Ok(from_copy(Vec::new()))
-            }
+        match job {
+            None => match held {
+                Some(held) => Ok(Served {
+                    job_result: Vec::new(),
+                    in_place: Some(Box::new(InPlace(held))),
+                }),
+                None => {
+                    snapshot_into(copy)?;
+                    Ok(Served {
+                        job_result: Vec::new(),
+                        in_place: None,
+                    })
+                }
+            },
             // Masked and subset here: original values never leave this host.
-            (Some(HelperJob::Mask(job)), held) => {
-                let built = if held.is_some() {
-                    // A WAL-mode PROD is read in one read transaction by the build itself.
-                    drop(held);
+            // In place, a WAL-mode PROD is read in one read transaction by the
+            // build itself.
+            Some(HelperJob::Mask(job)) => {
+                drop(held);
+                let built = if in_place {
                     job.run(prod, copy)
                 } else {
                     let original = copy.with_file_name("original.db");
@@ -85,25 +85,32 @@ pub(crate) fn serve() -> Exit {
                     let _ = sqlite_file::sidefile::remove_with_sidecars(&original);
                     built
                 };
-                Ok(from_copy(answer(serde_json::to_vec(
-                    &built.map_err(|e| failed(e.into()))?,
-                ))?))
-            }
-            // Counted here, on the copy or (in place) on PROD read-only: no table data moves.
-            (Some(HelperJob::Plan(job)), Some(held)) => {
-                drop(held);
-                let counted = answer(serde_json::to_vec(&job.answer(prod, copy).map_err(failed)?))?;
-                // PROD's description for the client, read once the counting has let go.
                 Ok(Served {
-                    job_result: counted,
-                    in_place: Some(Box::new(InPlace(hold()?))),
+                    job_result: answer(serde_json::to_vec(&built.map_err(|e| failed(e.into()))?))?,
+                    in_place: None,
                 })
             }
-            (Some(HelperJob::Plan(job)), None) => {
-                snapshot_into(copy)?;
-                Ok(from_copy(answer(serde_json::to_vec(
-                    &job.answer(copy, copy).map_err(failed)?,
-                ))?))
+            // Counted here, on the copy or (in place) on PROD read-only, with
+            // nothing held on it meanwhile: no table data moves. In place,
+            // PROD's description for the client is read once the counting has
+            // let go.
+            Some(HelperJob::Plan(job)) => {
+                drop(held);
+                let data = if in_place {
+                    prod
+                } else {
+                    snapshot_into(copy)?;
+                    copy
+                };
+                let counted = answer(serde_json::to_vec(&job.answer(data, copy).map_err(failed)?))?;
+                let described: Option<Box<dyn Pages>> = match in_place {
+                    true => Some(Box::new(InPlace(hold()?))),
+                    false => None,
+                };
+                Ok(Served {
+                    job_result: counted,
+                    in_place: described,
+                })
             }
         }
     };

@@ -85,16 +85,9 @@ impl Events for Terminal {
         if !self.show {
             return;
         }
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
         let label = format!("[{index}] {op}: {name}");
-        bar.set_message(label.clone());
+        self.bar = Some(spinner(&label));
         self.step = Some(label);
-        bar.enable_steady_tick(Duration::from_millis(120));
-        self.bar = Some(bar);
     }
 
     fn detail(&mut self, message: &str) {
@@ -149,16 +142,7 @@ impl Receiving {
     pub(crate) fn new(show: bool, from: &str) -> std::io::Result<Receiving> {
         let stop = cli_support::stop_on_signals()?;
         let label = format!("receive {from}");
-        let bar = show.then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.set_message(label.clone());
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
+        let bar = show.then(|| spinner(&label));
         Ok(Receiving { bar, label, stop })
     }
 }
@@ -185,4 +169,15 @@ impl Drop for Receiving {
             bar.finish_and_clear();
         }
     }
+}
+
+/// A spinner on stderr: `label`, then the time it has been running.
+fn spinner(label: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(label.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
 }

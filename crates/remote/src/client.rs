@@ -21,7 +21,7 @@ use sqlite_file::sidefile::{self, Found, SideFileError};
 use sqlite_file::FileError;
 
 use crate::digest::{digest_pages, group_range, hash_pages, tree, InOrder, GROUP_PAGES};
-use crate::frame::{In, Kind, Out, MAGIC, PAGE_HASH_GROUPS, PROTOCOL};
+use crate::frame::{runs, In, Kind, Out, MAGIC, PAGE_HASH_GROUPS, PROTOCOL};
 use crate::helper::FilePages;
 use crate::{Error, RemoteFile};
 
@@ -581,7 +581,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
     let mut received_pages = 0u64;
     let mut in_order = (!base_used).then(|| InOrder::new(page_size));
     let mut decompressor = zstd::bulk::Decompressor::new().map_err(|e| link.cut(e))?;
-    let mut raw = Vec::new();
+    let (mut raw, mut numbers) = (Vec::new(), Vec::new());
     let whole: Vec<u8>;
     loop {
         if observer.cancelled() {
@@ -608,29 +608,20 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
                 if raw.len() != data + count * page_size as usize {
                     return Err(link.cut(io::Error::other("a page cut short")));
                 }
-                let number = |k: usize| {
-                    u64::from(u32::from_le_bytes([
-                        raw[4 + 4 * k],
-                        raw[5 + 4 * k],
-                        raw[6 + 4 * k],
-                        raw[7 + 4 * k],
-                    ]))
-                };
+                numbers.clear();
+                numbers.extend(
+                    raw[4..data]
+                        .chunks(4)
+                        .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+                );
+                if numbers.iter().any(|&p| p >= pages) {
+                    return Err(link.cut(io::Error::other("a page past the file's end")));
+                }
                 // Consecutive pages are written together, in one call.
-                let mut i = 0;
-                while i < count {
-                    let mut j = i + 1;
-                    while j < count && number(j) == number(j - 1) + 1 {
-                        j += 1;
-                    }
-                    let start = number(i);
-                    if number(j - 1) >= pages {
-                        return Err(link.cut(io::Error::other("a page past the file's end")));
-                    }
-                    let run = &raw[data + i * ps as usize..data + j * ps as usize];
+                for (i, j) in runs(&numbers) {
+                    let (start, run) = (numbers[i], &raw[data + i * ps as usize..data + j * ps as usize]);
                     new.file.write_all_at(run, start * ps).map_err(io_err(&temp, "write"))?;
                     in_order = in_order.take().and_then(|mut h| h.update(start, run).then_some(h));
-                    i = j;
                 }
                 received_pages += count as u64;
                 observer.received(link.received, received_pages);

@@ -192,6 +192,24 @@ impl In {
     }
 }
 
+/// The runs of consecutive numbers in `pages`, as `(i, j)`: `pages[i..j]`
+/// follow each other, so they are read or written in one call.
+pub(crate) fn runs(pages: &[u64]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        if i >= pages.len() {
+            return None;
+        }
+        let mut j = i + 1;
+        while j < pages.len() && pages[j] == pages[j - 1] + 1 {
+            j += 1;
+        }
+        let run = (i, j);
+        i = j;
+        Some(run)
+    })
+}
+
 /// A larger pipe (1 MiB, where the system allows) carries a frame in fewer
 /// hand-overs between processes. Best effort: a pipe that keeps its size
 /// only costs speed.

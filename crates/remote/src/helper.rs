@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::digest::{digest_pages, group_digests, group_range, hash_pages, tree, InOrder, GROUP_PAGES};
-use crate::frame::{In, Kind, Out, MAGIC, PROTOCOL};
+use crate::frame::{runs, In, Kind, Out, MAGIC, PROTOCOL};
 
 /// Why the helper could not copy PROD, as the client reports it.
 #[derive(Debug, Clone)]
@@ -402,18 +402,12 @@ fn read_frame(
     }
     let data = raw.len();
     raw.resize(data + chunk.len() * ps, 0);
-    let mut i = 0;
-    while i < chunk.len() {
-        let mut j = i + 1;
-        while j < chunk.len() && chunk[j] == chunk[j - 1] + 1 {
-            j += 1;
-        }
+    for (i, j) in runs(chunk) {
         let run = &mut raw[data + i * ps..data + j * ps];
         source.read_pages(chunk[i], run)?;
         if let Some(h) = in_order.as_deref_mut() {
             h.update(chunk[i], run);
         }
-        i = j;
     }
     Ok(())
 }

@@ -81,21 +81,18 @@ pub fn run_with(args: &SnapshotArgs, extra: Option<(&str, serde_json::Value)>) -
     match result {
         Ok(report) => {
             if args.output.json {
-                let mut value = match serde_json::to_value(&report) {
-                    Ok(value) => value,
-                    Err(e) => {
-                        return failed(
-                            args.output.json,
-                            &crate::Error::BadCopy {
-                                path: report.dest.clone(),
-                                reason: format!("the report: {e}"),
-                            },
-                        )
-                    }
-                };
-                if let (Some((key, extra)), Some(object)) = (extra, value.as_object_mut()) {
-                    object.insert(key.to_owned(), extra);
+                // The report, with the caller's fields beside its own.
+                #[derive(serde::Serialize)]
+                struct WithExtra<'a> {
+                    #[serde(flatten)]
+                    report: &'a crate::Report,
+                    #[serde(flatten)]
+                    extra: serde_json::Map<String, serde_json::Value>,
                 }
+                let value = WithExtra {
+                    report: &report,
+                    extra: extra.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                };
                 if !cli_support::print_json("snapshot", &value) {
                     return Exit::Error;
                 }

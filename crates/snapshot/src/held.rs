@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use sqlite_file::{open_read_only, JournalFlag, ReadOnlyDb, Sidecars};
 
-use crate::{io_error, is_busy, Error, Options, Snapshot};
+use crate::{has_dbpage, io_error, Error, Options, Quiet, Snapshot, PAGE_THROUGH_SQLITE};
 
 /// A WAL-mode database's pages, as one committed state, read where they lie.
 pub struct Held {
@@ -61,34 +61,11 @@ impl Held {
             & 0o777;
         let sidecars = Sidecars::of(source).map_err(|e| io_error(source, "look for sidecars", e))?;
         let db = open_read_only(source, &header, &sidecars).map_err(|e| snapshot.source_error(e, "open"))?;
-        let deadline = sqlite_file::wait::deadline(timeout);
-        db.conn()
-            .busy_timeout(sqlite_file::wait::busy_timeout(timeout))
-            .map_err(|e| snapshot.source_error(e, "set busy timeout"))?;
-        let state = loop {
-            db.conn()
-                .execute_batch("BEGIN")
-                .map_err(|e| snapshot.source_error(e, "begin"))?;
-            match crate::read_state(db.conn()) {
-                Ok(state) => break state,
-                Err(e) if is_busy(&e) && !sqlite_file::wait::passed(deadline) => {
-                    let _ = db.conn().execute_batch("ROLLBACK");
-                }
-                Err(e) => return Err(snapshot.source_error(e, "read schema")),
-            }
-        };
-        if db
-            .conn()
-            .prepare("SELECT data FROM sqlite_dbpage('main') WHERE pgno = 1")
-            .is_err()
-        {
+        let (state, _) = snapshot.begin_read(db.conn(), &Quiet)?;
+        if !has_dbpage(db.conn()) {
             return Err(Error::MethodUnsupported(source.to_owned()));
         }
-        let in_wal = sqlite_file::wal_page_numbers(source, state.page_size)
-            .map_err(|e| io_error(source, "read the -wal's frame headers", e))?
-            .into_iter()
-            .filter(|&p| u64::from(p) <= state.pages)
-            .collect();
+        let in_wal = snapshot.pages_in_wal(&state)?;
         Ok(Held {
             db,
             file,
@@ -150,18 +127,12 @@ impl Held {
         let mut stmt = self
             .db
             .conn()
-            .prepare_cached("SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1")
+            .prepare_cached(PAGE_THROUGH_SQLITE)
             .map_err(|e| self.snapshot.source_error(e, "read pages"))?;
         for &pgno in self.in_wal.range(from..=to) {
-            let data: Vec<u8> = stmt
-                .query_row([pgno], |r| r.get(0))
-                .map_err(|e| self.snapshot.source_error(e, "read a page"))?;
-            if data.len() as u64 != ps {
-                return Err(Error::BadCopy {
-                    path: self.snapshot.source.clone(),
-                    reason: format!("page {pgno} read back as {} bytes", data.len()),
-                });
-            }
+            let data = self
+                .snapshot
+                .page_through_sqlite(&mut stmt, pgno, ps, &self.snapshot.source)?;
             let at = ((u64::from(pgno) - 1 - first) * ps) as usize;
             buf[at..at + ps as usize].copy_from_slice(&data);
         }

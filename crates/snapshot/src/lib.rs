@@ -278,44 +278,11 @@ impl Snapshot {
 
         let sidecars = Sidecars::of(&self.source).map_err(|e| io_error(&self.source, "look for sidecars", e))?;
         let source = open_read_only(&self.source, &header, &sidecars).map_err(|e| self.source_error(e, "open"))?;
-        // SQLite waits for a writer's lock in slices, so that the observer is
-        // asked between them (Ctrl-C while PROD's writer holds it back).
-        let slice = Duration::from_millis(100).min(self.options.timeout);
-        source
-            .conn()
-            .busy_timeout(slice)
-            .map_err(|e| self.source_error(e, "set busy timeout"))?;
-        let deadline = sqlite_file::wait::deadline(self.options.timeout);
-
         // One read transaction for the whole copy: its snapshot is DEST.
-        let (state, locked_at) = loop {
-            source
-                .conn()
-                .execute_batch("BEGIN")
-                .map_err(|e| self.source_error(e, "begin"))?;
-            let locked_at = Instant::now();
-            match read_state(source.conn()) {
-                Ok(state) => break (state, locked_at),
-                Err(e) if is_busy(&e) && !sqlite_file::wait::passed(deadline) => {
-                    let _ = source.conn().execute_batch("ROLLBACK");
-                    if observer.cancelled() {
-                        return Err(Error::Interrupted(self.dest.clone()));
-                    }
-                }
-                Err(e) => return Err(self.source_error(e, "read schema")),
-            }
-        };
-        source
-            .conn()
-            .busy_timeout(sqlite_file::wait::busy_timeout(self.options.timeout))
-            .map_err(|e| self.source_error(e, "set busy timeout"))?;
+        let (state, locked_at) = self.begin_read(source.conn(), observer)?;
         // A WAL-mode byte copy reads the pages in the -wal through SQLite's
         // `sqlite_dbpage`, which a build of SQLite may lack.
-        let dbpage = header.journal == JournalFlag::Rollback
-            || source
-                .conn()
-                .prepare("SELECT data FROM sqlite_dbpage('main') WHERE pgno = 1")
-                .is_ok();
+        let dbpage = header.journal == JournalFlag::Rollback || has_dbpage(source.conn());
         let method = match (self.options.method, dbpage) {
             (Method::Auto, true) => Method::ByteCopy,
             (Method::Auto, false) => Method::BackupApi,
@@ -358,6 +325,77 @@ impl Snapshot {
             leftovers_removed,
         })
     }
+}
+
+impl Snapshot {
+    /// Starts the read transaction on SOURCE (`conn`), waiting up to the
+    /// timeout for its writers: SOURCE's state, and when its lock was taken.
+    /// SQLite waits for a writer's lock in slices, so that the observer is
+    /// asked between them (Ctrl-C while PROD's writer holds it back).
+    pub(crate) fn begin_read(&self, conn: &Connection, observer: &dyn Observer) -> Result<(State, Instant), Error> {
+        let slice = Duration::from_millis(100).min(self.options.timeout);
+        conn.busy_timeout(slice)
+            .map_err(|e| self.source_error(e, "set busy timeout"))?;
+        let deadline = sqlite_file::wait::deadline(self.options.timeout);
+        let begun = loop {
+            conn.execute_batch("BEGIN").map_err(|e| self.source_error(e, "begin"))?;
+            let locked_at = Instant::now();
+            match read_state(conn) {
+                Ok(state) => break (state, locked_at),
+                Err(e) if is_busy(&e) && !sqlite_file::wait::passed(deadline) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    if observer.cancelled() {
+                        return Err(Error::Interrupted(self.dest.clone()));
+                    }
+                }
+                Err(e) => return Err(self.source_error(e, "read schema")),
+            }
+        };
+        conn.busy_timeout(sqlite_file::wait::busy_timeout(self.options.timeout))
+            .map_err(|e| self.source_error(e, "set busy timeout"))?;
+        Ok(begun)
+    }
+
+    /// The pages (1-based) the `-wal` names within the snapshot's `state`,
+    /// read while its transaction holds the read mark: a superset of those
+    /// that may differ from the main file.
+    pub(crate) fn pages_in_wal(&self, state: &State) -> Result<std::collections::BTreeSet<u32>, Error> {
+        Ok(sqlite_file::wal_page_numbers(&self.source, state.page_size)
+            .map_err(|e| io_error(&self.source, "read the -wal's frame headers", e))?
+            .into_iter()
+            .filter(|&p| u64::from(p) <= state.pages)
+            .collect())
+    }
+
+    /// Page `pgno` of the snapshot, read through SQLite (`sqlite_dbpage`)
+    /// with `stmt`; a page of the wrong size is a bad copy of `into`.
+    pub(crate) fn page_through_sqlite(
+        &self,
+        stmt: &mut rusqlite::Statement,
+        pgno: u32,
+        page_size: u64,
+        into: &Path,
+    ) -> Result<Vec<u8>, Error> {
+        let data: Vec<u8> = stmt
+            .query_row([pgno], |r| r.get(0))
+            .map_err(|e| self.source_error(e, "read a page"))?;
+        if data.len() as u64 != page_size {
+            return Err(Error::BadCopy {
+                path: into.to_owned(),
+                reason: format!("page {pgno} read back as {} bytes", data.len()),
+            });
+        }
+        Ok(data)
+    }
+}
+
+/// The statement that reads a page of the snapshot through SQLite.
+pub(crate) const PAGE_THROUGH_SQLITE: &str = "SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1";
+
+/// Whether this build's SQLite has `sqlite_dbpage`.
+fn has_dbpage(conn: &Connection) -> bool {
+    conn.prepare("SELECT data FROM sqlite_dbpage('main') WHERE pgno = 1")
+        .is_ok()
 }
 
 /// SOURCE's state as seen by the snapshot's read transaction.

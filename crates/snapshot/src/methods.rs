@@ -42,10 +42,8 @@ impl Snapshot {
         };
         let wal_pages = match journal {
             JournalFlag::Rollback => Default::default(),
-            JournalFlag::Wal => sqlite_file::wal_page_numbers(&self.source, state.page_size)
-                .map_err(|e| io_error(&self.source, "read the -wal's frame headers", e))?,
+            JournalFlag::Wal => self.pages_in_wal(state)?,
         };
-        let wal_pages: Vec<u32> = wal_pages.into_iter().filter(|&p| u64::from(p) <= state.pages).collect();
         let total = want + wal_pages.len() as u64 * page_size;
         let file = temp
             .file
@@ -74,20 +72,12 @@ impl Snapshot {
         // page past that point is in the WAL.
         file.set_len(size).map_err(|e| io_error(&temp.path, "resize", e))?;
         let mut stmt = conn
-            .prepare("SELECT data FROM sqlite_dbpage('main') WHERE pgno = ?1")
+            .prepare(PAGE_THROUGH_SQLITE)
             .map_err(|e| self.source_error(e, "read pages"))?;
         let mut done = copied;
-        for pgno in &wal_pages {
-            let data: Vec<u8> = stmt
-                .query_row([pgno], |r| r.get(0))
-                .map_err(|e| self.source_error(e, "read a page"))?;
-            if data.len() as u64 != page_size {
-                return Err(Error::BadCopy {
-                    path: temp.path.clone(),
-                    reason: format!("page {pgno} read back as {} bytes", data.len()),
-                });
-            }
-            std::os::unix::fs::FileExt::write_all_at(file, &data, (u64::from(*pgno) - 1) * page_size)
+        for &pgno in &wal_pages {
+            let data = self.page_through_sqlite(&mut stmt, pgno, page_size, &temp.path)?;
+            std::os::unix::fs::FileExt::write_all_at(file, &data, (u64::from(pgno) - 1) * page_size)
                 .map_err(|e| io_error(&temp.path, "write a page", e))?;
             done += page_size;
             if !keep_going(done) {
