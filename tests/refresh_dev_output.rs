@@ -78,177 +78,65 @@ fn bad_input_gets_one_clear_line_exit_2_and_changes_nothing() {
     let missing = shop.dir.path().join("missing.db");
     let folder_path = shop.dir.path().join("prod");
     let before = (folder(&shop.dev_dir()), folder(&shop.prod_dir()));
-    let dev = shop.dev.display().to_string();
-    let prod = shop.prod.display().to_string();
-    let cases: Vec<(Vec<String>, String)> = vec![
+    let text = |p: &std::path::Path| p.display().to_string();
+    let (dev, prod, missing, junk, truncated) = (
+        text(&shop.dev),
+        text(&shop.prod),
+        text(&missing),
+        text(&junk),
+        text(&truncated),
+    );
+    let (folder_path, nowhere, x) = (
+        text(&folder_path),
+        text(&shop.dir.path().join("nowhere/x.db")),
+        text(&shop.dir.path().join("x.db")),
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "--prod", &missing, "--dev", &dev], "no such file"),
+        (vec!["run", "--prod", &prod, "--dev", &missing], "no such file"),
+        (vec!["run", "--prod", &folder_path, "--dev", &dev], "is a directory"),
+        (vec!["run", "--prod", &junk, "--dev", &dev], "not an SQLite database"),
+        (vec!["run", "--prod", &truncated, "--dev", &dev], "truncated"),
+        (vec!["run", "--prod", &dev, "--dev", &dev], "same file"),
+        (vec!["plan", "--prod", &junk, "--dev", &dev], "not an SQLite database"),
+        (vec!["replace", "--prod", &missing, "--dev", &dev], "no such file"),
         (
-            vec![
-                "run".into(),
-                "--prod".into(),
-                missing.display().to_string(),
-                "--dev".into(),
-                dev.clone(),
-            ],
-            "no such file".into(),
+            vec!["replace", "--prod", &prod, "--dev", &missing],
+            "missing.db: no such file",
         ),
         (
-            vec![
-                "run".into(),
-                "--prod".into(),
-                prod.clone(),
-                "--dev".into(),
-                missing.display().to_string(),
-            ],
-            "no such file".into(),
+            vec!["staging", "--prod", &prod, "--dev", &dev, "--out", &nowhere],
+            "folder does not exist",
+        ),
+        (vec!["deploy", &missing], "no such file"),
+        (vec!["rollback", "--dev", &dev], "no backup"),
+        (
+            vec!["run", "--prod", &prod, "--dev", &dev, "--rename", "nodot"],
+            "TABLE.OLD=NEW",
+        ),
+        (vec!["run", "--prod", &prod], "--dev"),
+        (
+            vec!["run", "--prod", &prod, "--dev", &dev, "--timeout", "inf"],
+            "expected a number of seconds",
         ),
         (
-            vec![
-                "run".into(),
-                "--prod".into(),
-                folder_path.display().to_string(),
-                "--dev".into(),
-                dev.clone(),
-            ],
-            "is a directory".into(),
+            vec!["staging", "--prod", &prod, "--dev", &dev, "--out", &dev],
+            "same file",
         ),
-        (
-            vec![
-                "run".into(),
-                "--prod".into(),
-                junk.display().to_string(),
-                "--dev".into(),
-                dev.clone(),
-            ],
-            "not an SQLite database".into(),
-        ),
-        (
-            vec![
-                "run".into(),
-                "--prod".into(),
-                truncated.display().to_string(),
-                "--dev".into(),
-                dev.clone(),
-            ],
-            "truncated".into(),
-        ),
-        (
-            vec!["run".into(), "--prod".into(), dev.clone(), "--dev".into(), dev.clone()],
-            "same file".into(),
-        ),
-        (
-            vec![
-                "plan".into(),
-                "--prod".into(),
-                junk.display().to_string(),
-                "--dev".into(),
-                dev.clone(),
-            ],
-            "not an SQLite database".into(),
-        ),
-        (
-            vec![
-                "replace".into(),
-                "--prod".into(),
-                missing.display().to_string(),
-                "--dev".into(),
-                dev.clone(),
-            ],
-            "no such file".into(),
-        ),
-        (
-            vec![
-                "replace".into(),
-                "--prod".into(),
-                prod.clone(),
-                "--dev".into(),
-                missing.display().to_string(),
-            ],
-            "missing.db: no such file".into(),
-        ),
-        (
-            vec![
-                "staging".into(),
-                "--prod".into(),
-                prod.clone(),
-                "--dev".into(),
-                dev.clone(),
-                "--out".into(),
-                shop.dir.path().join("nowhere/x.db").display().to_string(),
-            ],
-            "folder does not exist".into(),
-        ),
-        (
-            vec!["deploy".into(), missing.display().to_string()],
-            "no such file".into(),
-        ),
-        (vec!["rollback".into(), "--dev".into(), dev.clone()], "no backup".into()),
-        (
-            vec![
-                "run".into(),
-                "--prod".into(),
-                prod.clone(),
-                "--dev".into(),
-                dev.clone(),
-                "--rename".into(),
-                "nodot".into(),
-            ],
-            "TABLE.OLD=NEW".into(),
-        ),
-        (vec!["run".into(), "--prod".into(), prod.clone()], "--dev".into()),
-        (
-            vec![
-                "run".into(),
-                "--prod".into(),
-                prod.clone(),
-                "--dev".into(),
-                dev.clone(),
-                "--timeout".into(),
-                "inf".into(),
-            ],
-            "expected a number of seconds".into(),
-        ),
-        (
-            vec![
-                "staging".into(),
-                "--prod".into(),
-                prod.clone(),
-                "--dev".into(),
-                dev.clone(),
-                "--out".into(),
-                dev.clone(),
-            ],
-            "same file".into(),
-        ),
-        (vec!["deploy".into(), junk.display().to_string()], "junk.db".into()),
-        (
-            vec![
-                "snapshot".into(),
-                missing.display().to_string(),
-                shop.dir.path().join("x.db").display().to_string(),
-            ],
-            "no such file".into(),
-        ),
-        (
-            vec!["diff".into(), dev.clone(), junk.display().to_string()],
-            "not an SQLite database".into(),
-        ),
-        (
-            vec!["apply".into(), dev.clone(), truncated.display().to_string()],
-            "truncated".into(),
-        ),
-        (
-            vec!["swap".into(), missing.display().to_string(), dev.clone()],
-            "no such file".into(),
-        ),
+        (vec!["deploy", &junk], "junk.db"),
+        (vec!["snapshot", &missing, &x], "no such file"),
+        (vec!["diff", &dev, &junk], "not an SQLite database"),
+        (vec!["apply", &dev, &truncated], "truncated"),
+        (vec!["swap", &missing, &dev], "no such file"),
     ];
     for (args, expected) in cases {
         let (code, out, err) = run(refresh_dev().args(&args));
         assert_eq!(code, 2, "{args:?}: {out}{err}");
-        assert!(err.contains(&expected), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
         // One line: `refresh-dev: error: ...`, or the tool's own `snapshot: error: ...`, or clap's.
         let first = err.lines().find(|l| l.contains("error:"));
         assert!(
-            first.is_some_and(|l| l.contains(&expected) || l.contains("required")),
+            first.is_some_and(|l| l.contains(expected) || l.contains("required")),
             "{args:?}: {err}"
         );
         assert_eq!((folder(&shop.dev_dir()), folder(&shop.prod_dir())), before, "{args:?}");
