@@ -171,54 +171,54 @@ pub fn remote(mib: u64) -> Result<()> {
     let s = |p: &Path| p.display().to_string();
 
     // 1. The first copy, beside `ssh cat PROD > file && sync`.
-    let cat = median_of_3(
-        "ssh cat PROD > file && sync",
-        &[
-            "sh",
-            "-c",
-            &format!(
-                "{ssh} {}@127.0.0.1 cat {} > {} && sync",
-                user.trim(),
-                s(&prod),
-                s(&cat_copy)
-            ),
-        ],
-        || {
-            remove_db(&cat_copy);
-            Ok(())
-        },
-    )?;
+    let cat_argv = format!(
+        "{ssh} {}@127.0.0.1 cat {} > {} && sync",
+        user.trim(),
+        s(&prod),
+        s(&cat_copy)
+    );
+    let cat_once = || -> Result<f64> {
+        remove_db(&cat_copy);
+        Command::new("sync").status().context("sync")?;
+        Ok(measure("ssh cat PROD > file && sync", &["sh", "-c", &cat_argv])?.seconds)
+    };
     // A first copy: no base beside DEST, nothing at DEST. The whole command
     // (then `sync`), and the part of it that brings PROD into the base (the
     // issue's "first copy"): the same, less the local copy of the base to
-    // DEST, which the report times. The median of three runs each.
-    let first_copy = |ssh: &str, extra: &str, then: &str| -> Result<(f64, f64)> {
-        let mut runs = Vec::new();
-        for _ in 0..3 {
-            remove_db(&copy);
-            remove_db(&base);
-            Command::new("sync").status().context("sync")?;
-            let started = Instant::now();
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "{exe} snapshot {address} {} --ssh '{ssh}' --remote-exe {exe} --json{extra}{then}",
-                    s(&copy)
-                ))
-                .output()?;
-            let seconds = started.elapsed().as_secs_f64();
-            if !out.status.success() {
-                bail!("first copy: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-            let local = report["seconds"].as_f64().unwrap_or(0.0);
-            runs.push((seconds, seconds - local));
+    // DEST, which the report times.
+    let first_once = |ssh: &str, extra: &str, then: &str| -> Result<(f64, f64)> {
+        remove_db(&copy);
+        remove_db(&base);
+        Command::new("sync").status().context("sync")?;
+        let started = Instant::now();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{exe} snapshot {address} {} --ssh '{ssh}' --remote-exe {exe} --json{extra}{then}",
+                s(&copy)
+            ))
+            .output()?;
+        let seconds = started.elapsed().as_secs_f64();
+        if !out.status.success() {
+            bail!("first copy: {}", String::from_utf8_lossy(&out.stderr));
         }
-        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        Ok(runs[1])
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let local = report["seconds"].as_f64().unwrap_or(0.0);
+        Ok((seconds, seconds - local))
     };
-    let first = first_copy(&ssh, "", " && sync")?;
-    let first_in_place = first_copy(&ssh, " --no-private-copy", " && sync")?;
+    // Five rounds of the three, taken in turn so that the machine's drift
+    // weighs on each alike; the median of each.
+    let (mut cats, mut firsts, mut in_places) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        cats.push((cat_once()?, 0.0));
+        firsts.push(first_once(&ssh, "", " && sync")?);
+        in_places.push(first_once(&ssh, " --no-private-copy", " && sync")?);
+    }
+    let median = |mut runs: Vec<(f64, f64)>| {
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        runs[runs.len() / 2]
+    };
+    let (cat, first, first_in_place) = (median(cats).0, median(firsts), median(in_places));
 
     // 2. About 1% of PROD's pages change: what a second refresh moves,
     // beside rsync --no-whole-file for the same change over the same link.
@@ -292,7 +292,8 @@ pub fn remote(mib: u64) -> Result<()> {
         &format!("#!/bin/sh\n{ssh} \"$@\" | python3 {}\n", relay.display()),
     )?;
     let slow = s(&slow_ssh);
-    let slow_first = first_copy(&slow, "", "")?.0;
+    // Over the slow link, the median of three.
+    let slow_first = median((0..3).map(|_| first_once(&slow, "", "")).collect::<Result<_>>()?).0;
     let slow_cat = median_of_3(
         "ssh cat PROD > file at 100 Mbit/s",
         &[
@@ -413,22 +414,22 @@ pub fn remote(mib: u64) -> Result<()> {
     println!(
         "| first copy: `snapshot` to DEST, then sync | {:.3} s | ssh cat > file && sync: {:.3} s | {:.2}x |",
         first.0,
-        cat.seconds,
-        first.0 / cat.seconds
+        cat,
+        first.0 / cat
     );
     println!(
         "| first copy into the base (the same, less the local copy to DEST) | {:.3} s | ssh cat > file && sync: {:.3} s | {:.2}x |",
         first.1,
-        cat.seconds,
-        first.1 / cat.seconds
+        cat,
+        first.1 / cat
     );
     println!(
         "| the same with --no-private-copy: to DEST / into the base | {:.3} s / {:.3} s | ssh cat > file && sync: {:.3} s | {:.2}x / {:.2}x |",
         first_in_place.0,
         first_in_place.1,
-        cat.seconds,
-        first_in_place.0 / cat.seconds,
-        first_in_place.1 / cat.seconds
+        cat,
+        first_in_place.0 / cat,
+        first_in_place.1 / cat
     );
     let pages = format!(
         "{} of {} pages",

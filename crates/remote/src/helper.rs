@@ -360,7 +360,8 @@ impl PageSet {
 
 /// Sends `pages` in zstd-compressed frames of about 1 MiB. Consecutive pages
 /// are read together, in one call, straight into the frame. The buffers and
-/// the compression context serve every frame. (Compressing in worker
+/// the compression context serve every frame, and the compression level
+/// follows what limits the transfer ([`Level`]). (Compressing in worker
 /// threads while this one writes measured no faster on a 2-core loopback,
 /// where ssh, sshd and the client share the cores.)
 fn send_pages(
@@ -370,21 +371,86 @@ fn send_pages(
     mut in_order: Option<&mut InOrder>,
 ) -> io::Result<()> {
     let per_frame = ((1 << 20) / u64::from(source.page_size())).max(1) as usize;
-    let mut compressor = zstd::bulk::Compressor::new(1)?;
+    let mut level = Level::default();
+    let mut compressor = zstd::bulk::Compressor::new(level.get())?;
     let (mut chunk, mut raw, mut packed) = (Vec::with_capacity(per_frame), Vec::new(), Vec::new());
     let mut all = pages.iter().peekable();
     while all.peek().is_some() {
+        let started = Instant::now();
         chunk.clear();
         chunk.extend(all.by_ref().take(per_frame));
         read_frame(source, &chunk, in_order.as_deref_mut(), &mut raw)?;
         packed.clear();
         packed.reserve(zstd::zstd_safe::compress_bound(raw.len()));
         compressor.compress_to_buffer(&raw[..], &mut packed)?;
-        Out::default()
+        let made = Instant::now();
+        let bytes = Out::default()
             .u32(raw.len() as u32)
             .send_with(Kind::Data, &packed, output)?;
+        if let Some(next) = level.after(made - started, made.elapsed(), bytes) {
+            compressor.set_compression_level(next)?;
+        }
     }
     Ok(())
+}
+
+/// The zstd level of the next Data frames, adapted as `zstd --adapt` does,
+/// to what limits the transfer. Every [`Level::WINDOW`] frames it compares
+/// how long writing them waited with how long making them took (reading,
+/// hashing, compressing):
+/// - writes waited more than twice as long as making: the link limits the
+///   transfer, and a stronger level sends fewer bytes (up to level 1, zstd's
+///   best ratio per CPU second on database pages);
+/// - writes waited less than making took: making frames limits it (a link
+///   faster than level 1 compresses, such as a loopback where ssh and sshd
+///   share the CPU), and a faster level sends sooner. Not before
+///   [`Level::SETTLED`] bytes were written: until the pipe, ssh's buffers
+///   and the sockets' are full, a write never waits, however slow the link.
+///
+/// One step at a time. Every level makes an ordinary zstd frame: the client
+/// needs to know nothing of it.
+#[derive(Debug, Default)]
+struct Level {
+    /// Into [`LEVELS`].
+    at: usize,
+    frames: u32,
+    make: Duration,
+    write: Duration,
+    written: u64,
+}
+
+/// From the strongest to the fastest.
+const LEVELS: [i32; 6] = [1, -1, -3, -7, -20, -100];
+
+impl Level {
+    const WINDOW: u32 = 4;
+    /// Bytes written before a write that did not wait says anything of the
+    /// link (buffers on the way measured at up to about 8 MiB on loopback).
+    const SETTLED: u64 = 16 << 20;
+
+    fn get(&self) -> i32 {
+        LEVELS[self.at]
+    }
+
+    /// The level for the next frame, if it changes, given how long this
+    /// frame took to make, how long writing it waited, and its size.
+    fn after(&mut self, make: Duration, write: Duration, bytes: u64) -> Option<i32> {
+        self.frames += 1;
+        self.written += bytes;
+        self.make += make;
+        self.write += write;
+        if self.frames < Self::WINDOW {
+            return None;
+        }
+        let was = self.at;
+        if self.write > self.make * 2 {
+            self.at = self.at.saturating_sub(1);
+        } else if self.write < self.make && self.written >= Self::SETTLED {
+            self.at = (self.at + 1).min(LEVELS.len() - 1);
+        }
+        (self.frames, self.make, self.write) = (0, Duration::ZERO, Duration::ZERO);
+        (self.at != was).then(|| self.get())
+    }
 }
 
 /// One frame's payload into `raw`: the pages' count, their numbers, their bytes.
@@ -436,6 +502,40 @@ mod tests {
             }
             Ok(())
         }
+    }
+
+    /// Four frames of 1 MiB: how long making each took, how long writing it waited.
+    fn window(level: &mut Level, make_ms: u64, write_ms: u64) -> Option<i32> {
+        let (make, write) = (Duration::from_millis(make_ms), Duration::from_millis(write_ms));
+        (0..Level::WINDOW)
+            .map(|_| level.after(make, write, 1 << 20))
+            .last()
+            .flatten()
+    }
+
+    #[test]
+    fn the_level_follows_what_limits_the_transfer() {
+        let mut level = Level::default();
+        assert_eq!(level.get(), 1, "it starts at zstd's level 1");
+        // Within a window, nothing changes.
+        assert_eq!(level.after(Duration::from_millis(3), Duration::ZERO, 1 << 20), None);
+        let mut level = Level::default();
+        // Writes that never wait while the buffers on the way fill say nothing of the link.
+        let went: Vec<_> = (0..3).map(|_| window(&mut level, 3, 0)).collect();
+        assert_eq!(went, [None; 3], "12 MiB written");
+        // Then writes that hardly wait: making frames is what limits; faster, one step at a time.
+        let went: Vec<_> = (0..8).map(|_| window(&mut level, 3, 1)).collect();
+        assert_eq!(
+            went,
+            [Some(-1), Some(-3), Some(-7), Some(-20), Some(-100), None, None, None]
+        );
+        // Writes waiting between one and two times the making: balanced, it stays.
+        assert_eq!(window(&mut level, 2, 3), None);
+        assert_eq!(level.get(), -100);
+        // Writes waiting long (a slow link): stronger, back to level 1 and no further.
+        let went: Vec<_> = (0..7).map(|_| window(&mut level, 2, 30)).collect();
+        assert_eq!(went, [Some(-20), Some(-7), Some(-3), Some(-1), Some(1), None, None]);
+        assert_eq!(level.get(), 1);
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!   `~/.ssh/config`, the agent, `known_hosts` and ProxyJump apply; never a
 //!   prompt: `BatchMode=yes`), sends the hashes of the base it kept from the
 //!   last refresh, by groups and then by page where a group differs, and
-//!   receives only the differing pages, zstd-compressed. The result is
+//!   receives only the differing pages, zstd-compressed (the helper adapts
+//!   the level to whether the link or the compressing is the slow part).
+//!   The result is
 //!   checked against the helper's whole-file hash before it replaces the
 //!   base, atomically.
 //!
