@@ -21,7 +21,7 @@ use sqlite_file::sidefile::{self, Found, SideFileError};
 use sqlite_file::FileError;
 
 use crate::digest::{digest_pages, group_range, hash_pages, tree, InOrder, GROUP_PAGES};
-use crate::frame::{runs, In, Kind, Out, MAGIC, PAGE_HASH_GROUPS, PROTOCOL};
+use crate::frame::{runs, In, Kind, Out, HAS_BASE, IN_PLACE, MAGIC, PAGE_HASH_GROUPS, PROTOCOL};
 use crate::helper::FilePages;
 use crate::{Error, RemoteFile};
 
@@ -409,9 +409,9 @@ struct Info {
     job_result: Vec<u8>,
 }
 
-/// Opens the link, shakes hands, asks for `fetch.remote` with the job, and
-/// reads the helper's description of its copy.
-fn open_and_describe(fetch: &Fetch) -> Result<(Link, String, Info), Error> {
+/// Opens the link, shakes hands, asks for `fetch.remote` with the job (and
+/// says whether a base is kept), and reads the helper's description of its copy.
+fn open_and_describe(fetch: &Fetch, has_base: bool) -> Result<(Link, String, Info), Error> {
     let mut link = Link::open(fetch)?;
     let helper_version = link.handshake(fetch.remote_exe)?;
     link.send(
@@ -419,7 +419,7 @@ fn open_and_describe(fetch: &Fetch) -> Result<(Link, String, Info), Error> {
             .str(&fetch.remote.path)
             .u64(fetch.wait.as_millis() as u64)
             .bytes(fetch.job)
-            .u8(u8::from(fetch.in_place)),
+            .u8(if fetch.in_place { IN_PLACE } else { 0 } | if has_base { HAS_BASE } else { 0 }),
         Kind::Open,
     )?;
     let mut frame = link.read(Kind::Info)?;
@@ -456,7 +456,7 @@ pub struct Answer {
 /// answer, with no page sent: what `plan` asks, so that no table data moves.
 pub fn ask(fetch: &Fetch) -> Result<Answer, Error> {
     let started = Instant::now();
-    let (mut link, helper_version, info) = open_and_describe(fetch)?;
+    let (mut link, helper_version, info) = open_and_describe(fetch, false)?;
     link.said_bye = link.send(Out::default(), Kind::Bye).is_ok();
     Ok(Answer {
         transfer: Transfer {
@@ -496,7 +496,7 @@ pub fn fetch(fetch: &Fetch, base: &Path, observer: &mut dyn Observer) -> Result<
         false => None,
     };
 
-    let (mut link, helper_version, info) = open_and_describe(fetch)?;
+    let (mut link, helper_version, info) = open_and_describe(fetch, old.is_some())?;
     let Info {
         page_size,
         pages,

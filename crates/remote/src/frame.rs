@@ -6,7 +6,7 @@
 use std::io::{self, Read, Write};
 
 /// The protocol's version: both sides must speak the same one.
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 /// What the helper says first, before its version.
 pub const MAGIC: &[u8; 20] = b"refresh-dev remote\0\x01";
 /// The most groups whose page hashes one `PageHashes` frame holds (4 MiB of
@@ -14,6 +14,12 @@ pub const MAGIC: &[u8; 20] = b"refresh-dev remote\0\x01";
 pub const PAGE_HASH_GROUPS: usize = 1024;
 /// The largest frame either side accepts.
 pub const MAX_FRAME: u32 = 64 << 20;
+/// `Open`'s flags: serve PROD in place, with no private copy.
+pub const IN_PLACE: u8 = 1;
+/// `Open`'s flags: the client holds a base and will send its groups'
+/// hashes, so the helper hashes its own groups ahead, beside the exchange.
+/// Without it (a first copy, a plan's question) no group is hashed ahead.
+pub const HAS_BASE: u8 = 2;
 
 /// The kinds of frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +28,7 @@ pub enum Kind {
     /// Helper: MAGIC, protocol, its version, OS, architecture.
     Hello = 1,
     /// Client: the remote path, the wait for PROD's writers (ms), the job,
-    /// and flags (bit 0: serve PROD in place, with no private copy).
+    /// and flags ([`IN_PLACE`], [`HAS_BASE`]).
     Open = 2,
     /// Helper: a refusal or a failure (exit status, code, message).
     Error = 3,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::digest::{digest_pages, group_digests, group_range, hash_pages, tree, InOrder, GROUP_PAGES};
-use crate::frame::{runs, In, Kind, Out, MAGIC, PROTOCOL};
+use crate::frame::{runs, In, Kind, Out, HAS_BASE, IN_PLACE, MAGIC, PROTOCOL};
 
 /// Why the helper could not copy PROD, as the client reports it.
 #[derive(Debug, Clone)]
@@ -162,7 +162,8 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     };
     expect(&open, Kind::Open)?;
     let (path, wait, job) = (open.str()?, Duration::from_millis(open.u64()?), open.bytes()?);
-    let in_place = open.u8()? & 1 == 1;
+    let flags = open.u8()?;
+    let in_place = flags & IN_PLACE != 0;
     // Nothing is written on this host when PROD itself is served in place
     // (a job's output, masked or counted, still needs the private folder).
     let private = if in_place && job.is_empty() {
@@ -192,11 +193,14 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     };
     let copy_seconds = started.elapsed();
     // Every group's hash, once: what the base's groups are compared with,
-    // and the whole-file hash's leaves. A private copy's are computed beside
-    // the exchange (its own handle); PROD read in place (one SQLite
-    // connection) has them computed when first needed.
+    // and the whole-file hash's leaves. For a client with a base, a private
+    // copy's are computed beside the exchange (its own handle). Otherwise
+    // (PROD read in place: one SQLite connection; a first copy; a plan's
+    // question) they are computed when first needed: a first copy's pages
+    // are hashed as they are sent, and a plan needs none.
     let (source, mut digests): (Box<dyn Pages>, Digests) = match served.in_place {
         Some(pages) => (pages, Digests::Later),
+        None if flags & HAS_BASE == 0 => (Box::new(FilePages::open(&copy)?), Digests::Later),
         None => {
             let own = FilePages::open(&copy)?;
             let thread = std::thread::spawn(move || group_digests(&own));
@@ -273,9 +277,9 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write, version: &str, make
     for p in base_pages..pages {
         send.insert(p);
     }
-    // PROD read in place, sending every page (a first copy): hashed as sent.
-    let first_copy_in_place = matches!(digests, Digests::Later) && send.len() == pages;
-    let mut in_order = first_copy_in_place.then(|| InOrder::new(source.page_size()));
+    // Every page sent, and no group hashed yet (a first copy): hashed as sent.
+    let hash_as_sent = matches!(digests, Digests::Later) && send.len() == pages;
+    let mut in_order = hash_as_sent.then(|| InOrder::new(source.page_size()));
     send_pages(&*source, &send, output, in_order.as_mut())?;
     let whole = match in_order.and_then(|h| h.finish(source.page_size(), pages)) {
         Some(whole) => whole,
