@@ -429,7 +429,9 @@ const LEVELS: [i32; 6] = [1, -1, -3, -7, -20, -100];
 impl Level {
     const WINDOW: u32 = 4;
     /// Bytes written before a write that did not wait says anything of the
-    /// link (buffers on the way measured at up to about 8 MiB on loopback).
+    /// link: the buffers on the way (the pipe, ssh's, the sockets') took 4
+    /// to 7 MB on the bench's throttled loopback, more where the link's
+    /// bandwidth-delay product is larger.
     const SETTLED: u64 = 16 << 20;
 
     fn get(&self) -> i32 {
