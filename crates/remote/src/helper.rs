@@ -545,6 +545,29 @@ mod tests {
     }
 
     #[test]
+    fn every_level_makes_frames_the_client_reads() {
+        // Text-like pages, as the client's decompressor gets them: one
+        // context, its level changed between frames, as send_pages does.
+        let raw: Vec<u8> = (0..1u32 << 18)
+            .flat_map(|i| format!("row {} name-{} ", i % 977, i.wrapping_mul(2654435761) % 10007).into_bytes())
+            .take(1 << 20)
+            .collect();
+        let mut compressor = zstd::bulk::Compressor::new(LEVELS[0]).expect("compressor");
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("decompressor");
+        let mut sizes = Vec::new();
+        for level in LEVELS {
+            compressor.set_compression_level(level).expect("level");
+            let packed = compressor.compress(&raw).expect("compress");
+            let unpacked = decompressor.decompress(&packed, raw.len()).expect("decompress");
+            assert!(unpacked == raw, "level {level}");
+            sizes.push(packed.len());
+        }
+        // From the strongest to the fastest: never fewer bytes.
+        assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{sizes:?}");
+        assert!(sizes[0] < sizes[LEVELS.len() - 1], "{sizes:?}");
+    }
+
+    #[test]
     fn page_hashes_may_come_over_several_frames() {
         let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
         let helper = std::thread::spawn(move || {
