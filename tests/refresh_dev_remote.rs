@@ -975,3 +975,42 @@ fn ssh_gets_the_commands_words_then_batch_mode_the_port_the_host_and_the_helper(
         assert_eq!(got, want, "{address}");
     }
 }
+
+#[test]
+fn every_command_refuses_to_write_a_remote_file_before_starting_ssh() {
+    let dir = tempdir();
+    let prod = dir.path().join("prod.db");
+    make_db(&prod, "wal", "CREATE TABLE t(a); INSERT INTO t VALUES (1);");
+    // An ssh that leaves a mark if it is ever started.
+    let mark = dir.path().join("ssh-started");
+    let ssh = script(dir.path(), "ssh", &format!("touch '{}'; exit 255", mark.display()));
+    let p = prod.to_str().expect("utf-8");
+    let cases: [&[&str]; 6] = [
+        &["run", "--prod", p, "--dev", "devhost:dev.db"],
+        &[
+            "staging",
+            "--prod",
+            p,
+            "--dev",
+            "ssh://devhost/srv/dev.db",
+            "--out",
+            "staging.db",
+        ],
+        &["replace", "--prod", p, "--dev", "me@devhost:dev.db"],
+        &["rollback", "--dev", "devhost:dev.db"],
+        &["snapshot", p, "devhost:copy.db"],
+        &["plan", "--prod", p, "--dev", "devhost:dev.db"],
+    ];
+    for args in cases {
+        let mut command = refresh_dev();
+        command.current_dir(dir.path()).args(args);
+        if args[0] != "rollback" {
+            command.arg("--ssh").arg(&ssh);
+        }
+        let (code, _, err) = run(&mut command);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("can only be read"), "{args:?}: {err}");
+        assert!(!mark.exists(), "{args:?}: ssh was started");
+    }
+    assert_eq!(names(dir.path()), ["prod.db", "ssh"], "nothing else made");
+}

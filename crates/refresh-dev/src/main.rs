@@ -699,7 +699,14 @@ fn print_report(report: &Report, output: &Output) -> Exit {
 fn rollback(args: &RollbackArgs) -> Exit {
     args.output.print.colour_errors();
     let dev = sqlite_file::fs::resolve_link(&args.dev);
-    let report = match log_is_not_a_file_of_the_run(&args.output, std::slice::from_ref(&dev)) {
+    let remote_dev = match remote::Address::of_path(&args.dev) {
+        Ok(remote::Address::Remote(r)) => Err(refresh_dev::Error::Usage(format!(
+            "{r}: a remote file can only be read; DEV stays local: run refresh-dev on DEV's host"
+        ))),
+        _ => Ok(()),
+    };
+    let report = match remote_dev.and_then(|()| log_is_not_a_file_of_the_run(&args.output, std::slice::from_ref(&dev)))
+    {
         Err(e) => refused("rollback", false, &e),
         Ok(()) => match Terminal::new(&args.output) {
             Ok(mut terminal) => {
