@@ -977,7 +977,7 @@ fn ssh_gets_the_commands_words_then_batch_mode_the_port_the_host_and_the_helper(
 }
 
 #[test]
-fn every_command_refuses_to_write_a_remote_file_before_starting_ssh() {
+fn every_command_refuses_to_write_a_remote_file_and_the_tools_take_local_files_only() {
     let dir = tempdir();
     let prod = dir.path().join("prod.db");
     make_db(&prod, "wal", "CREATE TABLE t(a); INSERT INTO t VALUES (1);");
@@ -985,31 +985,36 @@ fn every_command_refuses_to_write_a_remote_file_before_starting_ssh() {
     let mark = dir.path().join("ssh-started");
     let ssh = script(dir.path(), "ssh", &format!("touch '{}'; exit 255", mark.display()));
     let p = prod.to_str().expect("utf-8");
-    let cases: [&[&str]; 6] = [
-        &["run", "--prod", p, "--dev", "devhost:dev.db"],
-        &[
-            "staging",
-            "--prod",
-            p,
-            "--dev",
-            "ssh://devhost/srv/dev.db",
-            "--out",
-            "staging.db",
-        ],
-        &["replace", "--prod", p, "--dev", "me@devhost:dev.db"],
-        &["rollback", "--dev", "devhost:dev.db"],
-        &["snapshot", p, "devhost:copy.db"],
-        &["plan", "--prod", p, "--dev", "devhost:dev.db"],
+    let (written, local_only) = ("can only be read", "takes local files only (./devhost:dev.db");
+    let staging = [
+        "staging",
+        "--prod",
+        p,
+        "--dev",
+        "ssh://devhost/srv/dev.db",
+        "--out",
+        "s.db",
     ];
-    for args in cases {
+    let cases: [(&[&str], &str); 9] = [
+        (&["run", "--prod", p, "--dev", "devhost:dev.db"], written),
+        (&staging, written),
+        (&["replace", "--prod", p, "--dev", "me@devhost:dev.db"], written),
+        (&["rollback", "--dev", "devhost:dev.db"], written),
+        (&["snapshot", p, "devhost:copy.db"], written),
+        (&["plan", "--prod", p, "--dev", "devhost:dev.db"], written),
+        (&["swap", p, "devhost:dev.db"], local_only),
+        (&["apply", p, "devhost:dev.db"], local_only),
+        (&["diff", p, "devhost:dev.db"], local_only),
+    ];
+    for (args, says) in cases {
         let mut command = refresh_dev();
         command.current_dir(dir.path()).args(args);
-        if args[0] != "rollback" {
+        if ["run", "staging", "replace", "snapshot", "plan"].contains(&args[0]) {
             command.arg("--ssh").arg(&ssh);
         }
         let (code, _, err) = run(&mut command);
         assert_eq!(code, 2, "{args:?}: {err}");
-        assert!(err.contains("can only be read"), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
         assert!(!mark.exists(), "{args:?}: ssh was started");
     }
     assert_eq!(names(dir.path()), ["prod.db", "ssh"], "nothing else made");

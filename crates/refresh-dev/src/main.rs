@@ -379,6 +379,25 @@ struct RollbackArgs {
     output: Output,
 }
 
+/// `diff`, `apply` and `swap` take local files only. Within refresh-dev, a
+/// `:` before any `/` makes a path an address on another host, as with scp,
+/// so `host:path` is refused here (exit 2) rather than read or written as a
+/// local file of that name, which is `./host:path`.
+fn local_only(command: &str, json: bool, paths: &[&Path]) -> Option<Exit> {
+    let remote = paths.iter().find_map(|p| match remote::Address::of_path(p) {
+        Ok(remote::Address::Remote(r)) => Some((r, *p)),
+        _ => None,
+    })?;
+    let (r, path) = remote;
+    let message = format!(
+        "{r}: `refresh-dev {command}` takes local files only (./{} is a local file of that name); \
+         bring a remote PROD here with `refresh-dev snapshot {r} LOCAL.db`",
+        path.display()
+    );
+    cli_support::fail(json, command, Exit::BadInput.code(), "usage", &message, None);
+    Some(Exit::BadInput)
+}
+
 fn main() -> ExitCode {
     let cli = match cli_support::parse::<Cli>("refresh-dev") {
         Ok(cli) => cli,
@@ -386,10 +405,15 @@ fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Command::Snapshot(cmd) => snapshot_command(cmd),
-        Command::Diff(args) => schema_diff::cli::run(&args, args.mode(schema_diff::cli::Mode::Diff)),
+        Command::Diff(args) => local_only("diff", args.output.json, &[&args.dev, &args.target])
+            .unwrap_or_else(|| schema_diff::cli::run(&args, args.mode(schema_diff::cli::Mode::Diff))),
         // `apply` applies unless told `--sql`, which prints and writes nothing.
-        Command::Apply(args) => schema_diff::cli::run(&args, args.mode(schema_diff::cli::Mode::Apply)),
-        Command::Swap(args) => swap::cli::run(&args),
+        Command::Apply(args) => local_only("apply", args.output.json, &[&args.dev, &args.target])
+            .unwrap_or_else(|| schema_diff::cli::run(&args, args.mode(schema_diff::cli::Mode::Apply))),
+        Command::Swap(args) => {
+            let paths: Vec<&Path> = args.paths.iter().map(PathBuf::as_path).collect();
+            local_only("swap", args.output.json, &paths).unwrap_or_else(|| swap::cli::run(&args))
+        }
         Command::Rollback(args) => rollback(&args),
         Command::RemoteHelper => remote_helper::serve(),
         Command::Scan(args) => scan::scan(&args),
