@@ -91,21 +91,38 @@ impl Pii {
         self.dir.path().join("dev")
     }
 
-    fn run(&self, command: &str, extra: &[&str]) -> (i32, String, String) {
-        run(refresh_dev()
-            .arg(command)
+    fn command(&self, command: &str, extra: &[&str]) -> Command {
+        let mut cmd = refresh_dev();
+        cmd.arg(command)
             .arg("--prod")
             .arg(&self.prod)
             .arg("--dev")
             .arg(&self.dev)
-            .args(extra))
+            .args(extra);
+        cmd
     }
 
-    fn with_rules(&self, command: &str, extra: &[&str]) -> (i32, String, String) {
+    /// `command` with `--rules` and `extra`, to run or spawn.
+    fn command_with_rules(&self, command: &str, extra: &[&str]) -> Command {
         let rules = self.rules.to_string_lossy().into_owned();
         let mut args = vec!["--rules", rules.as_str()];
         args.extend_from_slice(extra);
-        self.run(command, &args)
+        self.command(command, &args)
+    }
+
+    fn with_rules(&self, command: &str, extra: &[&str]) -> (i32, String, String) {
+        run(&mut self.command_with_rules(command, extra))
+    }
+
+    /// More customers in PROD, ids 1000 to `last`: a masked copy that takes a while.
+    fn grow(&self, last: u32) {
+        let conn = rusqlite::Connection::open(&self.prod).expect("open");
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1000 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO customers SELECT i, 'Original Person ' || i, 'person' || i || '@realmail.example', NULL, NULL FROM n",
+            [last],
+        )
+        .expect("rows");
     }
 
     fn key(&self) -> PathBuf {
@@ -782,20 +799,10 @@ fn a_shared_mask_key_masks_two_devs_alike_and_is_made_once_with_mode_0600() {
 fn ctrl_c_stops_a_masked_copy_and_leaves_nothing_behind() {
     let pii = Pii::new("wal");
     // Enough rows that the masked copy is still being built when the signal comes.
-    let conn = rusqlite::Connection::open(&pii.prod).expect("open");
-    conn.execute_batch(
-        "WITH RECURSIVE n(i) AS (SELECT 1000 UNION ALL SELECT i + 1 FROM n WHERE i < 400000)
-         INSERT INTO customers SELECT i, 'Original Person ' || i, 'person' || i || '@realmail.example', NULL, NULL FROM n;",
-    )
-    .expect("rows");
-    drop(conn);
+    pii.grow(400_000);
     let dev_folder = folder(&pii.dev_dir());
-    let rules = pii.rules.to_string_lossy().into_owned();
-    let child = refresh_dev()
-        .args(["run", "--json", "--rules", &rules, "--prod"])
-        .arg(&pii.prod)
-        .arg("--dev")
-        .arg(&pii.dev)
+    let child = pii
+        .command_with_rules("run", &["--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -813,22 +820,9 @@ fn ctrl_c_stops_a_masked_copy_and_leaves_nothing_behind() {
 fn after_kill_9_mid_masked_copy_dev_is_whole_and_the_next_run_cleans_up_and_keeps_the_key() {
     // A rollback-mode PROD: the run first copies it privately beside DEV.
     let pii = Pii::new("delete");
-    let conn = rusqlite::Connection::open(&pii.prod).expect("open");
-    conn.execute_batch(
-        "WITH RECURSIVE n(i) AS (SELECT 1000 UNION ALL SELECT i + 1 FROM n WHERE i < 150000)
-         INSERT INTO customers SELECT i, 'Original Person ' || i, 'person' || i || '@realmail.example', NULL, NULL FROM n;",
-    )
-    .expect("rows");
-    drop(conn);
+    pii.grow(150_000);
     let dev_before = std::fs::read(&pii.dev).expect("dev");
-    let rules = pii.rules.to_string_lossy().into_owned();
-    let mut child = refresh_dev()
-        .args(["run", "--quiet", "--rules", &rules, "--prod"])
-        .arg(&pii.prod)
-        .arg("--dev")
-        .arg(&pii.dev)
-        .spawn()
-        .expect("spawn");
+    let mut child = pii.command_with_rules("run", &["--quiet"]).spawn().expect("spawn");
     let started = |name: &str| names(&pii.dev_dir()).iter().any(|n| n.contains(name));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !(started("refresh-mask-source") || started("refresh-staging")) {
