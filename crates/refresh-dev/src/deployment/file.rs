@@ -303,12 +303,17 @@ impl StepToml {
                 Ok(())
             }
         };
+        // `from` and `to`: two files, not the same one.
+        let from_to = || -> Result<(usize, usize), String> {
+            let (from, to) = (file("from", &self.from)?, file("to", &self.to)?);
+            distinct(from, to)?;
+            Ok((from, to))
+        };
         match op {
             OpToml::Snapshot => {
                 not_for(&apply_keys)?;
                 not_for(&swap_keys)?;
-                let (from, to) = (file("from", &self.from)?, file("to", &self.to)?);
-                distinct(from, to)?;
+                let (from, to) = from_to()?;
                 Ok(Operation::Snapshot {
                     from,
                     to,
@@ -350,8 +355,7 @@ impl StepToml {
             OpToml::Swap => {
                 not_for(&snapshot_keys)?;
                 not_for(&apply_keys)?;
-                let (from, to) = (file("from", &self.from)?, file("to", &self.to)?);
-                distinct(from, to)?;
+                let (from, to) = from_to()?;
                 Ok(Operation::Swap {
                     from,
                     to,
@@ -361,8 +365,7 @@ impl StepToml {
             OpToml::Replace => {
                 not_for(&apply_keys)?;
                 not_for(&[("verify", self.verify.is_some())])?;
-                let (from, to) = (file("from", &self.from)?, file("to", &self.to)?);
-                distinct(from, to)?;
+                let (from, to) = from_to()?;
                 Ok(Operation::Replace {
                     from,
                     to,
