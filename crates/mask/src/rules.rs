@@ -368,42 +368,39 @@ impl Rules {
     pub fn check_on_data(&self, conn: &Connection, shown: &Rules) -> Result<(), Error> {
         let tables = schema::table_names(conn).map_err(|e| Error::sqlite(&self.path, "read the schema", e))?;
         let has = |t: &str| tables.iter().any(|n| n.eq_ignore_ascii_case(t));
+        // `sql` must prepare on the data; if not, the rule's line and `what` is wrong.
+        let prepares = |sql: String, line, what: String| {
+            conn.prepare(&sql)
+                .map(drop)
+                .map_err(|e| Error::rules(&self.path, line, &format!("{what}: {}", crate::message(&e))))
+        };
         for (m, said) in self.masks.iter().zip(&shown.masks) {
             let Rule::Sql(expr) = &m.rule else { continue };
             if !has(&m.table) {
                 continue;
             }
-            conn.prepare(&format!("SELECT ({expr}) FROM main.{}", schema::quote(&m.table)))
-                .map_err(|e| {
-                    Error::rules(
-                        &self.path,
-                        said.line,
-                        &format!(
-                            "[mask] \"{}.{}\": the expression runs on PROD's rows as they are copied, before the migration, and is not valid there: {}",
-                            said.table,
-                            said.column,
-                            crate::message(&e)
-                        ),
-                    )
-                })?;
+            prepares(
+                format!("SELECT ({expr}) FROM main.{}", schema::quote(&m.table)),
+                said.line,
+                format!(
+                    "[mask] \"{}.{}\": the expression runs on PROD's rows as they are copied, before the migration, and is not valid there",
+                    said.table, said.column
+                ),
+            )?;
         }
         for (s, said) in self.subsets.iter().zip(&shown.subsets) {
             let Filter::Where(w) = &s.filter else { continue };
             if !has(&s.table) {
                 continue;
             }
-            conn.prepare(&format!("SELECT 1 FROM main.{} WHERE ({w})", schema::quote(&s.table)))
-                .map_err(|e| {
-                    Error::rules(
-                        &self.path,
-                        said.line,
-                        &format!(
-                            "[subset] {}: the filter runs on PROD's rows as they are copied, before the migration, and is not valid there (name PROD's columns): {}",
-                            said.table,
-                            crate::message(&e)
-                        ),
-                    )
-                })?;
+            prepares(
+                format!("SELECT 1 FROM main.{} WHERE ({w})", schema::quote(&s.table)),
+                said.line,
+                format!(
+                    "[subset] {}: the filter runs on PROD's rows as they are copied, before the migration, and is not valid there (name PROD's columns)",
+                    said.table
+                ),
+            )?;
         }
         Ok(())
     }
