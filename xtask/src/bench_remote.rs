@@ -286,12 +286,16 @@ pub fn remote(mib: u64) -> Result<()> {
         &relay,
         "import os, sys, time\nrate = 12.5e6\nstart = time.monotonic(); sent = 0\nwhile True:\n    b = os.read(0, 65536)\n    if not b:\n        break\n    os.write(1, b); sent += len(b)\n    ahead = sent / rate - (time.monotonic() - start)\n    if ahead > 0:\n        time.sleep(ahead)\n",
     )?;
-    let slow_ssh = dir.join("slow-ssh");
-    executable(
-        &slow_ssh,
-        &format!("#!/bin/sh\n{ssh} \"$@\" | python3 {}\n", relay.display()),
-    )?;
-    let slow = s(&slow_ssh);
+    // `ssh` (the command) behind the relay: a script at `name`, returned as a path.
+    let throttled = |name: &str, ssh: &str| -> Result<String> {
+        let path = dir.join(name);
+        executable(
+            &path,
+            &format!("#!/bin/sh\n{ssh} \"$@\" | python3 {}\n", relay.display()),
+        )?;
+        Ok(s(&path))
+    };
+    let slow = throttled("slow-ssh", &ssh)?;
     // Over the slow link, the median of three.
     let slow_first = median((0..3).map(|_| first_once(&slow, "", "")).collect::<Result<_>>()?).0;
     let slow_cat = median_of_3(
@@ -326,12 +330,7 @@ pub fn remote(mib: u64) -> Result<()> {
         "{ssh} -o ControlMaster=auto -o ControlPath={}/cm-%C -o ControlPersist=120",
         s(&dir)
     );
-    let slow_shared_ssh = dir.join("slow-ssh-shared");
-    executable(
-        &slow_shared_ssh,
-        &format!("#!/bin/sh\n{shared} \"$@\" | python3 {}\n", relay.display()),
-    )?;
-    let slow_shared = s(&slow_shared_ssh);
+    let slow_shared = throttled("slow-ssh-shared", &shared)?;
     // The master: opened once, before the refresh.
     let opened = Command::new("sh")
         .arg("-c")
