@@ -452,8 +452,9 @@ pub struct Answer {
     pub mode: u32,
 }
 
-/// Asks the helper to do `fetch.job` on its private copy of PROD and
-/// answer, with no page sent: what `plan` asks, so that no table data moves.
+/// Asks the helper to do `fetch.job` on its private copy of PROD (in place:
+/// on PROD, read-only) and answer, with no page sent: what `plan` asks, so
+/// that no table data moves.
 pub fn ask(fetch: &Fetch) -> Result<Answer, Error> {
     let started = Instant::now();
     let (mut link, helper_version, info) = open_and_describe(fetch, false)?;

@@ -7,7 +7,10 @@
 //! folder; PROD's lock is held only for that local copy, so its writers
 //! never wait for the network. Every later read, hash and page comes from
 //! that copy, which is removed when the helper ends (and, if a helper was
-//! killed, by the next helper of the same user).
+//! killed, by the next helper of the same user). With `--no-private-copy`
+//! (`IN_PLACE`), `make_copy` instead gives a WAL-mode PROD's pages read in
+//! place, in one read transaction held for the exchange, and nothing is
+//! written on this host.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
